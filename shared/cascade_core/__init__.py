@@ -1,0 +1,83 @@
+"""cascade_core — framework-free LLM cascades driven by the small model's token-level uncertainty.
+
+Example:
+    >>> from cascade_core import Cascade, ThresholdRule
+    >>> from cascade_core.testing import ScriptedModel
+    >>> cascade = Cascade([ScriptedModel("Paris", confidence=0.2), ScriptedModel("Paris, France")],
+    ...                   rules=ThresholdRule("margin", 0.5))
+    >>> cascade.invoke("Capital of France?").tier
+    1
+"""
+
+from cascade_core.cost import CostSummary, Pricing, count_tokens, summarize_costs
+from cascade_core.engine import Cascade, CascadeChunk, CascadeResult, Decision, Tier, TierRun
+from cascade_core.errors import (
+    BackendError,
+    CascadeError,
+    ConfigurationError,
+    DataFormatError,
+    InvalidRequestError,
+    ModelNotAvailableError,
+    NotFittedError,
+    RuleFileError,
+)
+from cascade_core.rules import DeferralRule, RuleOutcome, ThresholdRule
+from cascade_core.scorers import ChowAverage, ChowQuantile, ChowSum, Margin, NegativeEntropy, Scorer, make_scorer
+from cascade_core.thresholds import DynamicBudgetThreshold, FixedThreshold, ThresholdPolicy, calibrate_threshold
+from cascade_core.types import (
+    Completion,
+    Generation,
+    Message,
+    Request,
+    TokenAlternative,
+    TokenStep,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "Cascade",
+    "CascadeChunk",
+    "CascadeError",
+    "CascadeResult",
+    "ChowAverage",
+    "ChowQuantile",
+    "ChowSum",
+    "Completion",
+    "ConfigurationError",
+    "CostSummary",
+    "DataFormatError",
+    "Decision",
+    "DeferralRule",
+    "DynamicBudgetThreshold",
+    "FixedThreshold",
+    "Generation",
+    "InvalidRequestError",
+    "Margin",
+    "Message",
+    "ModelNotAvailableError",
+    "NegativeEntropy",
+    "NotFittedError",
+    "Pricing",
+    "Request",
+    "RuleFileError",
+    "RuleOutcome",
+    "Scorer",
+    "ThresholdPolicy",
+    "ThresholdRule",
+    "Tier",
+    "TierRun",
+    "TokenAlternative",
+    "TokenStep",
+    "ToolCall",
+    "ToolSpec",
+    "Usage",
+    "calibrate_threshold",
+    "count_tokens",
+    "make_scorer",
+    "summarize_costs",
+]

@@ -1,0 +1,216 @@
+"""What a tier must provide, as small protocols.
+
+- :class:`SmallModel` (any tier but the last): streams decoding steps with per-token log-probs and
+  top-k alternatives, sync and async. Any ``SmallModel`` built on :class:`TokenModelBase` is also
+  usable as a :class:`LargeModel`.
+- :class:`LargeModel` (the last tier): text in, text + usage out, sync/async, plain or streamed.
+  It needs no log-probs, so it can be any API model (the adapters wrap LangChain / LlamaIndex LLMs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from cascade_core.stops import StopFilter, truncate_at_stop
+from cascade_core.types import Completion, Request, TokenStep, ToolCall, Usage
+
+__all__ = [
+    "CompletionChunk",
+    "LargeModel",
+    "SmallModel",
+    "StepsEnd",
+    "TokenModelBase",
+    "iterate_in_thread",
+]
+
+
+@dataclass(frozen=True)
+class StepsEnd:
+    """Last event of a step stream: usage, why it ended, optional pooled embedding."""
+
+    usage: Usage | None = None
+    finish_reason: str = "stop"
+    embedding: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class CompletionChunk:
+    """One streamed piece of a large-tier answer.
+
+    Attributes:
+        text: Text delta.
+        raw: The backend's own chunk object (e.g. a LangChain ``AIMessageChunk``), untouched.
+        usage: Usage, usually only on the last chunk.
+        tool_calls: Complete tool calls known at this chunk (usually the last).
+    """
+
+    text: str = ""
+    raw: Any = None
+    usage: Usage | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@runtime_checkable
+class SmallModel(Protocol):
+    """A tier that exposes token-level uncertainty.
+
+    Attributes:
+        model_name: Name recorded in results.
+        top_k: How many alternatives each step records (≥ 2 for margin/entropy signals).
+    """
+
+    model_name: str
+    top_k: int
+
+    def stream_steps(self, request: Request) -> Iterator[TokenStep | StepsEnd]:
+        """Yield one :class:`TokenStep` per generated token, then one :class:`StepsEnd`.
+
+        Closing the iterator early must stop generation (the cascade does so when it defers
+        after the first step).
+        """
+        ...
+
+    def astream_steps(self, request: Request) -> AsyncIterator[TokenStep | StepsEnd]:
+        """Async twin of :meth:`stream_steps`."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens of ``text`` for this model."""
+        ...
+
+
+@runtime_checkable
+class LargeModel(Protocol):
+    """A tier that only has to answer with text (and report usage)."""
+
+    model_name: str
+
+    def complete(self, request: Request) -> Completion: ...
+
+    async def acomplete(self, request: Request) -> Completion: ...
+
+    def stream(self, request: Request) -> Iterator[CompletionChunk]: ...
+
+    def astream(self, request: Request) -> AsyncIterator[CompletionChunk]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+_END = object()
+
+
+async def iterate_in_thread(iterator: Iterator[Any]) -> AsyncIterator[Any]:
+    """Drive a blocking iterator from asyncio, one ``next`` per worker-thread call.
+
+    Used to give CPU-bound local models an async interface without a second implementation. The
+    iterator is closed (in a worker thread) if the consumer stops early.
+    """
+    try:
+        while True:
+            item = await asyncio.to_thread(next, iterator, _END)
+            if item is _END:
+                return
+            yield item
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
+
+
+@dataclass
+class _Collected:
+    text: str = ""
+    steps: list[TokenStep] = field(default_factory=list)
+    end: StepsEnd | None = None
+
+    def add(self, event: TokenStep | StepsEnd) -> None:
+        if isinstance(event, StepsEnd):
+            self.end = event
+        else:
+            self.steps.append(event)
+            self.text += event.output_text
+
+
+class TokenModelBase:
+    """Mixin: builds the :class:`LargeModel` surface on top of ``stream_steps`` / ``astream_steps``.
+
+    Subclasses implement ``stream_steps`` (and ``astream_steps`` if they have real async I/O;
+    the default runs ``stream_steps`` in worker threads) and ``count_tokens``.
+    """
+
+    model_name: str = ""
+
+    def stream_steps(self, request: Request) -> Iterator[TokenStep | StepsEnd]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def astream_steps(self, request: Request) -> AsyncIterator[TokenStep | StepsEnd]:
+        return iterate_in_thread(self.stream_steps(request))
+
+    def count_tokens(self, text: str) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _completion(self, collected: _Collected, request: Request) -> Completion:
+        end = collected.end or StepsEnd()
+        usage = end.usage or Usage(self.count_tokens(request.prompt_text), len(collected.steps))
+        return Completion(
+            text=truncate_at_stop(collected.text, request.stop),
+            usage=usage,
+            model_name=self.model_name,
+            finish_reason=end.finish_reason,
+        )
+
+    def complete(self, request: Request) -> Completion:
+        collected = _Collected()
+        for event in self.stream_steps(request):
+            collected.add(event)
+        return self._completion(collected, request)
+
+    async def acomplete(self, request: Request) -> Completion:
+        collected = _Collected()
+        async for event in self.astream_steps(request):
+            collected.add(event)
+        return self._completion(collected, request)
+
+    def stream(self, request: Request) -> Iterator[CompletionChunk]:
+        chunker = _Chunker(self, request)
+        for event in self.stream_steps(request):
+            chunks, done = chunker.feed(event)
+            yield from chunks
+            if done:
+                return
+
+    async def astream(self, request: Request) -> AsyncIterator[CompletionChunk]:
+        chunker = _Chunker(self, request)
+        async for event in self.astream_steps(request):
+            chunks, done = chunker.feed(event)
+            for chunk in chunks:
+                yield chunk
+            if done:
+                return
+
+
+class _Chunker:
+    """Turns step events into text chunks, applying stop strings (shared by stream and astream)."""
+
+    def __init__(self, model: TokenModelBase, request: Request) -> None:
+        self.model, self.request = model, request
+        self.stops = StopFilter(request.stop)
+        self.steps = 0
+
+    def _usage(self, reported: Usage | None) -> Usage:
+        return reported or Usage(self.model.count_tokens(self.request.prompt_text), self.steps)
+
+    def feed(self, event: TokenStep | StepsEnd) -> tuple[list[CompletionChunk], bool]:
+        if isinstance(event, StepsEnd):
+            return [CompletionChunk(self.stops.flush(), usage=self._usage(event.usage))], True
+        self.steps += 1
+        piece, stopped = self.stops.feed(event.output_text)
+        chunks = [CompletionChunk(piece)] if piece else []
+        if stopped:
+            chunks.append(CompletionChunk("", usage=self._usage(None)))
+        return chunks, stopped

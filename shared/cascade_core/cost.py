@@ -1,0 +1,117 @@
+"""Cost accounting: per-tier prices per million tokens, token counting, "saved vs all-large".
+
+Token counts come from the backend's reported usage; when a backend reports none, text is counted
+with tiktoken (``cl100k_base``). Offline, tiktoken needs a local cache: if ``TIKTOKEN_CACHE_DIR``
+is not set and llama-index-core is installed, its bundled cache is used.
+
+Example:
+    >>> price = Pricing(input_per_million=0.15, output_per_million=0.60)
+    >>> round(price.cost(Usage(1000, 500)), 6)
+    0.00045
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import logging
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cascade_core.errors import ConfigurationError
+from cascade_core.types import Usage
+
+__all__ = ["CostSummary", "Pricing", "count_tokens", "summarize_costs"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """Prices of one tier in currency units per million input / output tokens."""
+
+    input_per_million: float = 0.0
+    output_per_million: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("input_per_million", "output_per_million"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+                raise ConfigurationError(f"Pricing.{name} must be a non-negative number, got {value!r}")
+
+    def cost(self, usage: Usage) -> float:
+        """Cost of one call with this usage."""
+        return (usage.input_tokens * self.input_per_million + usage.output_tokens * self.output_per_million) / 1e6
+
+
+def _point_tiktoken_at_bundled_cache() -> None:
+    if os.environ.get("TIKTOKEN_CACHE_DIR"):
+        return
+    try:
+        dist = importlib.metadata.distribution("llama-index-core")
+    except importlib.metadata.PackageNotFoundError:
+        return
+    path = dist.locate_file("llama_index/core/_static/tiktoken_cache")
+    if os.path.isdir(str(path)):
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(path)
+
+
+@functools.lru_cache(maxsize=4)
+def _encoding(name: str) -> Any:
+    _point_tiktoken_at_bundled_cache()
+    import tiktoken
+
+    try:
+        return tiktoken.get_encoding(name)
+    except Exception as err:  # offline without a cache: fall back to an estimate, say so once
+        logger.warning("tiktoken encoding %r unavailable (%s); estimating tokens as characters/4", name, err)
+        return None
+
+
+def count_tokens(text: str, encoding: str = "cl100k_base") -> int:
+    """Tokens of ``text`` with a tiktoken encoding (``cl100k_base`` or ``o200k_base`` offline).
+
+    >>> count_tokens("hello world")
+    2
+    """
+    enc = _encoding(encoding)
+    if enc is None:
+        return max(1, math.ceil(len(text) / 4)) if text else 0
+    return len(enc.encode(text, disallowed_special=()))
+
+
+@dataclass(frozen=True)
+class CostSummary:
+    """Totals over many cascade results."""
+
+    n: int
+    deferred: int
+    cost: float
+    all_large_cost: float
+
+    @property
+    def deferral_rate(self) -> float:
+        return self.deferred / self.n if self.n else 0.0
+
+    @property
+    def saved(self) -> float:
+        """Cost saved relative to sending every query to the large tier."""
+        return self.all_large_cost - self.cost
+
+    @property
+    def saved_fraction(self) -> float:
+        return self.saved / self.all_large_cost if self.all_large_cost > 0 else 0.0
+
+
+def summarize_costs(results: Iterable[Any]) -> CostSummary:
+    """Sum the cost figures of :class:`~cascade_core.engine.result.CascadeResult` objects."""
+    items = list(results)
+    return CostSummary(
+        n=len(items),
+        deferred=sum(1 for r in items if r.deferred),
+        cost=sum(r.cost for r in items),
+        all_large_cost=sum(r.all_large_cost for r in items),
+    )

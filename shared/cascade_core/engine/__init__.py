@@ -1,0 +1,6 @@
+"""The cascade engine: one sans-I/O plan, sync and async drivers."""
+
+from cascade_core.engine.cascade import Cascade, Tier
+from cascade_core.engine.result import CascadeChunk, CascadeResult, Decision, TierRun
+
+__all__ = ["Cascade", "CascadeChunk", "CascadeResult", "Decision", "Tier", "TierRun"]

@@ -1,0 +1,321 @@
+"""The :class:`Cascade`: tiers + rules, with sync, async, streaming and batch entry points.
+
+All entry points run :func:`cascade_core.engine.machine.plan`; the two small drivers below only
+carry out its effects (one with blocking calls, one with ``await``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cascade_core.backends.base import LargeModel, SmallModel
+from cascade_core.cost import Pricing, count_tokens
+from cascade_core.engine.machine import (
+    END,
+    AnswerCheck,
+    CloseSteps,
+    Complete,
+    Emit,
+    NextChunk,
+    NextStep,
+    OpenChunks,
+    OpenSteps,
+    TierView,
+    plan,
+)
+from cascade_core.engine.result import CascadeChunk, CascadeResult
+from cascade_core.errors import ConfigurationError
+from cascade_core.rules import DeferralRule, ThresholdRule
+from cascade_core.types import Message, Request
+
+__all__ = ["Cascade", "Tier"]
+
+logger = logging.getLogger(__name__)
+
+RequestLike = Request | str | Sequence[Message]
+
+
+@dataclass
+class Tier:
+    """A model in the cascade with its prices.
+
+    Attributes:
+        model: A :class:`SmallModel` (every tier but the last) or any :class:`LargeModel` (last).
+        pricing: Price per million input/output tokens, for cost estimates.
+        name: Display name (defaults to the model's ``model_name``).
+    """
+
+    model: Any
+    pricing: Pricing = field(default_factory=Pricing)
+    name: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or getattr(self.model, "model_name", "") or type(self.model).__name__
+
+    def count_tokens(self, text: str) -> int:
+        counter = getattr(self.model, "count_tokens", None)
+        if counter is not None:
+            try:
+                return int(counter(text))
+            except Exception as err:  # counting is for cost estimates only; never fail a call on it
+                logger.debug("count_tokens of %s failed (%s); using tiktoken", self.display_name, err)
+        return count_tokens(text)
+
+
+def _as_request(request: RequestLike) -> Request:
+    if isinstance(request, Request):
+        return request
+    if isinstance(request, str):
+        return Request.from_prompt(request)
+    return Request.from_messages(request)
+
+
+class Cascade:
+    """A cascade of models: answer with the first confident tier, defer otherwise.
+
+    Args:
+        tiers: Two or more models (or :class:`Tier` objects), cheapest first. Every tier but the
+            last must expose token log-probs (:class:`SmallModel`); the last can be any
+            :class:`LargeModel`.
+        rules: One rule per non-final tier (a single rule is used for every step). Default:
+            ``ThresholdRule("margin", 0.3)``.
+        max_concurrency: Default bound on concurrent requests in :meth:`batch` / :meth:`abatch`.
+        on_small_error: ``"defer"`` (default): a failing small tier defers to the next tier;
+            ``"raise"``: the error propagates.
+        max_new_tokens: Default generation cap for requests that set none.
+
+    Example:
+        >>> from cascade_core import Cascade, ThresholdRule
+        >>> from cascade_core.testing import ScriptedModel
+        >>> small = ScriptedModel("Paris", confidence=0.9, name="small")
+        >>> large = ScriptedModel("Paris, France", name="large")
+        >>> cascade = Cascade([small, large], rules=ThresholdRule("margin", 0.5))
+        >>> result = cascade.invoke("What is the capital of France?")
+        >>> result.text, result.tier, result.decision.defer
+        ('Paris', 0, False)
+    """
+
+    def __init__(
+        self,
+        tiers: Sequence[Any],
+        rules: DeferralRule | Sequence[DeferralRule] | None = None,
+        *,
+        max_concurrency: int = 4,
+        on_small_error: Literal["defer", "raise"] = "defer",
+        max_new_tokens: int | None = None,
+    ) -> None:
+        if isinstance(tiers, (str, bytes)) or len(tiers) < 2:
+            raise ConfigurationError("a cascade needs at least 2 tiers, cheapest first")
+        self.tiers = [t if isinstance(t, Tier) else Tier(t) for t in tiers]
+        if rules is None:
+            rules = ThresholdRule("margin", 0.3)
+        self.rules: list[DeferralRule] = [rules] * (len(self.tiers) - 1) if isinstance(rules, DeferralRule) else list(rules)
+        if len(self.rules) != len(self.tiers) - 1:
+            raise ConfigurationError(
+                f"rules: give one rule per non-final tier ({len(self.tiers) - 1}), got {len(self.rules)}"
+            )
+        for i, rule in enumerate(self.rules):
+            if not isinstance(rule, DeferralRule):
+                raise ConfigurationError(f"rules[{i}] must be a DeferralRule such as ThresholdRule, got {rule!r}")
+        for i, tier in enumerate(self.tiers[:-1]):
+            if not isinstance(tier.model, SmallModel):
+                raise ConfigurationError(
+                    f"tier {i} ({tier.display_name}) must expose token log-probs (stream_steps/astream_steps, "
+                    "top_k): only the last tier may be a text-only model"
+                )
+            needs_top = getattr(getattr(self.rules[i], "scorer", None), "name", "")
+            if needs_top.startswith(("margin", "entropy")) and tier.model.top_k < 2:
+                raise ConfigurationError(
+                    f"tier {i} ({tier.display_name}) has top_k={tier.model.top_k}; signal {needs_top!r} "
+                    "needs top_k >= 2"
+                )
+        if not isinstance(self.tiers[-1].model, LargeModel):
+            raise ConfigurationError(
+                f"last tier ({self.tiers[-1].display_name}) must provide complete/acomplete/stream/astream"
+            )
+        if on_small_error not in ("defer", "raise"):
+            raise ConfigurationError(f"on_small_error must be 'defer' or 'raise', got {on_small_error!r}")
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
+        if max_new_tokens is not None and (not isinstance(max_new_tokens, int) or max_new_tokens < 1):
+            raise ConfigurationError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+        self.max_concurrency = max_concurrency
+        self.on_small_error = on_small_error
+        self.max_new_tokens = max_new_tokens
+        self._views = [TierView(t.display_name, t.pricing.cost, t.count_tokens) for t in self.tiers]
+
+    def __repr__(self) -> str:
+        names = ", ".join(t.display_name for t in self.tiers)
+        return f"Cascade(tiers=[{names}], rules={self.rules!r})"
+
+    # -- the single plan, two drivers --------------------------------------------------------
+    def _plan(self, request: RequestLike, streaming: bool, check: AnswerCheck | None) -> Any:
+        req = _as_request(request)
+        if req.max_new_tokens is None and self.max_new_tokens is not None:
+            req = req.replace(max_new_tokens=self.max_new_tokens)
+        return plan(self._views, self.rules, req, streaming=streaming, check=check, on_small_error=self.on_small_error)
+
+    def _drive(self, machine: Any) -> Iterator[CascadeChunk]:
+        open_streams: dict[int, Any] = {}
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    effect = machine.throw(error) if error is not None else machine.send(value)
+                except StopIteration:
+                    return
+                value, error = None, None
+                try:
+                    if isinstance(effect, Emit):
+                        yield effect.chunk
+                    elif isinstance(effect, NextStep | NextChunk):
+                        value = next(open_streams[effect.tier], END)
+                    elif isinstance(effect, OpenSteps):
+                        open_streams[effect.tier] = iter(self.tiers[effect.tier].model.stream_steps(effect.request))
+                    elif isinstance(effect, OpenChunks):
+                        open_streams[effect.tier] = iter(self.tiers[effect.tier].model.stream(effect.request))
+                    elif isinstance(effect, CloseSteps):
+                        _close(open_streams.pop(effect.tier, None))
+                    elif isinstance(effect, Complete):
+                        value = self.tiers[effect.tier].model.complete(effect.request)
+                except Exception as err:
+                    error = err
+        finally:
+            for stream in open_streams.values():
+                _close(stream)
+            machine.close()
+
+    async def _adrive(self, machine: Any) -> AsyncIterator[CascadeChunk]:
+        open_streams: dict[int, Any] = {}
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    effect = machine.throw(error) if error is not None else machine.send(value)
+                except StopIteration:
+                    return
+                value, error = None, None
+                try:
+                    if isinstance(effect, Emit):
+                        yield effect.chunk
+                    elif isinstance(effect, NextStep | NextChunk):
+                        value = await anext(open_streams[effect.tier], END)
+                    elif isinstance(effect, OpenSteps):
+                        open_streams[effect.tier] = aiter(self.tiers[effect.tier].model.astream_steps(effect.request))
+                    elif isinstance(effect, OpenChunks):
+                        open_streams[effect.tier] = aiter(self.tiers[effect.tier].model.astream(effect.request))
+                    elif isinstance(effect, CloseSteps):
+                        await _aclose(open_streams.pop(effect.tier, None))
+                    elif isinstance(effect, Complete):
+                        value = await self.tiers[effect.tier].model.acomplete(effect.request)
+                except Exception as err:
+                    error = err
+        finally:
+            for stream in open_streams.values():
+                await _aclose(stream)
+            machine.close()
+
+    # -- public entry points -------------------------------------------------------------------
+    def invoke(self, request: RequestLike, *, check: AnswerCheck | None = None) -> CascadeResult:
+        """Answer one request (a :class:`Request`, a prompt string, or a list of messages).
+
+        ``check`` may reject a small-tier answer (return a reason string) to force a deferral —
+        the adapters use it for structured output.
+        """
+        return _final(self._drive(self._plan(request, False, check)))
+
+    async def ainvoke(self, request: RequestLike, *, check: AnswerCheck | None = None) -> CascadeResult:
+        """Async :meth:`invoke`."""
+        result = None
+        async for chunk in self._adrive(self._plan(request, False, check)):
+            result = chunk.result or result
+        assert result is not None
+        return result
+
+    def stream(self, request: RequestLike, *, check: AnswerCheck | None = None) -> Iterator[CascadeChunk]:
+        """Stream the answer; the last chunk carries the full :class:`CascadeResult` in ``result``."""
+        return self._drive(self._plan(request, True, check))
+
+    def astream(self, request: RequestLike, *, check: AnswerCheck | None = None) -> AsyncIterator[CascadeChunk]:
+        """Async :meth:`stream`."""
+        return self._adrive(self._plan(request, True, check))
+
+    def batch(
+        self,
+        requests: Sequence[RequestLike],
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+    ) -> list[CascadeResult | Exception]:
+        """Answer many requests with at most ``max_concurrency`` in flight; results keep input order.
+
+        With ``return_exceptions=True`` a failed request yields its exception in its slot; otherwise
+        the first failure is raised after every request has finished.
+        """
+        workers = _check_concurrency(max_concurrency or self.max_concurrency)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(self.invoke, r) for r in requests]
+            outcomes: list[CascadeResult | Exception] = []
+            for future in futures:
+                error = future.exception()
+                outcomes.append(error if isinstance(error, Exception) else future.result())
+        return _settle(outcomes, return_exceptions)
+
+    async def abatch(
+        self,
+        requests: Sequence[RequestLike],
+        *,
+        max_concurrency: int | None = None,
+        return_exceptions: bool = False,
+    ) -> list[CascadeResult | Exception]:
+        """Async :meth:`batch` (a semaphore bounds concurrency)."""
+        gate = asyncio.Semaphore(_check_concurrency(max_concurrency or self.max_concurrency))
+
+        async def one(request: RequestLike) -> CascadeResult:
+            async with gate:
+                return await self.ainvoke(request)
+
+        outcomes = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
+        return _settle([o if isinstance(o, Exception) else o for o in outcomes], return_exceptions)  # type: ignore[misc]
+
+
+def _check_concurrency(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"max_concurrency must be a positive int, got {value!r}")
+    return value
+
+
+def _settle(outcomes: list[Any], return_exceptions: bool) -> list[Any]:
+    if not return_exceptions:
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+    return outcomes
+
+
+def _final(chunks: Iterator[CascadeChunk]) -> CascadeResult:
+    result = None
+    for chunk in chunks:
+        result = chunk.result or result
+    assert result is not None
+    return result
+
+
+def _close(stream: Any) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
+
+
+async def _aclose(stream: Any) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()

@@ -1,0 +1,131 @@
+"""Tool calling for text-only small models: render tools into the prompt, parse calls back.
+
+Small local models and plain OpenAI-compatible servers answer with text, and the cascade needs
+the log-probs of *every* token it judges, tool calls included. So for small tiers the tools are
+described in a system message and the model is asked to answer with
+``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` (the Hermes/Qwen convention many
+small models were trained on). :func:`parse_tool_calls` turns that text back into
+:class:`~cascade_core.types.ToolCall` objects and raises :class:`ToolCallError` for a malformed
+call or one that names no bound tool, which the engine turns into a deferral.
+
+Example:
+    >>> from cascade_core.types import ToolSpec
+    >>> tools = (ToolSpec("add", "Add two ints", {"type": "object", "properties": {"a": {}, "b": {}},
+    ...          "required": ["a", "b"]}),)
+    >>> parse_tool_calls('<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>', tools)[0].arguments
+    {'a': 1, 'b': 2}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from cascade_core.errors import CascadeError
+from cascade_core.types import Message, Request, ToolCall, ToolSpec
+
+__all__ = ["ToolCallError", "format_tool_call", "parse_tool_calls", "render_for_text_model", "tools_system_prompt"]
+
+_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+
+
+class ToolCallError(CascadeError, ValueError):
+    """A model's tool call is malformed or names a tool that is not bound."""
+
+
+def tools_system_prompt(tools: Sequence[ToolSpec], tool_choice: str | None = None) -> str:
+    """System text describing the tools and the exact call format."""
+    listing = "\n".join(json.dumps(t.to_openai()["function"]) for t in tools)
+    must = ""
+    if tool_choice in ("required", "any"):
+        must = "You must call one of the tools.\n"
+    elif tool_choice and tool_choice not in ("auto", "none"):
+        must = f"You must call the tool {tool_choice!r}.\n"
+    return (
+        "You can call these tools:\n<tools>\n" + listing + "\n</tools>\n" + must +
+        "To call a tool, answer only with\n"
+        '<tool_call>{"name": "<tool name>", "arguments": {<arguments as JSON>}}</tool_call>\n'
+        "Otherwise answer the user directly."
+    )
+
+
+def format_tool_call(call: ToolCall) -> str:
+    """The text form of a tool call (how an assistant turn with tool calls is shown to a text model)."""
+    return "<tool_call>" + json.dumps({"name": call.name, "arguments": call.arguments}) + "</tool_call>"
+
+
+def render_for_text_model(request: Request) -> Request:
+    """The request with tools, tool calls and tool results rendered as plain chat text."""
+    if not request.tools or request.tool_choice == "none":
+        return request
+    system = tools_system_prompt(request.tools, request.tool_choice)
+    messages: list[Message] = []
+    for message in request.messages:
+        if message.role == "system":
+            system = message.content + "\n\n" + system
+        elif message.role == "tool":
+            body = f"<tool_response name={message.name or ''!r}>\n{message.content}\n</tool_response>"
+            messages.append(Message("user", body))
+        elif message.tool_calls:
+            text = "\n".join([message.content] + [format_tool_call(c) for c in message.tool_calls]).strip()
+            messages.append(Message("assistant", text))
+        else:
+            messages.append(message)
+    return request.replace(messages=(Message("system", system), *messages), tools=(), tool_choice=None)
+
+
+def _candidates(text: str) -> list[str]:
+    blocks = [b for b in _BLOCK.findall(text) if b.strip()]
+    if blocks:
+        return blocks
+    stripped = text.strip()
+    if stripped.startswith("{") and '"name"' in stripped:
+        return [stripped]
+    return []
+
+
+def _check_arguments(spec: ToolSpec, arguments: Any) -> dict[str, Any]:
+    if not isinstance(arguments, dict):
+        raise ToolCallError(f"tool {spec.name!r}: arguments must be a JSON object, got {type(arguments).__name__}")
+    required = spec.parameters.get("required", []) if isinstance(spec.parameters, dict) else []
+    missing = [name for name in required if name not in arguments]
+    if missing:
+        raise ToolCallError(f"tool {spec.name!r}: missing required arguments {missing}")
+    properties = spec.parameters.get("properties") if isinstance(spec.parameters, dict) else None
+    if properties and spec.parameters.get("additionalProperties") is False:
+        unknown = [k for k in arguments if k not in properties]
+        if unknown:
+            raise ToolCallError(f"tool {spec.name!r}: unknown arguments {unknown}")
+    return arguments
+
+
+def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> tuple[ToolCall, ...]:
+    """Tool calls in a text answer; ``()`` if the answer is plain text.
+
+    Raises:
+        ToolCallError: a call is not valid JSON, lacks a name, names no bound tool, or misses
+            required arguments.
+    """
+    by_name = {t.name: t for t in tools}
+    calls: list[ToolCall] = []
+    for body in _candidates(text):
+        try:
+            payload = json.loads(body)
+        except json.JSONDecodeError as err:
+            raise ToolCallError(f"tool call is not valid JSON ({err.msg} at char {err.pos}): {body[:80]!r}") from err
+        if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
+            raise ToolCallError(f"tool call must be an object with a string 'name', got {body[:80]!r}")
+        name = payload["name"]
+        if name not in by_name:
+            raise ToolCallError(f"tool call names no bound tool {name!r} (bound: {sorted(by_name)})")
+        arguments = payload.get("arguments", payload.get("parameters", {}))
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except json.JSONDecodeError as err:
+                raise ToolCallError(f"tool {name!r}: arguments string is not valid JSON") from err
+        calls.append(ToolCall(name, _check_arguments(by_name[name], arguments), f"call_{uuid.uuid4().hex[:16]}"))
+    return tuple(calls)
