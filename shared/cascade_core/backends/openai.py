@@ -1,0 +1,320 @@
+"""OpenAI-compatible HTTP backend (OpenAI, vLLM, llama.cpp server, Ollama, LM Studio …).
+
+As a **small tier** it streams chat completions with ``logprobs=True, top_logprobs=top_k`` and turns
+each token's log-prob and alternatives into a :class:`~cascade_core.types.TokenStep`; the cascade
+closes the HTTP stream after the first token when it defers, so a deferred query costs one token.
+As a **large tier** it asks for plain completions (no log-probs), with native tool calling.
+
+Example:
+    >>> from cascade_core.backends.openai import OpenAIModel
+    >>> small = OpenAIModel("qwen2.5-1.5b-instruct", base_url="http://127.0.0.1:8000/v1", api_key="sk-local")
+    >>> "sk-local" in repr(small)
+    False
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from cascade_core.backends.base import CompletionChunk, StepsEnd, TokenModelBase
+from cascade_core.cost import count_tokens
+from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
+from cascade_core.types import Completion, Request, TokenAlternative, TokenStep, ToolCall, Usage
+
+__all__ = ["OpenAIModel"]
+
+logger = logging.getLogger(__name__)
+
+
+def _import_openai() -> Any:
+    try:
+        import openai
+    except ImportError as err:  # pragma: no cover - exercised only without the extra
+        raise ModelNotAvailableError("the OpenAI backend needs the 'openai' package: pip install 'llm-cascade[openai]'") from err
+    return openai
+
+
+def _tool_choice(choice: str | None) -> Any:
+    if choice in (None, "auto", "none", "required"):
+        return choice
+    if choice == "any":
+        return "required"
+    return {"type": "function", "function": {"name": choice}}
+
+
+def _steps(chunk: Any) -> list[TokenStep]:
+    """TokenSteps from one streamed chunk's ``choices[0].logprobs.content``."""
+    if not chunk.choices:
+        return []
+    logprobs = getattr(chunk.choices[0], "logprobs", None)
+    content = getattr(logprobs, "content", None) if logprobs is not None else None
+    steps = []
+    for item in content or []:
+        top = tuple(
+            sorted(
+                (TokenAlternative(alt.token, float(alt.logprob)) for alt in (item.top_logprobs or [])),
+                key=lambda a: a.logprob,
+                reverse=True,
+            )
+        )
+        steps.append(TokenStep(item.token, min(0.0, float(item.logprob)), top))
+    return steps
+
+
+def _usage(raw: Any) -> Usage | None:
+    if raw is None:
+        return None
+    return Usage(int(raw.prompt_tokens or 0), int(raw.completion_tokens or 0))
+
+
+class _ToolCallDeltas:
+    """Accumulates streamed tool-call deltas into complete calls."""
+
+    def __init__(self) -> None:
+        self.parts: dict[int, dict[str, str]] = {}
+
+    def add(self, chunk: Any) -> None:
+        if not chunk.choices:
+            return
+        for delta in getattr(chunk.choices[0].delta, "tool_calls", None) or []:
+            part = self.parts.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+            part["id"] = delta.id or part["id"]
+            if delta.function is not None:
+                part["name"] += delta.function.name or ""
+                part["arguments"] += delta.function.arguments or ""
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        return tuple(_tool_call(p["name"], p["arguments"], p["id"]) for _, p in sorted(self.parts.items()))
+
+
+def _tool_call(name: str, arguments: str, call_id: str) -> ToolCall:
+    try:
+        args = json.loads(arguments) if arguments else {}
+    except json.JSONDecodeError as err:
+        raise BackendError(f"server returned tool call {name!r} with arguments that are not JSON: {arguments[:80]!r}") from err
+    return ToolCall(name, args if isinstance(args, dict) else {"value": args}, call_id)
+
+
+class OpenAIModel(TokenModelBase):
+    """A model served over the OpenAI chat-completions API.
+
+    Args:
+        model: Model name on the server.
+        base_url: Server URL (``http://127.0.0.1:8000/v1`` for vLLM; ``None`` = api.openai.com).
+        api_key: API key; defaults to ``$OPENAI_API_KEY`` or ``"not-needed"`` for local servers.
+            Never shown in ``repr``, logs or errors.
+        top_k: Alternatives requested per token (``top_logprobs``, at most 20) when used as a small tier.
+        max_new_tokens: Default cap on generated tokens.
+        temperature: Sampling temperature (0 = greedy, the default for a cascade's small tier).
+        timeout: Request timeout in seconds.
+        max_retries: Retries of the ``openai`` client.
+
+    Example:
+        >>> m = OpenAIModel("gpt-4o-mini", api_key="sk-test", top_k=5)
+        >>> m.model_name, m.top_k
+        ('gpt-4o-mini', 5)
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        top_k: int = 5,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise ConfigurationError("OpenAIModel.model must be a non-empty model name")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 0 <= top_k <= 20:
+            raise ConfigurationError(f"OpenAIModel.top_k must be an int in [0, 20] (the API's top_logprobs limit), got {top_k!r}")
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ConfigurationError(f"OpenAIModel.max_new_tokens must be a positive int, got {max_new_tokens!r}")
+        self.model_name = model
+        self.base_url = base_url
+        self.top_k = top_k
+        self.max_new_tokens = max_new_tokens
+        self.temperature = float(temperature)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.__api_key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+        self._client: Any = None
+        self._aclient: Any = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIModel(model={self.model_name!r}, base_url={self.base_url!r}, top_k={self.top_k})"
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            openai = _import_openai()
+            self._client = openai.OpenAI(
+                base_url=self.base_url, api_key=self.__api_key, timeout=self.timeout, max_retries=self.max_retries
+            )
+        return self._client
+
+    @property
+    def aclient(self) -> Any:
+        if self._aclient is None:
+            openai = _import_openai()
+            self._aclient = openai.AsyncOpenAI(
+                base_url=self.base_url, api_key=self.__api_key, timeout=self.timeout, max_retries=self.max_retries
+            )
+        return self._aclient
+
+    def count_tokens(self, text: str) -> int:
+        return count_tokens(text)
+
+    # -- request building (shared by sync and async) ------------------------------------------
+    def _kwargs(self, request: Request, *, scored: bool, stream: bool) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.model_name,
+            "messages": [m.to_openai() for m in request.messages],
+            "max_tokens": request.max_new_tokens or self.max_new_tokens,
+            "temperature": self.temperature,
+            "stream": stream,
+        }
+        if request.stop:
+            kwargs["stop"] = list(request.stop)[:4]
+        if scored:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = self.top_k
+        elif request.tools:
+            kwargs["tools"] = [t.to_openai() for t in request.tools]
+            if request.tool_choice is not None:
+                kwargs["tool_choice"] = _tool_choice(request.tool_choice)
+        if request.response_schema is not None and not request.tools:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "response", "schema": dict(request.response_schema)},
+            }
+        if stream:
+            kwargs["stream_options"] = {"include_usage": True}
+        return kwargs
+
+    def _error(self, err: Exception) -> BackendError:
+        # the openai client's messages never contain the key; still, say only what failed and where
+        return BackendError(f"{self.model_name} at {self.base_url or 'api.openai.com'}: {type(err).__name__}: {err}")
+
+    def _check_logprobs(self, chunk: Any, steps: list[TokenStep]) -> None:
+        if steps or not chunk.choices:
+            return
+        if getattr(chunk.choices[0].delta, "content", None):
+            raise BackendError(
+                f"{self.model_name} returned text without logprobs; a small tier needs a server that "
+                "supports logprobs=True and top_logprobs (vLLM, llama.cpp server, OpenAI)"
+            )
+
+    @staticmethod
+    def _end(chunk: Any, finish: str) -> str:
+        if chunk.choices and chunk.choices[0].finish_reason:
+            return str(chunk.choices[0].finish_reason)
+        return finish
+
+    # -- small-tier step streams -------------------------------------------------------------
+    def stream_steps(self, request: Request) -> Iterator[TokenStep | StepsEnd]:
+        try:
+            response = self.client.chat.completions.create(**self._kwargs(request, scored=True, stream=True))
+        except Exception as err:
+            raise self._error(err) from err
+        usage, finish = None, "stop"
+        try:
+            for chunk in response:
+                steps = _steps(chunk)
+                self._check_logprobs(chunk, steps)
+                yield from steps
+                usage = _usage(getattr(chunk, "usage", None)) or usage
+                finish = self._end(chunk, finish)
+        except BackendError:
+            raise
+        except Exception as err:
+            raise self._error(err) from err
+        finally:
+            response.close()
+        yield StepsEnd(usage, finish)
+
+    async def astream_steps(self, request: Request) -> AsyncIterator[TokenStep | StepsEnd]:  # type: ignore[override]
+        try:
+            response = await self.aclient.chat.completions.create(**self._kwargs(request, scored=True, stream=True))
+        except Exception as err:
+            raise self._error(err) from err
+        usage, finish = None, "stop"
+        try:
+            async for chunk in response:
+                steps = _steps(chunk)
+                self._check_logprobs(chunk, steps)
+                for step in steps:
+                    yield step
+                usage = _usage(getattr(chunk, "usage", None)) or usage
+                finish = self._end(chunk, finish)
+        except BackendError:
+            raise
+        except Exception as err:
+            raise self._error(err) from err
+        finally:
+            await response.close()
+        yield StepsEnd(usage, finish)
+
+    # -- large-tier text API -------------------------------------------------------------------
+    def _to_completion(self, response: Any, request: Request) -> Completion:
+        if not response.choices:
+            raise BackendError(f"{self.model_name} returned no choices")
+        message = response.choices[0].message
+        calls = tuple(_tool_call(c.function.name, c.function.arguments, c.id) for c in (message.tool_calls or []))
+        text = message.content or ""
+        usage = _usage(response.usage) or Usage(count_tokens(request.prompt_text), count_tokens(text))
+        return Completion(text, usage, response.model or self.model_name, calls, response.choices[0].finish_reason, raw=response)
+
+    def complete(self, request: Request) -> Completion:
+        try:
+            response = self.client.chat.completions.create(**self._kwargs(request, scored=False, stream=False))
+        except Exception as err:
+            raise self._error(err) from err
+        return self._to_completion(response, request)
+
+    async def acomplete(self, request: Request) -> Completion:
+        try:
+            response = await self.aclient.chat.completions.create(**self._kwargs(request, scored=False, stream=False))
+        except Exception as err:
+            raise self._error(err) from err
+        return self._to_completion(response, request)
+
+    @staticmethod
+    def _chunk(chunk: Any, deltas: _ToolCallDeltas) -> CompletionChunk | None:
+        deltas.add(chunk)
+        text = (chunk.choices[0].delta.content or "") if chunk.choices else ""
+        usage = _usage(getattr(chunk, "usage", None))
+        return CompletionChunk(text, raw=chunk, usage=usage) if text or usage else None
+
+    def stream(self, request: Request) -> Iterator[CompletionChunk]:
+        deltas = _ToolCallDeltas()
+        try:
+            for chunk in self.client.chat.completions.create(**self._kwargs(request, scored=False, stream=True)):
+                piece = self._chunk(chunk, deltas)
+                if piece is not None:
+                    yield piece
+        except BackendError:
+            raise
+        except Exception as err:
+            raise self._error(err) from err
+        yield CompletionChunk("", tool_calls=deltas.calls())
+
+    async def astream(self, request: Request) -> AsyncIterator[CompletionChunk]:
+        deltas = _ToolCallDeltas()
+        try:
+            async for chunk in await self.aclient.chat.completions.create(**self._kwargs(request, scored=False, stream=True)):
+                piece = self._chunk(chunk, deltas)
+                if piece is not None:
+                    yield piece
+        except BackendError:
+            raise
+        except Exception as err:
+            raise self._error(err) from err
+        yield CompletionChunk("", tool_calls=deltas.calls())
