@@ -22,7 +22,7 @@ from cascade_core.backends.base import StepsEnd, TokenModelBase
 from cascade_core.errors import BackendError
 from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
 
-__all__ = ["ScriptedModel"]
+__all__ = ["ScriptedModel", "tiny_model", "tiny_tokenizer"]
 
 
 class ScriptedModel(TokenModelBase):
@@ -87,3 +87,34 @@ class ScriptedModel(TokenModelBase):
             yield self._step(token, confidence if i == 0 else self.token_confidence)
         prompt = request.prompt_text if request is not None else ""
         yield StepsEnd(Usage(self.count_tokens(prompt), len(tokens[:limit])), "stop")
+
+
+_TINY_CORPUS = (
+    "the cat sat on the mat . the dog ate the bone . paris is the capital of france . "
+    "rome is the capital of italy . what is the capital of spain ? madrid . yes no maybe"
+)
+
+
+def tiny_tokenizer(corpus: str = _TINY_CORPUS) -> Any:
+    """A word-level fast tokenizer trained offline on ``corpus`` (for plumbing tests)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator([corpus], trainers.WordLevelTrainer(special_tokens=["[UNK]", "[BOS]", "[EOS]"]))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", bos_token="[BOS]", eos_token="[EOS]")
+
+
+def tiny_model(tokenizer: Any, *, seed: int = 0, layers: int = 1) -> Any:
+    """A randomly initialised tiny Llama built from a config (no download), matching ``tokenizer``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id, pad_token_id=0,
+    )
+    return LlamaForCausalLM(config).eval()

@@ -1,0 +1,230 @@
+"""Local Hugging Face ``transformers`` backend: a causal LM decoded step by step on this machine.
+
+Each step records the emitted token's log-prob and the top-k alternatives (``torch.topk`` of the
+step's log-softmax — the full vocabulary scores are never kept). Decoding is a plain KV-cached
+loop, so the cascade can stop it after the first step (first-token-margin deferral costs one
+prefill + one step) and stream a kept answer token by token.
+
+Example:
+    >>> from cascade_core.backends.transformers import TransformersModel
+    >>> from cascade_core.embedded import load_embedded
+    >>> model, tokenizer = load_embedded("small")  # doctest: +SKIP
+    >>> small = TransformersModel(model, tokenizer, top_k=5, prompt_format="completion")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import torch
+
+from cascade_core.backends.base import StepsEnd, TokenModelBase
+from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
+from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
+
+__all__ = ["PromptFormat", "TransformersModel"]
+
+logger = logging.getLogger(__name__)
+
+PromptFormat = Literal["auto", "chat", "plain", "completion"]
+_FORMATS = ("auto", "chat", "plain", "completion")
+_PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
+
+
+def _load(model_id: str, dtype: torch.dtype) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_id)
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype)
+    except (OSError, ValueError) as err:
+        raise ModelNotAvailableError(
+            f"could not load {model_id!r} with transformers ({err}); pass a local path or an installed model"
+        ) from err
+    return model, tokenizer
+
+
+class TransformersModel(TokenModelBase):
+    """A local causal LM as a cascade tier (small or large).
+
+    Args:
+        model: A loaded ``PreTrainedModel``, or an HF model id / local path to load.
+        tokenizer: Its tokenizer (loaded with the model when ``model`` is a path).
+        top_k: Alternatives recorded per step (≥ 2 for margin and entropy signals).
+        max_new_tokens: Default cap on generated tokens.
+        prompt_format: ``"chat"`` (the tokenizer's chat template), ``"plain"`` ("User: …\\nAssistant:"
+            transcript, for base models), ``"completion"`` (message contents concatenated, for
+            few-shot prompts), or ``"auto"`` (chat if the tokenizer has a template, else plain).
+        temperature: 0 (default) decodes greedily; > 0 samples at that temperature.
+        seed: Seed for sampling.
+        record_embedding: Also record the mean last-layer hidden state of the generated tokens
+            (the "Post-Hoc-Embed" feature of paper A).
+        name: Model name for results (default: the model's ``name_or_path``).
+
+    Example:
+        >>> from cascade_core.testing import tiny_model, tiny_tokenizer
+        >>> tok = tiny_tokenizer()
+        >>> small = TransformersModel(tiny_model(tok), tok, top_k=3, max_new_tokens=4, prompt_format="completion")
+        >>> result = small.complete(Request.from_prompt("the cat"))
+        >>> result.usage.output_tokens <= 4
+        True
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        *,
+        top_k: int = 5,
+        max_new_tokens: int = 64,
+        prompt_format: PromptFormat = "auto",
+        temperature: float = 0.0,
+        seed: int = 0,
+        record_embedding: bool = False,
+        name: str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if isinstance(model, str):
+            model, tokenizer = _load(model, dtype)
+        if tokenizer is None:
+            raise ConfigurationError("TransformersModel needs the tokenizer of the model (tokenizer=...)")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ConfigurationError(f"TransformersModel.top_k must be a positive int, got {top_k!r}")
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ConfigurationError(f"TransformersModel.max_new_tokens must be a positive int, got {max_new_tokens!r}")
+        if prompt_format not in _FORMATS:
+            raise ConfigurationError(f"prompt_format must be one of {list(_FORMATS)}, got {prompt_format!r}")
+        has_template = bool(getattr(tokenizer, "chat_template", None))
+        if prompt_format == "chat" and not has_template:
+            raise ConfigurationError("prompt_format='chat' but the tokenizer has no chat template; use 'plain'")
+        if temperature < 0:
+            raise ConfigurationError(f"temperature must be >= 0, got {temperature!r}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.top_k = top_k
+        self.max_new_tokens = max_new_tokens
+        self.prompt_format: PromptFormat = ("chat" if has_template else "plain") if prompt_format == "auto" else prompt_format
+        self.temperature = float(temperature)
+        self.seed = seed
+        self.record_embedding = record_embedding
+        self.model_name = name or str(getattr(model, "name_or_path", "") or type(model).__name__)
+        self.context_window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+        self._lock = threading.Lock()
+        # transformers >= 5.2x names the KV cache ``cache``; older releases ``past_key_values``
+        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        eos = getattr(model.generation_config, "eos_token_id", None) if getattr(model, "generation_config", None) else None
+        eos = eos if eos is not None else tokenizer.eos_token_id
+        self._eos: set[int] = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+
+    def __repr__(self) -> str:
+        return f"TransformersModel(name={self.model_name!r}, top_k={self.top_k}, prompt_format={self.prompt_format!r})"
+
+    # -- prompts ---------------------------------------------------------------------------------
+    def render(self, request: Request) -> str:
+        """The prompt text the model sees for ``request``."""
+        if self.prompt_format == "completion":
+            return "\n\n".join(m.content for m in request.messages)
+        if self.prompt_format == "plain":
+            lines = [f"{_PLAIN_ROLES[m.role]}: {m.content}" for m in request.messages]
+            return "\n".join(lines) + "\nAssistant:"
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        try:
+            return str(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+        except Exception as err:
+            raise BackendError(f"{self.model_name}: chat template failed on the messages: {err}") from err
+
+    def _encode(self, request: Request) -> torch.Tensor:
+        prompt = self.render(request)
+        special = self.prompt_format != "chat"  # chat templates already contain BOS/role tokens
+        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=special)["input_ids"]
+        limit = request.max_new_tokens or self.max_new_tokens
+        if ids.shape[1] + limit > self.context_window:
+            raise BackendError(
+                f"{self.model_name}: prompt of {ids.shape[1]} tokens + {limit} new tokens exceeds the context "
+                f"window of {self.context_window}"
+            )
+        return ids
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _label_ids(self, labels: tuple[str, ...]) -> list[int]:
+        ids: list[int] = []
+        for label in labels:
+            for variant in (label, " " + label.lstrip()):
+                encoded = self.tokenizer.encode(variant, add_special_tokens=False)
+                if encoded and encoded[0] not in ids:
+                    ids.append(encoded[0])
+        return ids
+
+    def _alternatives(self, logprobs: torch.Tensor, extra: list[int]) -> tuple[TokenAlternative, ...]:
+        k = min(self.top_k, logprobs.shape[-1])
+        values, indices = torch.topk(logprobs, k)
+        pairs = dict(zip(indices.tolist(), values.tolist()))
+        for token_id in extra:
+            pairs.setdefault(token_id, float(logprobs[token_id]))
+        ranked = sorted(pairs.items(), key=lambda kv: kv[1], reverse=True)
+        return tuple(TokenAlternative(self.tokenizer.decode([i]), float(v)) for i, v in ranked)
+
+    def _choose(self, logits: torch.Tensor, logprobs: torch.Tensor, generator: torch.Generator) -> int:
+        if self.temperature == 0:
+            return int(torch.argmax(logprobs))
+        probs = torch.softmax(logits / self.temperature, dim=-1)
+        return int(torch.multinomial(probs, 1, generator=generator))
+
+    def _forward(self, **kwargs: Any) -> Any:
+        with self._lock, torch.inference_mode():
+            return self.model(use_cache=True, output_hidden_states=self.record_embedding, **kwargs)
+
+    # -- the step stream ---------------------------------------------------------------------------
+    def stream_steps(self, request: Request) -> Iterator[TokenStep | StepsEnd]:
+        """Greedy (or sampled) KV-cached decoding, one :class:`TokenStep` per token.
+
+        The end-of-sequence token is reported as a step (its log-prob is part of the sequence's
+        uncertainty) with empty ``text``. Closing the iterator stops decoding immediately.
+        """
+        input_ids = self._encode(request)
+        limit = request.max_new_tokens or self.max_new_tokens
+        extra = self._label_ids(request.first_step_tokens) if request.first_step_tokens else []
+        generator = torch.Generator().manual_seed(self.seed)
+        try:
+            out = self._forward(input_ids=input_ids)
+        except Exception as err:
+            raise BackendError(f"{self.model_name}: forward pass failed: {err}") from err
+        generated: list[int] = []
+        hidden: list[torch.Tensor] = []
+        shown = ""
+        finish = "length"
+        for step in range(limit):
+            if self.record_embedding:  # the state that produces this step's token
+                hidden.append(out.hidden_states[-1][0, -1].float())
+            logits = out.logits[0, -1].float()
+            logprobs = torch.log_softmax(logits, dim=-1)
+            token_id = self._choose(logits, logprobs, generator)
+            top = self._alternatives(logprobs, extra if step == 0 else [])
+            is_eos = token_id in self._eos
+            text = ""
+            if not is_eos:
+                generated.append(token_id)
+                decoded = self.tokenizer.decode(generated, skip_special_tokens=True)
+                if not decoded.endswith("\ufffd") and decoded.startswith(shown):
+                    text, shown = decoded[len(shown):], decoded
+            yield TokenStep(
+                self.tokenizer.decode([token_id]),
+                min(0.0, float(logprobs[token_id])),
+                top,
+                token_id=token_id,
+                text=text,
+            )
+            if is_eos:
+                finish = "stop"
+                break
+            if step + 1 < limit:
+                cache = getattr(out, self._cache_arg, None)
+                out = self._forward(input_ids=torch.tensor([[token_id]]), **{self._cache_arg: cache})
+        embedding = torch.stack(hidden).mean(0).numpy() if hidden else None
+        yield StepsEnd(Usage(int(input_ids.shape[1]), len(generated) + (finish == "stop")), finish, embedding)
