@@ -27,7 +27,14 @@ from typing import Any
 from cascade_core.errors import CascadeError
 from cascade_core.types import Message, Request, ToolCall, ToolSpec
 
-__all__ = ["ToolCallError", "format_tool_call", "parse_tool_calls", "render_for_text_model", "tools_system_prompt"]
+__all__ = [
+    "ToolCallError",
+    "format_tool_call",
+    "parse_tool_calls",
+    "render_for_text_model",
+    "strip_tool_calls",
+    "tools_system_prompt",
+]
 
 _BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 
@@ -129,3 +136,16 @@ def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> tuple[ToolCall, ..
                 raise ToolCallError(f"tool {name!r}: arguments string is not valid JSON") from err
         calls.append(ToolCall(name, _check_arguments(by_name[name], arguments), f"call_{uuid.uuid4().hex[:16]}"))
     return tuple(calls)
+
+
+def strip_tool_calls(text: str) -> str:
+    """The text of an answer without its tool calls (what a chat message should show as content).
+
+    >>> strip_tool_calls('Let me check.<tool_call>{"name": "f", "arguments": {}}</tool_call>')
+    'Let me check.'
+    >>> strip_tool_calls('{"name": "f", "arguments": {}}')
+    ''
+    """
+    if _BLOCK.search(text):
+        return _BLOCK.sub("", text).strip()
+    return "" if _candidates(text) else text

@@ -131,8 +131,8 @@ def _check_answer(
         if not calls and (request.tool_choice in ("required", "any") or request.tool_choice in {t.name for t in request.tools}):
             return f"tool_choice={request.tool_choice!r} but the small tier called no tool", ()
     if check is not None:
-        try:
-            reason = check(generation)
+        try:  # the check sees the parsed tool calls (e.g. to validate their arguments)
+            reason = check(Generation(**{**generation.__dict__, "tool_calls": calls}))
         except Exception as err:  # a failing check is a rejection, never a crash of the call
             reason = f"{type(err).__name__}: {err}"
         if reason:
