@@ -215,6 +215,8 @@ def embedded_model_dir(tier: str) -> Path:
         start = time.perf_counter()
         logger.info("Converting %s into %s (once; takes a while)", gguf.name, target)
         _convert_gguf(gguf, tmp)
+        for path in (tmp, *tmp.iterdir()):  # mkdtemp and safetensors create owner-only files
+            path.chmod(0o755 if path.is_dir() else 0o644)
         try:
             os.replace(tmp, target)
         except OSError:

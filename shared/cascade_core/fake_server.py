@@ -36,7 +36,7 @@ class FakeReply:
 
     Attributes:
         text: Answer text (streamed one whitespace-delimited token at a time).
-        confidence: Probability of the first token; the runner-up gets ``(1 - confidence) * 0.8``.
+        confidence: Probability of the first token; the runner-up gets ``min(c, (1 - c) * 0.8)``.
         token_confidence: Probability of every later token.
         tool_calls: ``[{"name": ..., "arguments": {...}}]`` returned as native tool calls.
         status: HTTP status; anything but 200 returns an OpenAI-style error body.
@@ -69,9 +69,10 @@ def _tokens(text: str) -> list[str]:
 
 def _logprob_entry(token: str, p: float, top_k: int) -> dict[str, Any]:
     alts = [{"token": token, "logprob": math.log(p), "bytes": None}]
-    rest = 1.0 - p
+    second = min(p, (1.0 - p) * 0.8)  # the emitted token stays the top-1 (greedy decoding)
+    rest = 1.0 - p - second
     for i in range(1, top_k):
-        share = rest * (0.8 if i == 1 else 0.1 / max(1, top_k - 2))
+        share = second if i == 1 else rest * 0.5 / max(1, top_k - 2)
         alts.append({"token": f"<alt{i}>", "logprob": math.log(max(share, 1e-12)), "bytes": None})
     return {"token": token, "logprob": math.log(p), "bytes": None, "top_logprobs": alts[:top_k]}
 

@@ -30,7 +30,7 @@ class ScriptedModel(TokenModelBase):
 
     Args:
         answers: One answer for every call, or a list used in turn (cycled).
-        confidence: Probability of each answer's first token; the runner-up gets ``(1-c)*0.8``.
+        confidence: Probability of each answer's first token; the runner-up gets ``min(c, (1-c)*0.8)``.
         token_confidence: Probability of every later token.
         name: Model name.
         top_k: Alternatives recorded per step.
@@ -50,8 +50,11 @@ class ScriptedModel(TokenModelBase):
         top_k: int = 5,
         fail: bool = False,
     ) -> None:
+        confs = [confidence] if isinstance(confidence, (int, float)) else list(confidence)
+        if not confs or any(not 0.0 < c <= 1.0 for c in [*confs, token_confidence]):
+            raise ValueError("ScriptedModel confidences must be in (0, 1]")
         self.answers = [answers] if isinstance(answers, str) else list(answers)
-        self.confidences = [confidence] if isinstance(confidence, (int, float)) else list(confidence)
+        self.confidences = confs
         self.token_confidence = token_confidence
         self.model_name = name
         self.top_k = top_k
@@ -65,9 +68,10 @@ class ScriptedModel(TokenModelBase):
 
     def _step(self, token: str, p: float) -> TokenStep:
         alts = [TokenAlternative(token, math.log(p))]
-        rest = 1.0 - p
+        second = min(p, (1.0 - p) * 0.8)  # the emitted token stays the top-1 (greedy decoding)
+        rest = 1.0 - p - second
         for i in range(1, self.top_k):
-            share = rest * (0.8 if i == 1 else 0.1 / (self.top_k - 2))
+            share = second if i == 1 else rest * 0.5 / (self.top_k - 2)
             alts.append(TokenAlternative(f"<alt{i}>", math.log(max(share, 1e-12))))
         return TokenStep(token, math.log(p), tuple(alts[: self.top_k]))
 

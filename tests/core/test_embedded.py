@@ -135,6 +135,7 @@ def test_conversion_creates_dir_once(
     assert target.parent == tmp_cache / "converted"
     assert target.name.startswith("small-") and len(target.name) == len("small-") + 12
     assert (target / "model.safetensors").is_file()
+    assert target.stat().st_mode & 0o777 == 0o755  # readable in a shared cache, unlike mkdtemp's 0o700
     assert embedded_model_dir("small") == target
     assert len(calls) == 1
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # temp dir renamed away

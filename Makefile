@@ -1,0 +1,23 @@
+# The two commands of the README. Each sets up .venv by itself (idempotent; see scripts/setup.sh).
+PY := .venv/bin/python
+
+.PHONY: setup demo test test-fast lint
+
+setup:
+	@bash scripts/setup.sh
+
+## demo: run the cascade over the bundled world-facts test split with the embedded models
+demo: setup
+	$(PY) -m cascade_core.demo
+
+## test: the full test suite (includes the slow tests that load the real embedded models)
+test: setup
+	$(PY) -m pytest
+
+## test-fast: everything except the tests that load the real embedded models
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+lint: setup
+	$(PY) -m ruff check shared langchain_cascade llamaindex_cascade tests examples
+	$(PY) -m mypy
