@@ -24,7 +24,7 @@ from typing import Any
 from cascade_core.errors import ConfigurationError
 from cascade_core.types import Usage
 
-__all__ = ["CostSummary", "Pricing", "count_tokens", "summarize_costs"]
+__all__ = ["CostSummary", "Pricing", "count_tokens", "summarize_costs", "token_ids"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,23 @@ def count_tokens(text: str, encoding: str = "cl100k_base") -> int:
     if enc is None:
         return max(1, math.ceil(len(text) / 4)) if text else 0
     return len(enc.encode(text, disallowed_special=()))
+
+
+def token_ids(text: str, encoding: str = "cl100k_base") -> list[int]:
+    """Token ids of ``text`` with a tiktoken encoding, offline (for adapters' ``get_token_ids``).
+
+    >>> len(token_ids("hello world"))
+    2
+
+    Raises:
+        ModelNotAvailableError: the encoding is not available offline.
+    """
+    enc = _encoding(encoding)
+    if enc is None:
+        from cascade_core.errors import ModelNotAvailableError
+
+        raise ModelNotAvailableError(f"tiktoken encoding {encoding!r} is not available offline")
+    return list(enc.encode(text, disallowed_special=()))
 
 
 @dataclass(frozen=True)

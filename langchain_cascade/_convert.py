@@ -1,0 +1,275 @@
+"""Conversion between LangChain message/tool objects and ``cascade_core`` types.
+
+Only translation lives here: no scoring, thresholds or retries (those are the core's).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from cascade_core.engine.result import CascadeResult
+from cascade_core.errors import InvalidRequestError
+from cascade_core.tool_calls import strip_tool_calls
+from cascade_core.types import Message, Request, ToolCall, ToolSpec, Usage
+
+__all__ = [
+    "from_core_messages",
+    "response_schema_of",
+    "to_ai_message",
+    "to_core_messages",
+    "to_core_tool_choice",
+    "to_core_tools",
+    "to_langchain_tool_choice",
+    "usage_metadata",
+]
+
+#: Content-part types that carry no text for the model and are represented elsewhere
+#: (tool calls live in ``AIMessage.tool_calls``; reasoning is not replayed to either tier).
+_SKIPPED_PARTS = frozenset({"tool_use", "tool_call", "tool_call_chunk", "function_call", "reasoning", "thinking"})
+_CHAT_ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant", "system": "system",
+               "developer": "system", "tool": "tool"}
+
+
+def _text_of(message: BaseMessage, index: int) -> str:
+    """The text of a message; raises for image/audio/file parts, which the cascade cannot score."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    texts: list[str] = []
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
+        if kind == "text":
+            texts.append(str(part.get("text", "")))
+        elif kind not in _SKIPPED_PARTS:
+            raise InvalidRequestError(
+                f"messages[{index}] ({message.type}) has a {kind!r} content part; ChatCascade accepts text "
+                "only (the small tier's token scores are defined over text), so images, audio and files "
+                "cannot be sent through it"
+            )
+    return "".join(texts)
+
+
+def _tool_calls_of(message: AIMessage) -> tuple[ToolCall, ...]:
+    return tuple(ToolCall(c["name"], dict(c.get("args") or {}), c.get("id") or "") for c in message.tool_calls)
+
+
+def to_core_messages(messages: Sequence[BaseMessage]) -> tuple[Message, ...]:
+    """LangChain messages as core :class:`~cascade_core.types.Message` objects.
+
+    Raises:
+        InvalidRequestError: no messages, a non-text content part, or an unsupported message type.
+    """
+    if not messages:
+        raise InvalidRequestError("ChatCascade got no messages: pass at least one message")
+    out: list[Message] = []
+    for i, message in enumerate(messages):
+        text = _text_of(message, i)
+        if isinstance(message, SystemMessage):
+            out.append(Message("system", text))
+        elif isinstance(message, HumanMessage):
+            out.append(Message("user", text))
+        elif isinstance(message, AIMessage):
+            out.append(Message("assistant", text, tool_calls=_tool_calls_of(message)))
+        elif isinstance(message, ToolMessage):
+            out.append(Message("tool", text, tool_call_id=message.tool_call_id, name=message.name))
+        elif isinstance(message, FunctionMessage):
+            out.append(Message("tool", text, name=message.name))
+        elif isinstance(message, ChatMessage) and message.role in _CHAT_ROLES:
+            out.append(Message(_CHAT_ROLES[message.role], text))  # type: ignore[arg-type]
+        else:
+            raise InvalidRequestError(
+                f"messages[{i}] has unsupported type {type(message).__name__} "
+                f"(role {getattr(message, 'role', message.type)!r}); use system, human, ai or tool messages"
+            )
+    return tuple(out)
+
+
+def from_core_messages(messages: Sequence[Message]) -> list[BaseMessage]:
+    """Core messages as LangChain messages (what a LangChain large tier receives)."""
+    out: list[BaseMessage] = []
+    for m in messages:
+        if m.role == "system":
+            out.append(SystemMessage(m.content))
+        elif m.role == "user":
+            out.append(HumanMessage(m.content))
+        elif m.role == "assistant":
+            calls = [{"name": c.name, "args": dict(c.arguments), "id": c.id or None, "type": "tool_call"}
+                     for c in m.tool_calls]
+            out.append(AIMessage(m.content, tool_calls=calls))
+        else:
+            out.append(ToolMessage(m.content, tool_call_id=m.tool_call_id or "", name=m.name))
+    return out
+
+
+# -- tools ------------------------------------------------------------------------------------
+def to_core_tools(tools: Sequence[Any] | None) -> tuple[ToolSpec, ...]:
+    """Tools in any form LangChain accepts (BaseTool, function, pydantic class, dict) as ToolSpecs."""
+    specs = []
+    for tool in tools or ():
+        function = convert_to_openai_tool(tool)["function"]
+        specs.append(ToolSpec(
+            function["name"],
+            function.get("description", ""),
+            function.get("parameters") or {"type": "object", "properties": {}},
+        ))
+    return tuple(specs)
+
+
+def to_core_tool_choice(choice: Any, names: Sequence[str]) -> str | None:
+    """LangChain's ``tool_choice`` values as the core's: None/"auto"/"none"/"required"/a tool name.
+
+    Accepts ``"any"``/``"required"``/``True`` (call some tool; ``True`` with one tool forces it),
+    a tool name, and the OpenAI/Anthropic dict forms.
+
+    Raises:
+        ValueError: a value that names no bound tool.
+    """
+    if choice is None or choice is False:
+        return None
+    if choice is True:
+        return names[0] if len(names) == 1 else "required"
+    if isinstance(choice, Mapping):
+        kind = choice.get("type")
+        name = (choice.get("function") or {}).get("name") or choice.get("name")
+        if name:
+            choice = name
+        elif kind in ("any", "auto", "none", "required"):
+            choice = kind
+        else:
+            raise ValueError(f"tool_choice {dict(choice)!r} names no tool")
+    if choice == "any":
+        return "required"
+    if choice in ("auto", "none", "required") or choice in names:
+        return str(choice)
+    raise ValueError(
+        f"tool_choice {choice!r} must be 'auto', 'none', 'any', 'required', True or one of the bound tools {list(names)}"
+    )
+
+
+def to_langchain_tool_choice(choice: str | None) -> str | None:
+    """The core's tool choice as the value LangChain's ``bind_tools`` understands."""
+    return "any" if choice == "required" else choice
+
+
+def response_schema_of(response_format: Any) -> dict[str, Any] | None:
+    """The JSON schema an OpenAI-style ``response_format`` asks for (json_object → any object)."""
+    if response_format is None:
+        return None
+    if isinstance(response_format, Mapping):
+        kind = response_format.get("type")
+        if kind == "json_object":
+            return {"type": "object"}
+        if kind == "json_schema":
+            spec = response_format.get("json_schema") or {}
+            schema = dict(spec.get("schema") or {"type": "object"})
+            schema.setdefault("title", spec.get("name", "response"))
+            return schema
+    raise ValueError(
+        f"response_format must be {{'type': 'json_object'}} or {{'type': 'json_schema', 'json_schema': ...}}, "
+        f"got {response_format!r}"
+    )
+
+
+# -- results ----------------------------------------------------------------------------------
+def usage_metadata(usage: Usage) -> UsageMetadata:
+    return UsageMetadata(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                         total_tokens=usage.total_tokens)
+
+
+def lc_tool_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
+    return [{"name": c.name, "args": dict(c.arguments), "id": c.id or None, "type": "tool_call"} for c in calls]
+
+
+def tool_call_chunks(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
+    return [{"name": c.name, "args": json.dumps(c.arguments, ensure_ascii=False), "id": c.id or None, "index": i,
+             "type": "tool_call_chunk"} for i, c in enumerate(calls)]
+
+
+def answer_text(result: CascadeResult) -> str:
+    """The answer's visible text (a small tier's ``<tool_call>`` markup removed)."""
+    return strip_tool_calls(result.text) if result.generation is not None and result.tool_calls else result.text
+
+
+def response_metadata(result: CascadeResult) -> dict[str, Any]:
+    """``model_name`` of the answering tier, its finish reason, and the decision under ``cascade``."""
+    finish = (result.generation.finish_reason if result.generation is not None
+              else result.completion.finish_reason if result.completion is not None else None)
+    if result.tool_calls:
+        finish = "tool_calls"
+    meta: dict[str, Any] = {"model_name": result.model_name, "cascade": result.as_dict()}
+    if finish:
+        meta["finish_reason"] = finish
+    return meta
+
+
+def to_ai_message(result: CascadeResult) -> AIMessage:
+    """The cascade's answer as an ``AIMessage``; a LangChain large tier's own message is passed through."""
+    raw = result.completion.raw if result.completion is not None else None
+    meta = response_metadata(result)
+    if isinstance(raw, AIMessage):
+        return raw.model_copy(update={
+            "usage_metadata": usage_metadata(result.usage),
+            "response_metadata": {**raw.response_metadata, **meta},
+        })
+    return AIMessage(answer_text(result), tool_calls=lc_tool_calls(result.tool_calls),
+                     usage_metadata=usage_metadata(result.usage), response_metadata=meta)
+
+
+def final_chunk(result: CascadeResult, text: str, streamed_tool_calls: bool) -> AIMessageChunk:
+    """The last chunk of a stream: any buffered text, tool calls not yet streamed, usage and metadata."""
+    calls = [] if streamed_tool_calls else tool_call_chunks(result.tool_calls)
+    return AIMessageChunk(content=text, tool_call_chunks=calls, usage_metadata=usage_metadata(result.usage),
+                          response_metadata=response_metadata(result), chunk_position="last")
+
+
+def passthrough_chunk(raw: AIMessageChunk) -> AIMessageChunk:
+    """A LangChain large tier's chunk without usage/metadata (the final chunk carries the totals once)."""
+    return raw.model_copy(update={"usage_metadata": None, "response_metadata": {}, "chunk_position": None})
+
+
+class StreamConverter:
+    """Turns the core's :class:`~cascade_core.engine.result.CascadeChunk` stream into ``AIMessageChunk`` s.
+
+    Small-tier text is passed on as it comes, except when tools are bound: a kept small answer
+    then arrives whole after the decision anyway, and its ``<tool_call>`` markup must become
+    ``tool_call_chunks``, so it is held for the final chunk. Large-tier chunks stream as they come.
+    """
+
+    def __init__(self, request: Request, n_tiers: int) -> None:
+        self.hold_small = bool(request.tools)
+        self.last = n_tiers - 1
+        self.held: list[str] = []
+        self.streamed_tool_calls = False
+
+    def feed(self, chunk: Any) -> AIMessageChunk | None:
+        if chunk.result is not None:
+            result = chunk.result
+            text = "".join(self.held)
+            if result.generation is not None and result.tool_calls:
+                text = strip_tool_calls(text)
+            return final_chunk(result, text, self.streamed_tool_calls)
+        if chunk.tier < self.last and self.hold_small:
+            self.held.append(chunk.text)
+            return None
+        if isinstance(chunk.raw, AIMessageChunk):
+            self.streamed_tool_calls = self.streamed_tool_calls or bool(chunk.raw.tool_call_chunks)
+            return passthrough_chunk(chunk.raw)
+        return AIMessageChunk(content=chunk.text) if chunk.text else None

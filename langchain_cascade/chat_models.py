@@ -1,0 +1,375 @@
+"""``ChatCascade``: a LangChain chat model that answers with a small model when it is confident.
+
+A drop-in ``BaseChatModel``: every call runs :class:`cascade_core.Cascade` (one implementation of
+the decision for invoke, stream, async and batch); this module only converts messages, tools and
+results and attaches the decision as response metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.base import LangSmithParams
+from langchain_core.language_models.model_profile import ModelProfile
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.utils import secret_from_env
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from typing_extensions import Self
+
+from cascade_core.backends.base import LargeModel, SmallModel
+from cascade_core.backends.openai import OpenAIModel
+from cascade_core.cost import Pricing, token_ids
+from cascade_core.engine.cascade import Cascade, Tier
+from cascade_core.errors import ConfigurationError
+from cascade_core.rules import DeferralRule, ThresholdRule
+from cascade_core.types import Generation, Request
+from langchain_cascade._convert import (
+    StreamConverter,
+    response_schema_of,
+    to_ai_message,
+    to_core_messages,
+    to_core_tool_choice,
+    to_core_tools,
+)
+from langchain_cascade._structured import structured_output_runnable
+from langchain_cascade.large import LangChainLargeModel
+
+__all__ = ["ChatCascade"]
+
+logger = logging.getLogger(__name__)
+
+#: Call kwargs ChatCascade consumes; others (``strict``, ``parallel_tool_calls`` …) do not apply to a cascade.
+_CHECK_KWARG = "cascade_answer_check"
+
+
+class ChatCascade(BaseChatModel):
+    """A chat model that answers with a small model when its token-level uncertainty says it is
+    confident, and defers to a large model otherwise.
+
+    The small tier is a ``cascade_core`` small model (local ``TransformersModel`` or an
+    OpenAI-compatible server with log-probs); the large tier may be any LangChain chat model. Each
+    answer carries the decision in ``response_metadata["cascade"]`` (tier, score, threshold, reason,
+    cost, saved).
+
+    Setup:
+        ``pip install 'llm-cascade[langchain]'``
+
+    Instantiate:
+        .. code-block:: python
+
+            from cascade_core.backends.openai import OpenAIModel
+            from langchain_cascade import ChatCascade
+            from langchain_openai import ChatOpenAI
+
+            llm = ChatCascade(
+                small=OpenAIModel("qwen2.5-1.5b-instruct", base_url="http://127.0.0.1:8000/v1"),
+                large=ChatOpenAI(model="gpt-4o-mini"),
+                signal="margin",
+                threshold=0.3,
+            )
+
+    Invoke:
+        .. code-block:: python
+
+            msg = llm.invoke("What is the capital of France?")
+            msg.response_metadata["cascade"]["tier"]  # 0 = small kept, 1 = deferred
+
+    Stream:
+        .. code-block:: python
+
+            for chunk in llm.stream("Tell me a joke"):
+                print(chunk.text, end="")
+
+    Tool calling / structured output:
+        .. code-block:: python
+
+            llm.bind_tools([get_weather]).invoke("Weather in Paris?").tool_calls
+            llm.with_structured_output(Person).invoke("Anna is 31.")
+
+    Example:
+        >>> from cascade_core.testing import ScriptedModel
+        >>> llm = ChatCascade(small=ScriptedModel("Paris", confidence=0.9, name="small"),
+        ...                   large=ScriptedModel("Paris, France", name="large"), threshold=0.5)
+        >>> msg = llm.invoke("Capital of France?")
+        >>> msg.content, msg.response_metadata["cascade"]["tier"]
+        ('Paris', 0)
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+
+    cascade: Any = None
+    """A ready :class:`cascade_core.Cascade`; if given, ``small``/``large`` and the rule options must not be."""
+    small: Any = None
+    """Small tier: a core small model (token log-probs), or a model name served at ``small_base_url``."""
+    large: Any = None
+    """Large tier: any LangChain chat model, a core large model, or a model name served at ``base_url``."""
+    signal: str = "margin"
+    """Deferral signal: ``margin``, ``chow_sum``, ``chow_average``, ``chow_quantile`` or ``entropy``."""
+    threshold: Any = 0.3
+    """Defer when the signal is below this number, or a core ``ThresholdPolicy``."""
+    signal_params: dict[str, Any] = Field(default_factory=dict)
+    """Parameters of the signal (``alpha=0.1`` for ``chow_quantile``, ``labels=[...]`` for a margin)."""
+    rule: Any = None
+    """A core ``DeferralRule`` (e.g. a learned rule); overrides ``signal``/``threshold``."""
+    small_pricing: Pricing | None = None
+    """Small-tier price per million tokens (for ``cost`` / ``saved`` in the decision metadata)."""
+    large_pricing: Pricing | None = None
+    """Large-tier price per million tokens."""
+    on_small_error: Literal["defer", "raise"] = "defer"
+    """What a failing small tier does: defer to the large tier, or raise."""
+    max_tokens: int | None = None
+    """Cap on generated tokens per call (both tiers)."""
+    stop: list[str] | None = None
+    """Default stop strings."""
+    streaming: bool = False
+    """Whether ``invoke`` streams internally (so callbacks see tokens)."""
+    small_base_url: str | None = None
+    """Server of a small tier given by name (an OpenAI-compatible server with log-probs)."""
+    small_api_key: SecretStr | None = None
+    """Key for ``small_base_url`` (default: none needed)."""
+    base_url: str | None = None
+    """Server of a large tier given by name (``None`` = api.openai.com)."""
+    api_key: SecretStr | None = Field(default_factory=secret_from_env("OPENAI_API_KEY", default=None))
+    """Key for a large tier given by name; read from ``OPENAI_API_KEY``. Never shown in repr or logs."""
+    temperature: float | None = None
+    """Sampling temperature of a large tier given by name (the small tier decodes greedily)."""
+    timeout: float | None = None
+    """Request timeout in seconds of tiers given by name."""
+    max_retries: int | None = None
+    """Retries of tiers given by name."""
+
+    _cascade: Cascade = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _build_cascade(self) -> Self:
+        self._cascade = self._make_cascade()
+        return self
+
+    def _make_cascade(self) -> Cascade:
+        if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
+            raise ConfigurationError(f"ChatCascade.max_tokens must be a positive int, got {self.max_tokens!r}")
+        if self.cascade is not None:
+            if not isinstance(self.cascade, Cascade):
+                raise ConfigurationError(f"ChatCascade.cascade must be a cascade_core.Cascade, got {type(self.cascade).__name__}")
+            if self.small is not None or self.large is not None or self.rule is not None:
+                raise ConfigurationError("ChatCascade: give either cascade= or small=/large= (with rule options), not both")
+            return self.cascade
+        if self.small is None or self.large is None:
+            raise ConfigurationError("ChatCascade needs cascade=, or both small= and large=")
+        rule = self.rule if self.rule is not None else ThresholdRule(self.signal, self.threshold, **self.signal_params)
+        if not isinstance(rule, DeferralRule):
+            raise ConfigurationError(f"ChatCascade.rule must be a cascade_core DeferralRule, got {rule!r}")
+        small = Tier(self._small_model(), self.small_pricing or Pricing())
+        large = Tier(self._large_model(), self.large_pricing or Pricing())
+        return Cascade([small, large], rules=rule, max_new_tokens=self.max_tokens, on_small_error=self.on_small_error)
+
+    def _client_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if self.timeout is not None:
+            options["timeout"] = self.timeout
+        if self.max_retries is not None:
+            options["max_retries"] = self.max_retries
+        return options
+
+    def _small_model(self) -> Any:
+        if isinstance(self.small, str):
+            key = self.small_api_key.get_secret_value() if self.small_api_key else "not-needed"
+            return OpenAIModel(self.small, base_url=self.small_base_url, api_key=key, **self._client_options())
+        if not isinstance(self.small, SmallModel):
+            raise ConfigurationError(
+                f"ChatCascade.small must be a cascade_core small model (stream_steps with log-probs, top_k) "
+                f"or a model name, got {type(self.small).__name__}; a LangChain chat model gives no token "
+                "scores, so it can only be the large tier"
+            )
+        return self.small
+
+    def _large_model(self) -> Any:
+        if isinstance(self.large, BaseChatModel):
+            return LangChainLargeModel(self.large)
+        if isinstance(self.large, str):
+            key = self.api_key.get_secret_value() if self.api_key else None
+            extra = {"temperature": self.temperature} if self.temperature is not None else {}
+            return OpenAIModel(self.large, base_url=self.base_url, api_key=key, **extra, **self._client_options())
+        if not isinstance(self.large, LargeModel):
+            raise ConfigurationError(
+                f"ChatCascade.large must be a LangChain chat model, a cascade_core large model or a model name, "
+                f"got {type(self.large).__name__}"
+            )
+        return self.large
+
+    # -- identity --------------------------------------------------------------------------------
+    @property
+    def _llm_type(self) -> str:
+        return "cascade"
+
+    @property
+    def tier_names(self) -> list[str]:
+        """Names of the tiers, cheapest first."""
+        return [t.display_name for t in self._cascade.tiers]
+
+    @property
+    def model_name(self) -> str:
+        """``cascade(small->large)``: the name traces record for the cascade as a whole."""
+        return "cascade(" + "->".join(self.tier_names) + ")"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "tiers": self.tier_names,
+            "rules": [repr(r) for r in self._cascade.rules],
+            "max_tokens": self.max_tokens,
+            "stop": self.stop,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="cascade",
+            ls_model_name=kwargs.get("model") or self.model_name,
+            ls_model_type="chat",
+        )
+        if self.temperature is not None:
+            params["ls_temperature"] = self.temperature
+        if (max_tokens := kwargs.get("max_tokens", self.max_tokens)) is not None:
+            params["ls_max_tokens"] = max_tokens
+        if ls_stop := stop or kwargs.get("stop") or self.stop:
+            params["ls_stop"] = list(ls_stop)
+        return params
+
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        large = self.cascade.tiers[-1].model if isinstance(self.cascade, Cascade) else self.large
+        large_profile = getattr(large, "profile", None) or getattr(getattr(large, "chat_model", None), "profile", None) or {}
+        profile = ModelProfile(
+            text_inputs=True, text_outputs=True,
+            image_inputs=False, image_url_inputs=False, pdf_inputs=False, audio_inputs=False, video_inputs=False,
+            image_outputs=False, audio_outputs=False, video_outputs=False,
+            image_tool_message=False, pdf_tool_message=False,
+            tool_calling=bool(large_profile.get("tool_calling", True)),
+            tool_choice=bool(large_profile.get("tool_choice", True)),
+            tool_call_streaming=True,
+            structured_output=True,
+        )
+        for key in ("max_input_tokens", "max_output_tokens"):
+            if key in large_profile:
+                profile[key] = large_profile[key]  # type: ignore[literal-required]
+        return profile
+
+    # -- token counting (offline) ------------------------------------------------------------------
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` with the small tier's tokenizer, else tiktoken ``cl100k_base`` (offline)."""
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        encode = getattr(getattr(self._cascade.tiers[0].model, "tokenizer", None), "encode", None)
+        if encode is not None:
+            return list(encode(text, add_special_tokens=False))
+        return token_ids(text)
+
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens of ``text`` as the small tier counts them (offline)."""
+        if self.custom_get_token_ids is not None:
+            return len(self.custom_get_token_ids(text))
+        return self._cascade.tiers[0].count_tokens(text)
+
+    # -- the four entry points: convert, run the core, convert back -------------------------------
+    def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+                 ) -> tuple[Request, Callable[[Generation], str | None] | None]:
+        check = kwargs.pop(_CHECK_KWARG, None)
+        tools = to_core_tools(kwargs.pop("tools", None))
+        tool_choice = to_core_tool_choice(kwargs.pop("tool_choice", None), [t.name for t in tools]) if tools else None
+        max_tokens = kwargs.pop("max_tokens", None) or self.max_tokens
+        schema = response_schema_of(kwargs.pop("response_format", None))
+        if kwargs:
+            logger.debug("ChatCascade ignores call options that do not apply to a cascade: %s", sorted(kwargs))
+        request = Request(
+            messages=to_core_messages(messages),
+            tools=tools,
+            tool_choice=tool_choice,
+            max_new_tokens=max_tokens,
+            stop=tuple(stop if stop is not None else self.stop or ()),
+            response_schema=schema,
+        )
+        return request, check
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        request, check = self._request(messages, stop, kwargs)
+        return _chat_result(self._cascade.invoke(request, check=check))
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                         run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        request, check = self._request(messages, stop, kwargs)
+        return _chat_result(await self._cascade.ainvoke(request, check=check))
+
+    # BaseChatModel.stream / astream call ``on_llm_new_token`` for every chunk yielded here.
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        request, check = self._request(messages, stop, kwargs)
+        converter = StreamConverter(request, len(self._cascade.tiers))
+        for piece in self._cascade.stream(request, check=check):
+            if (message := converter.feed(piece)) is not None:
+                yield ChatGenerationChunk(message=message)
+
+    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                       run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any
+                       ) -> AsyncIterator[ChatGenerationChunk]:
+        request, check = self._request(messages, stop, kwargs)
+        converter = StreamConverter(request, len(self._cascade.tiers))
+        async for piece in self._cascade.astream(request, check=check):
+            if (message := converter.feed(piece)) is not None:
+                yield ChatGenerationChunk(message=message)
+
+    # -- tools and structured output -------------------------------------------------------------
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any
+                   ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools to both tiers.
+
+        The small tier sees them rendered in its prompt and answers ``<tool_call>{...}</tool_call>``
+        (a malformed call, or one naming no bound tool, defers); the large tier gets them natively.
+
+        Args:
+            tools: Tools in any form LangChain accepts (``BaseTool``, function, pydantic class, dict).
+            tool_choice: ``"auto"``, ``"none"``, ``"any"``/``"required"``/``True`` (must call a tool),
+                or a tool name (must call that tool).
+            **kwargs: Further call options bound with the tools.
+        """
+        formatted = [_openai_tool(t) for t in tools]
+        names = [t["function"]["name"] for t in formatted]
+        core_choice = to_core_tool_choice(tool_choice, names)  # validates now, not at call time
+        if core_choice is not None:
+            kwargs["tool_choice"] = core_choice
+        kwargs.pop("strict", None)
+        kwargs.pop("parallel_tool_calls", None)
+        return self.bind(tools=formatted, **kwargs)
+
+    def with_structured_output(self, schema: Any = None, *, method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema",
+                               include_raw: bool = False, strict: bool | None = None, **kwargs: Any
+                               ) -> Runnable[LanguageModelInput, Any]:
+        """Answer in a schema; a small answer that fails to parse or validate defers to the large tier.
+
+        Args:
+            schema: A pydantic class, TypedDict, or JSON schema dict (optional for ``json_mode``).
+            method: ``"json_schema"`` (default; the schema is sent as ``response_format``),
+                ``"function_calling"`` (the schema is bound as a forced tool) or ``"json_mode"``
+                (any JSON object; describe the keys in the prompt).
+            include_raw: Return ``{"raw", "parsed", "parsing_error"}`` instead of the parsed value.
+            strict: Accepted for compatibility; validation is always done by the answer check.
+            **kwargs: Further call options.
+        """
+        return structured_output_runnable(self, schema, method=method, include_raw=include_raw,
+                                          check_kwarg=_CHECK_KWARG, **kwargs)
+
+
+def _openai_tool(tool: Any) -> dict[str, Any]:
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    return convert_to_openai_tool(tool)
+
+
+def _chat_result(result: Any) -> ChatResult:
+    return ChatResult(generations=[ChatGeneration(message=to_ai_message(result))])
+
