@@ -1,0 +1,167 @@
+"""Any LlamaIndex LLM as the large (last) tier of a ``cascade_core`` cascade.
+
+The wrapper implements the core :class:`~cascade_core.backends.base.LargeModel` protocol:
+``complete`` / ``acomplete`` / ``stream`` / ``astream`` / ``count_tokens``. Tools reach a
+``FunctionCallingLLM`` natively (``chat_with_tools``); other LLMs see them rendered as text and
+their ``<tool_call>`` answers are parsed. The LLM's own ``ChatResponse`` is passed through as
+``Completion.raw`` (one per chunk when streaming), so the caller gets its tool calls and metadata.
+
+Example:
+    >>> from llama_index.core.llms import MockLLM
+    >>> large = LlamaIndexLargeModel(MockLLM(max_tokens=4))
+    >>> from cascade_core.types import Request
+    >>> large.complete(Request.from_prompt("hello")).model_name
+    'unknown'
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from llama_index.core.base.llms.base import BaseLLM
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+
+from cascade_core.backends.base import CompletionChunk
+from cascade_core.cost import count_tokens
+from cascade_core.errors import ConfigurationError
+from cascade_core.tool_calls import ToolCallError, parse_tool_calls, render_for_text_model, strip_tool_calls
+from cascade_core.types import Completion, Request, ToolCall, Usage
+from llamaindex_cascade._convert import to_chat_messages, to_llama_tools, tool_calls_of, usage_of
+
+__all__ = ["LlamaIndexLargeModel"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _LargeCall:
+    """One request translated for the LLM: either a plain chat or a native tool call."""
+
+    messages: list[ChatMessage]
+    tool_kwargs: dict[str, Any] | None  # arguments of ``chat_with_tools`` when tools are native
+    request: Request
+
+    def tool_calls(self, llm: BaseLLM, response: ChatResponse | None) -> tuple[ToolCall, ...]:
+        if response is None or not self.request.tools or self.request.tool_choice == "none":
+            return ()
+        if self.tool_kwargs is not None:
+            return tool_calls_of(response)
+        try:  # text-only LLM: the tools were rendered into the prompt
+            return parse_tool_calls(response.message.content or "", self.request.tools)
+        except ToolCallError as err:
+            logger.debug("%s: answer is not a valid tool call, kept as text (%s)", type(llm).__name__, err)
+            return ()
+
+    def completion(self, llm: BaseLLM, model_name: str, response: ChatResponse) -> Completion:
+        calls = self.tool_calls(llm, response)
+        text = response.message.content or ""
+        if calls and self.tool_kwargs is None:
+            text = strip_tool_calls(text)
+        usage = usage_of(response)  # None: the cascade counts the tokens itself
+        return Completion(
+            text, usage or Usage(), model_name, calls, "tool_calls" if calls else None, raw=response
+        )
+
+    def chunk(self, response: ChatResponse) -> CompletionChunk:
+        return CompletionChunk(response.delta or "", raw=response, usage=usage_of(response))
+
+    def last_chunk(self, llm: BaseLLM, response: ChatResponse | None) -> CompletionChunk:
+        return CompletionChunk("", tool_calls=self.tool_calls(llm, response))
+
+
+class LlamaIndexLargeModel:
+    """A LlamaIndex LLM (OpenAI, Anthropic, Ollama, …) as the last tier of a cascade.
+
+    Args:
+        llm: Any LlamaIndex ``LLM``. A ``FunctionCallingLLM`` gets tools natively.
+        name: Model name recorded in results (default: ``llm.metadata.model_name``).
+
+    Example:
+        >>> from llama_index.core.llms import MockLLM
+        >>> from cascade_core import Cascade
+        >>> from cascade_core.testing import ScriptedModel
+        >>> cascade = Cascade([ScriptedModel("Paris", confidence=0.2), LlamaIndexLargeModel(MockLLM(max_tokens=3))])
+        >>> cascade.invoke("Capital of France?").tier
+        1
+    """
+
+    def __init__(self, llm: BaseLLM, *, name: str | None = None) -> None:
+        if not isinstance(llm, BaseLLM):
+            raise ConfigurationError(
+                f"LlamaIndexLargeModel.llm must be a llama_index LLM, got {type(llm).__name__}"
+            )
+        self.llm = llm
+        self.model_name = name or llm.metadata.model_name
+
+    def __repr__(self) -> str:  # never the LLM's own repr: it may hold an API key
+        return f"LlamaIndexLargeModel(llm={type(self.llm).__name__}, model_name={self.model_name!r})"
+
+    @property
+    def context_window(self) -> int:
+        return self.llm.metadata.context_window
+
+    def count_tokens(self, text: str) -> int:
+        return count_tokens(text)
+
+    @property
+    def _native_tools(self) -> bool:
+        return isinstance(self.llm, FunctionCallingLLM) and self.llm.metadata.is_function_calling_model
+
+    def _call(self, request: Request) -> _LargeCall:
+        if not request.tools or request.tool_choice == "none":
+            return _LargeCall(to_chat_messages(request.messages), None, request)
+        if not self._native_tools:
+            return _LargeCall(to_chat_messages(render_for_text_model(request).messages), None, request)
+        choice = request.tool_choice
+        kwargs: dict[str, Any] = {
+            "tools": to_llama_tools(request.tools),
+            "chat_history": to_chat_messages(request.messages),
+            "allow_parallel_tool_calls": True,
+            "tool_required": choice not in (None, "auto"),
+        }
+        if choice not in (None, "auto", "none", "required", "any"):
+            kwargs["tool_choice"] = choice  # a tool name
+        return _LargeCall(kwargs["chat_history"], kwargs, request)
+
+    # -- LargeModel protocol: thin sync / async drivers around _LargeCall ---------------------
+    def complete(self, request: Request) -> Completion:
+        call = self._call(request)
+        if call.tool_kwargs is not None:
+            response = self.llm.chat_with_tools(**call.tool_kwargs)  # type: ignore[attr-defined]
+        else:
+            response = self.llm.chat(call.messages)
+        return call.completion(self.llm, self.model_name, response)
+
+    async def acomplete(self, request: Request) -> Completion:
+        call = self._call(request)
+        if call.tool_kwargs is not None:
+            response = await self.llm.achat_with_tools(**call.tool_kwargs)  # type: ignore[attr-defined]
+        else:
+            response = await self.llm.achat(call.messages)
+        return call.completion(self.llm, self.model_name, response)
+
+    def stream(self, request: Request) -> Iterator[CompletionChunk]:
+        call = self._call(request)
+        if call.tool_kwargs is not None:
+            responses = self.llm.stream_chat_with_tools(**call.tool_kwargs)  # type: ignore[attr-defined]
+        else:
+            responses = self.llm.stream_chat(call.messages)
+        last = None
+        for last in responses:
+            yield call.chunk(last)
+        yield call.last_chunk(self.llm, last)
+
+    async def astream(self, request: Request) -> AsyncIterator[CompletionChunk]:
+        call = self._call(request)
+        if call.tool_kwargs is not None:
+            responses = await self.llm.astream_chat_with_tools(**call.tool_kwargs)  # type: ignore[attr-defined]
+        else:
+            responses = await self.llm.astream_chat(call.messages)
+        last = None
+        async for last in responses:
+            yield call.chunk(last)
+        yield call.last_chunk(self.llm, last)

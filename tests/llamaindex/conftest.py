@@ -1,0 +1,41 @@
+"""Fixtures for the LlamaIndex adapter: two fake OpenAI-compatible servers on 127.0.0.1, fresh per test."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+# tiktoken (used by LlamaIndex and the cost figures) must read its bundled cache: no network.
+_spec = importlib.util.find_spec("llama_index.core")
+if _spec is not None and _spec.submodule_search_locations:
+    os.environ.setdefault(
+        "TIKTOKEN_CACHE_DIR",
+        str(Path(next(iter(_spec.submodule_search_locations))) / "_static" / "tiktoken_cache"),
+    )
+
+import pytest  # noqa: E402
+
+from cascade_core.fake_server import FakeOpenAIServer, FakeReply  # noqa: E402
+from llamaindex_cascade import CascadeLLM  # noqa: E402
+
+from .fakes import make_llm, replies  # noqa: E402
+
+
+@pytest.fixture
+def small_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(replies()) as server:
+        yield server
+
+
+@pytest.fixture
+def large_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(replies(default=FakeReply("Large answer.", confidence=0.99))) as server:
+        yield server
+
+
+@pytest.fixture
+def llm(small_server: FakeOpenAIServer, large_server: FakeOpenAIServer) -> CascadeLLM:
+    """A CascadeLLM over the two fake servers (fresh per test: async clients bind to one loop)."""
+    return make_llm(small_server, large_server)
