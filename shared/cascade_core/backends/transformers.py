@@ -24,6 +24,7 @@ import torch
 
 from cascade_core.backends.base import StepsEnd, TokenModelBase
 from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
+from cascade_core.stops import truncate_at_stop
 from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
 
 __all__ = ["PromptFormat", "TransformersModel"]
@@ -220,8 +221,8 @@ class TransformersModel(TokenModelBase):
                 token_id=token_id,
                 text=text,
             )
-            if is_eos:
-                finish = "stop"
+            if is_eos or (request.stop and truncate_at_stop(shown, request.stop) != shown):
+                finish = "stop"  # end of sequence, or a stop string was produced (callers cut the text)
                 break
             if step + 1 < limit:
                 cache = getattr(out, self._cache_arg, None)
