@@ -137,3 +137,33 @@ def large_chat_openai(server: FakeOpenAIServer, **kwargs: Any) -> Any:
 
     return ChatOpenAI(model="large-fake", base_url=server.base_url, api_key=FAKE_KEY, timeout=10, max_retries=0,
                       stream_usage=True, **kwargs)
+
+
+class WordHashEmbeddings:
+    """A deterministic bag-of-words embedding (hashed word counts, L2-normalised): offline, and
+    similar texts get similar vectors, so retrieval is meaningful in tests."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+
+    def _embed(self, text: str) -> list[float]:
+        import hashlib
+        import math
+
+        vector = [0.0] * self.size
+        for word in re.findall(r"[a-z]+", text.lower()):
+            vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.size] += 1.0
+        norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+        return [v / norm for v in vector]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._embed(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed(text)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_documents(texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return self.embed_query(text)
