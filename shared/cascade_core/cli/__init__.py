@@ -1,0 +1,124 @@
+"""The ``cascade`` command: collect, fit, calibrate and evaluate deferral rules on your data.
+
+Typical session::
+
+    cascade collect --data fit.jsonl  --small embedded --large embedded --out runs/fit.cache.jsonl
+    cascade collect --data test.jsonl --small embedded --large embedded --out runs/test.cache.jsonl
+    cascade fit --cache runs/fit.cache.jsonl --model logistic --out runs/rule.json
+    cascade calibrate --cache runs/fit.cache.jsonl --rule runs/rule.json --deferral-rate 0.3
+    cascade eval --cache runs/test.cache.jsonl --rule runs/rule.json --plot runs/curves.png --csv runs/table.csv
+
+Tiers: see :mod:`cascade_core.cli.tiers`. Errors the user can fix (bad data line, corrupt rule file,
+bad option) print one ``error:`` line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from cascade_core.cli.tiers import TIER_SPEC_HELP
+from cascade_core.errors import CascadeError
+
+__all__ = ["build_parser", "main"]
+
+
+def _add_costs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--small-cost", type=float, help="per-query cost of the small tier (default: measured seconds)")
+    p.add_argument("--large-cost", type=float, help="per-query cost of the large tier (default: measured seconds)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cascade`` (all subcommands)."""
+    parser = argparse.ArgumentParser(prog="cascade", description="Token-uncertainty LLM cascades: fit, calibrate, evaluate.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("collect", help="run small and large tiers over a JSONL data set once, caching the results")
+    p.add_argument("--data", required=True, help="JSONL file: one {'id', 'prompt', 'answer'[, 'aliases', 'labels']} per line")
+    p.add_argument("--small", default="embedded", help=f"small tier: {TIER_SPEC_HELP}")
+    p.add_argument("--large", default="embedded", help=f"large tier: {TIER_SPEC_HELP}")
+    p.add_argument("--out", required=True, help="cache file (JSONL); ids already in it are skipped (resumable)")
+    p.add_argument("--max-new-tokens", type=int, default=16)
+    p.add_argument("--stop", action="append", help="stop string, escapes allowed (default: '\\n'); repeatable")
+    p.add_argument("--top-k", type=int, default=5, help="alternatives recorded per small-model step")
+    p.add_argument("--prompt-format", default="completion", choices=["completion", "chat", "plain", "auto"])
+    p.add_argument("--scorer", default="auto", help="auto | exact_match | alias_match | label_accuracy | package.module:function")
+    p.add_argument("--embedding", action="store_true", help="also record the small model's pooled embedding (local models)")
+    p.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="on a malformed data line: stop, or skip it")
+    p.add_argument("--limit", type=int, help="use only the first N records")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("fit", help="train a learned deferral rule on a collection cache")
+    p.add_argument("--cache", required=True)
+    p.add_argument("--out", required=True, help="rule file to write (JSON)")
+    p.add_argument("--model", choices=["logistic", "mlp"], default="logistic")
+    p.add_argument("--target", choices=["small_correct", "large_better", "quality_gap"], default="small_correct")
+    p.add_argument("--embedding", action="store_true", help="add the small model's embedding to the features")
+    p.add_argument("--C", type=float, default=1.0, help="inverse L2 strength (logistic/ridge)")
+    p.add_argument("--alpha", type=float, default=1e-3, help="L2 penalty (mlp)")
+    p.add_argument("--hidden-units", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scorer", help="re-score the cached answers with this quality scorer")
+
+    p = sub.add_parser("calibrate", help="pick a threshold for a target deferral rate or cost budget")
+    p.add_argument("--cache", required=True, help="calibration sample (collection cache)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--rule", help="a learned rule file")
+    what.add_argument("--signal", default="margin", help="a signal: margin, chow_sum, chow_average, entropy, chow_quantile")
+    p.add_argument("--alpha", type=float, default=0.0, help="alpha of chow_quantile")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--deferral-rate", type=float)
+    target.add_argument("--budget", type=float, help="per-query budget, same unit as the costs")
+    _add_costs(p)
+    p.add_argument("--holdout", help="another cache to report the chosen threshold on")
+    p.add_argument("--json", help="write the report as JSON")
+
+    p = sub.add_parser("eval", help="deferral curves, AUC-DF and budget curves on a collection cache")
+    p.add_argument("--cache", required=True, help="test cache")
+    p.add_argument("--rule", action="append", help="learned rule file, optionally NAME=PATH; repeatable")
+    p.add_argument("--calibration-cache", help="cache of the fit split: warm-up thresholds of the budget curves")
+    _add_costs(p)
+    p.add_argument("--orders", type=int, default=5, help="random query orders for budget curves")
+    p.add_argument("--warmup", type=int, default=16, help="queries before the dynamic threshold is data-driven")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scorer", help="re-score the cached answers with this quality scorer")
+    p.add_argument("--csv", help="write the table as CSV")
+    p.add_argument("--json", help="write table and curves as JSON")
+    p.add_argument("--plot", help="write the deferral-curve plot (PNG)")
+    p.add_argument("--budget-plot", help="write the budget-curve plot (PNG)")
+    p.add_argument("--title", help="plot title")
+
+    p = sub.add_parser("demo", help="run the embedded demo cascade", add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cascade`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo"]:
+        from cascade_core import demo  # lazily: it loads models
+
+        return int(demo.main(argv[1:]) or 0)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from cascade_core.cli import commands
+
+    handler = {
+        "collect": commands.run_collect,
+        "fit": commands.run_fit,
+        "calibrate": commands.run_calibrate,
+        "eval": commands.run_eval,
+    }[args.command]
+    try:
+        return handler(args)
+    except CascadeError as err:
+        print(f"cascade {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # caches are flushed line by line: rerun to resume
+        print(f"cascade {args.command}: interrupted", file=sys.stderr)
+        return 130

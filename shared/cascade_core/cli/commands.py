@@ -1,0 +1,147 @@
+"""The ``cascade`` subcommands (argument parsing lives in :mod:`cascade_core.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from cascade_core.calibration import calibrate, evaluate_threshold
+from cascade_core.cli.report import evaluate_cache, measured_costs, qualities, scores_for
+from cascade_core.cli.tiers import build_tier
+from cascade_core.collect import collect, load_cache
+from cascade_core.errors import ConfigurationError
+from cascade_core.evaluation import resolve_quality_scorer
+from cascade_core.learned import LearnedDeferral, deferral_labels
+
+__all__ = ["run_calibrate", "run_collect", "run_eval", "run_fit"]
+
+logger = logging.getLogger(__name__)
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    resolve_quality_scorer(args.scorer)  # fail before loading models
+    stop = tuple(s.encode().decode("unicode_escape") for s in (args.stop or ["\\n"]))
+    small = build_tier(args.small, "small", top_k=args.top_k, max_new_tokens=args.max_new_tokens, prompt_format=args.prompt_format)
+    large = build_tier(args.large, "large", top_k=args.top_k, max_new_tokens=args.max_new_tokens, prompt_format=args.prompt_format)
+    rows = collect(
+        args.data, small, large, args.out, on_error=args.on_error, limit=args.limit, max_new_tokens=args.max_new_tokens,
+        stop=stop, quality=args.scorer, record_embedding=args.embedding, progress=not args.no_progress,
+    )
+    small_acc = np.mean([r.small_quality for r in rows])
+    large_acc = np.mean([r.large_quality for r in rows])
+    c_s, c_l = measured_costs(rows)
+    print(f"cached {len(rows)} examples in {args.out}")
+    print(f"small quality {small_acc:.3f} ({c_s:.2f} s/query), large quality {large_acc:.3f} ({c_l:.2f} s/query)")
+    return 0
+
+
+def _shared_label_tokens(cache: list) -> tuple[str, ...] | None:
+    tokens = Counter(c.label_tokens for c in cache if c.label_tokens)
+    if not tokens:
+        return None
+    if len(tokens) > 1:
+        logger.warning("examples have different label sets; the margin feature uses the most common one")
+    return tokens.most_common(1)[0][0]
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    cache = load_cache(args.cache)
+    small_q, large_q = qualities(cache, resolve_quality_scorer(args.scorer) if args.scorer else None)
+    y = deferral_labels(small_q, large_q, args.target)
+    rule = LearnedDeferral(
+        model=args.model, target=args.target, use_embedding=args.embedding, margin_labels=_shared_label_tokens(cache),
+        C=args.C, alpha=args.alpha, hidden_units=args.hidden_units, random_state=args.seed,
+    )
+    rule.fit_generations([c.small for c in cache], y)
+    rule.save(args.out)
+    train = rule.predict_confidence(rule.features([c.small for c in cache]))
+    print(f"fitted {rule.name} on {len(cache)} examples ({rule.n_features_in_} features) -> {args.out}")
+    if args.target != "quality_gap":
+        print(f"training accuracy {rule.score(rule.features([c.small for c in cache]), y):.3f}; "
+              f"mean confidence {train.mean():.3f}")
+    return 0
+
+
+def _scores(args: argparse.Namespace, cache: list) -> tuple[np.ndarray, str]:
+    if args.rule:
+        rule = LearnedDeferral.load(args.rule)
+        return scores_for(cache, {rule.name: rule})[rule.name], rule.name
+    scores = scores_for(cache)
+    name = args.signal if args.signal != "chow_quantile" else f"chow_quantile(alpha={args.alpha:g})"
+    if name not in scores:
+        raise ConfigurationError(f"unknown signal {args.signal!r}; allowed: {sorted(scores)}")
+    return scores[name], name
+
+
+def _costs(args: argparse.Namespace, cache: list) -> tuple[float, float]:
+    c_s, c_l = measured_costs(cache)
+    return (c_s if args.small_cost is None else args.small_cost), (c_l if args.large_cost is None else args.large_cost)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    cache = load_cache(args.cache)
+    scores, name = _scores(args, cache)
+    small_q, large_q = qualities(cache)
+    c_s, c_l = _costs(args, cache)
+    report = calibrate(scores, small_q, large_q, deferral_rate=args.deferral_rate, budget=args.budget, small_cost=c_s, large_cost=c_l)
+    out = {"signal": name, "sample": report.to_dict()}
+    print(f"{name}: threshold {report.threshold:.6g} (defer when below)")
+    print(f"  on {report.n} sample queries: deferral rate {report.deferral_rate:.3f} (target {report.target_deferral_rate:.3f}), "
+          f"quality {report.quality:.3f} (small only {report.small_quality:.3f}, large only {report.large_quality:.3f}), "
+          f"cost/query {report.cost_per_query:.4g} (all-large {c_l:.4g})")
+    if args.holdout:
+        held = load_cache(args.holdout)
+        h_scores, _ = _scores(args, held)
+        h_small, h_large = qualities(held)
+        h = evaluate_threshold(h_scores, h_small, h_large, report.threshold, small_cost=c_s, large_cost=c_l,
+                               target_deferral_rate=report.target_deferral_rate, budget=args.budget)
+        out["holdout"] = h.to_dict()
+        print(f"  on {h.n} held-out queries: deferral rate {h.deferral_rate:.3f}, quality {h.quality:.3f}, cost/query {h.cost_per_query:.4g}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=1), encoding="utf-8")
+    return 0
+
+
+def _parse_rules(specs: list[str]) -> dict[str, LearnedDeferral]:
+    rules: dict[str, LearnedDeferral] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = "", spec
+        rule = LearnedDeferral.load(path)
+        rules[name or rule.name] = rule
+    return rules
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    test = load_cache(args.cache)
+    rules = _parse_rules(args.rule or [])
+    calibration = load_cache(args.calibration_cache) if args.calibration_cache else None
+    report = evaluate_cache(
+        test, rules, calibration=calibration, small_cost=args.small_cost, large_cost=args.large_cost,
+        orders=args.orders, warmup=args.warmup, seed=args.seed,
+        rescore=resolve_quality_scorer(args.scorer) if args.scorer else None,
+    )
+    meta = report.meta
+    print(f"{meta['n']} test queries: small quality {meta['small_accuracy']:.3f}, large quality {meta['large_accuracy']:.3f}; "
+          f"costs c_s={meta['small_cost']:.4g}, c_l={meta['large_cost']:.4g} ({meta['cost_unit']})")
+    print(report.format_table())
+    if args.csv:
+        report.write_csv(args.csv)
+    if args.json:
+        report.write_json(args.json)
+    if args.plot:
+        from cascade_core.plots import plot_deferral_curves
+
+        plot_deferral_curves(report.curves, report.random, report.oracle, args.plot, title=args.title or "Deferral curves")
+    if args.budget_plot and report.budget_curves:
+        from cascade_core.plots import plot_budget_curves
+
+        plot_budget_curves(report.budget_curves, args.budget_plot, title=args.title or "Budget curves")
+    return 0

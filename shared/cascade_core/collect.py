@@ -1,0 +1,362 @@
+"""Run the small and large tiers over a JSONL data set once and cache what evaluation needs.
+
+Data lines are JSON objects with ``id`` and ``prompt`` (a completion prompt), plus what the answer
+scorer needs (``answer``, ``aliases``; ``labels`` for classification — these are also recorded at
+the small model's first step for a label margin). Every other field is kept.
+
+The cache is JSONL, one line per example: the small model's :class:`~cascade_core.types.Generation`
+(tokens, log-probs, top-k, optional pooled embedding), both answers, their qualities and the
+seconds each tier took. It is resumable: ids already cached are skipped, and a last line cut off
+by a crash is dropped. Steps are recorded as the cascade engine sees them: up to and including
+the token that completes a stop string.
+
+Example:
+    >>> from cascade_core.testing import ScriptedModel
+    >>> rows = collect_records([{"id": "q1", "prompt": "Capital of France?", "answer": "Paris"}],
+    ...                        ScriptedModel("Paris"), ScriptedModel("Paris"), progress=False)
+    >>> rows[0].small_quality, rows[0].large_quality
+    (1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from cascade_core.backends.base import LargeModel, SmallModel, StepsEnd
+from cascade_core.errors import DataFormatError
+from cascade_core.evaluation import QualityScorer, resolve_quality_scorer
+from cascade_core.stops import StopFilter
+from cascade_core.types import Generation, Request, TokenAlternative, TokenStep, Usage
+
+__all__ = [
+    "CACHE_VERSION",
+    "CachedExample",
+    "collect",
+    "collect_records",
+    "generation_from_dict",
+    "generation_to_dict",
+    "load_cache",
+    "read_jsonl",
+]
+
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+OnError = Literal["stop", "skip"]
+
+
+def generation_to_dict(generation: Generation) -> dict[str, Any]:
+    """A JSON-friendly dict of a generation (inverse: :func:`generation_from_dict`)."""
+    return {
+        "text": generation.text,
+        "steps": [
+            [s.token, s.logprob, [[a.token, a.logprob] for a in s.top], s.token_id, s.text] for s in generation.steps
+        ],
+        "usage": [generation.usage.input_tokens, generation.usage.output_tokens],
+        "finish_reason": generation.finish_reason,
+        "model_name": generation.model_name,
+        "embedding": None if generation.embedding is None else np.asarray(generation.embedding, dtype=np.float64).tolist(),
+    }
+
+
+def generation_from_dict(data: dict[str, Any]) -> Generation:
+    """Rebuild a :class:`Generation` from :func:`generation_to_dict` output."""
+    steps = tuple(
+        TokenStep(tok, float(lp), tuple(TokenAlternative(t, float(v)) for t, v in top), token_id, text)
+        for tok, lp, top, token_id, text in data["steps"]
+    )
+    emb = data.get("embedding")
+    return Generation(
+        text=data["text"],
+        steps=steps,
+        usage=Usage(*data.get("usage", (0, 0))),
+        finish_reason=data.get("finish_reason", "stop"),
+        model_name=data.get("model_name", ""),
+        embedding=None if emb is None else np.asarray(emb, dtype=np.float64),
+    )
+
+
+@dataclass(frozen=True)
+class CachedExample:
+    """One data-set example run through both tiers."""
+
+    id: str
+    record: dict[str, Any]
+    small: Generation
+    large_text: str
+    small_quality: float
+    large_quality: float
+    small_seconds: float = 0.0
+    large_seconds: float = 0.0
+    label_tokens: tuple[str, ...] | None = None
+    large_usage: Usage = field(default_factory=Usage)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "cache_version": CACHE_VERSION,
+                "id": self.id,
+                "record": self.record,
+                "small": generation_to_dict(self.small),
+                "large": {"text": self.large_text, "usage": [self.large_usage.input_tokens, self.large_usage.output_tokens]},
+                "small_quality": self.small_quality,
+                "large_quality": self.large_quality,
+                "small_seconds": self.small_seconds,
+                "large_seconds": self.large_seconds,
+                "label_tokens": None if self.label_tokens is None else list(self.label_tokens),
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CachedExample:
+        if data.get("cache_version") != CACHE_VERSION:
+            raise ValueError(f"cache_version {data.get('cache_version')!r}, expected {CACHE_VERSION}")
+        labels = data.get("label_tokens")
+        return cls(
+            id=str(data["id"]),
+            record=dict(data["record"]),
+            small=generation_from_dict(data["small"]),
+            large_text=str(data["large"]["text"]),
+            small_quality=float(data["small_quality"]),
+            large_quality=float(data["large_quality"]),
+            small_seconds=float(data.get("small_seconds", 0.0)),
+            large_seconds=float(data.get("large_seconds", 0.0)),
+            label_tokens=None if labels is None else tuple(labels),
+            large_usage=Usage(*data["large"].get("usage", (0, 0))),
+        )
+
+
+def read_jsonl(path: str | os.PathLike[str], *, on_error: OnError = "stop") -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, record)`` for every data line; blank lines are ignored.
+
+    A line that is not a JSON object with a non-empty string ``prompt`` and an ``id``, or whose id
+    repeats an earlier one, raises :class:`DataFormatError` naming the file and line
+    (``on_error="stop"``), or is logged and skipped (``on_error="skip"``).
+    """
+    if on_error not in ("stop", "skip"):
+        raise DataFormatError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
+    seen: set[str] = set()
+    try:
+        fh = open(path, encoding="utf-8")  # noqa: SIM115 - closed below, generator
+    except OSError as err:
+        raise DataFormatError(f"cannot read data file {os.fspath(path)!r}: {err.strerror or err}") from err
+    with fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            problem = None
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                problem = f"not valid JSON ({err.msg} at column {err.colno})"
+            else:
+                if not isinstance(record, dict):
+                    problem = f"expected a JSON object, got {type(record).__name__}"
+                elif not isinstance(record.get("prompt"), str) or not record["prompt"].strip():
+                    problem = "missing a non-empty string field 'prompt'"
+                elif not isinstance(record.get("id"), (str, int)) or isinstance(record.get("id"), bool):
+                    problem = "missing field 'id' (a string or integer)"
+                elif str(record["id"]) in seen:
+                    problem = f"duplicate id {record['id']!r}"
+            if problem is not None:
+                message = f"{os.fspath(path)}:{number}: {problem}"
+                if on_error == "stop":
+                    raise DataFormatError(message + " (pass --on-error skip to skip bad lines)")
+                logger.warning("skipping %s", message)
+                continue
+            seen.add(str(record["id"]))
+            yield number, record
+
+
+def load_cache(path: str | os.PathLike[str]) -> list[CachedExample]:
+    """Read a collection cache. A truncated last line (interrupted write) is ignored with a warning.
+
+    Raises:
+        DataFormatError: a complete line is not a valid cache entry (the message names the line).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataFormatError(f"cache file {os.fspath(path)!r} does not exist; run `cascade collect` first")
+    out: list[CachedExample] = []
+    text = p.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append(CachedExample.from_json(json.loads(line)))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            if number == len(lines) and not text.endswith("\n"):
+                logger.warning("%s:%d: ignoring a truncated last line (interrupted write)", path, number)
+                continue
+            raise DataFormatError(f"{os.fspath(path)}:{number}: not a valid cache entry ({err})") from err
+    return out
+
+
+def _label_tokens(small: SmallModel, labels: Sequence[str]) -> tuple[str, ...]:
+    """The first token (as the small model's tokenizer splits ``" " + label``) of each label."""
+    tokenizer = getattr(small, "tokenizer", None)
+    if tokenizer is None:
+        return tuple(labels)
+    out: list[str] = []
+    for label in labels:
+        ids = tokenizer.encode(" " + label.strip(), add_special_tokens=False)
+        token = tokenizer.decode(ids[:1]) if ids else label
+        if token.strip() and token not in out:
+            out.append(token)
+    return tuple(out)
+
+
+def _pooled_embedding(small: Any, request: Request, steps: Sequence[TokenStep]) -> np.ndarray | None:
+    """Mean last-layer hidden state of the states that produced each step (a local HF model only)."""
+    if not steps or not hasattr(small, "render") or not hasattr(small, "tokenizer") or any(s.token_id is None for s in steps):
+        return None
+    import torch
+
+    special = getattr(small, "prompt_format", "completion") != "chat"
+    prompt_ids = small.tokenizer(small.render(request), return_tensors="pt", add_special_tokens=special)["input_ids"]
+    ids = torch.cat([prompt_ids, torch.tensor([[s.token_id for s in steps]])], dim=1)
+    with torch.inference_mode():
+        hidden = small.model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0]
+    start = prompt_ids.shape[1] - 1
+    return hidden[start : start + len(steps)].float().mean(0).numpy().astype(np.float64)
+
+
+def _run_small(small: SmallModel, request: Request, embed: bool) -> Generation:
+    stops = StopFilter(request.stop)
+    steps: list[TokenStep] = []
+    pieces: list[str] = []
+    end: StepsEnd | None = None
+    stream = small.stream_steps(request)
+    try:
+        for event in stream:
+            if isinstance(event, StepsEnd):
+                end = event
+                break
+            steps.append(event)
+            piece, stopped = stops.feed(event.output_text)
+            pieces.append(piece)
+            if stopped:
+                break
+        if not stops.stopped:
+            pieces.append(stops.flush())
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+    embedding = end.embedding if end is not None else None
+    if embed and embedding is None:
+        embedding = _pooled_embedding(small, request, steps)
+    usage = end.usage if end is not None and end.usage else Usage(small.count_tokens(request.prompt_text), len(steps))
+    finish = "stop" if stops.stopped else (end.finish_reason if end else "length")
+    return Generation("".join(pieces), tuple(steps), usage, finish, small.model_name, embedding)
+
+
+def _run_large(large: LargeModel, request: Request) -> tuple[str, Usage]:
+    text, usage = "", Usage()
+    for chunk in large.stream(request):
+        text += chunk.text
+        usage = chunk.usage or usage
+    return text, usage
+
+
+def collect_records(
+    records: Iterable[dict[str, Any]],
+    small: SmallModel,
+    large: LargeModel,
+    *,
+    cache_path: str | os.PathLike[str] | None = None,
+    max_new_tokens: int = 16,
+    stop: Sequence[str] = ("\n",),
+    quality: str | QualityScorer = "auto",
+    record_embedding: bool = False,
+    progress: bool = True,
+) -> list[CachedExample]:
+    """Run both tiers over ``records`` (skipping ids already in ``cache_path``) and return every
+    record's :class:`CachedExample` in data order; new entries are appended to the cache as they finish."""
+    scorer = resolve_quality_scorer(quality)
+    records = list(records)
+    cached: dict[str, CachedExample] = {}
+    if cache_path is not None and Path(cache_path).exists():
+        cached = {c.id: c for c in load_cache(cache_path)}
+        _drop_truncated_tail(Path(cache_path))
+    todo = [r for r in records if str(r["id"]) not in cached]
+    if cached:
+        logger.info("%d of %d examples already cached; running %d", len(records) - len(todo), len(records), len(todo))
+    sink = None
+    if cache_path is not None:
+        Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
+        sink = open(cache_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in finally
+    from tqdm.auto import tqdm
+
+    try:
+        for record in tqdm(todo, desc="collect", unit="query", disable=not progress):
+            labels = tuple(record.get("labels") or ())
+            label_tokens = _label_tokens(small, labels) if labels else None
+            request = Request.from_prompt(
+                record["prompt"], max_new_tokens=max_new_tokens, stop=tuple(stop), first_step_tokens=labels,
+            )
+            t0 = time.perf_counter()
+            generation = _run_small(small, request, record_embedding)
+            t1 = time.perf_counter()
+            large_text, large_usage = _run_large(large, request.replace(first_step_tokens=()))
+            t2 = time.perf_counter()
+            entry = CachedExample(
+                id=str(record["id"]),
+                record={k: v for k, v in record.items() if k != "prompt"},
+                small=generation,
+                large_text=large_text,
+                small_quality=float(scorer(generation.text, record)),
+                large_quality=float(scorer(large_text, record)),
+                small_seconds=t1 - t0,
+                large_seconds=t2 - t1,
+                label_tokens=label_tokens,
+                large_usage=large_usage,
+            )
+            if not (math.isfinite(entry.small_quality) and math.isfinite(entry.large_quality)):
+                raise DataFormatError(f"quality scorer returned a non-finite value for id {entry.id!r}")
+            cached[entry.id] = entry
+            if sink is not None:
+                sink.write(entry.to_json() + "\n")
+                sink.flush()
+    finally:
+        if sink is not None:
+            sink.close()
+    return [cached[str(r["id"])] for r in records]
+
+
+def _drop_truncated_tail(path: Path) -> None:
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        path.write_bytes(data[:cut])
+
+
+def collect(
+    data_path: str | os.PathLike[str],
+    small: SmallModel,
+    large: LargeModel,
+    cache_path: str | os.PathLike[str],
+    *,
+    on_error: OnError = "stop",
+    limit: int | None = None,
+    **kwargs: Any,
+) -> list[CachedExample]:
+    """:func:`collect_records` over a JSONL file (see :func:`read_jsonl` for ``on_error``)."""
+    records = [record for _, record in read_jsonl(data_path, on_error=on_error)]
+    if limit is not None:
+        records = records[:limit]
+    if not records:
+        raise DataFormatError(f"data file {os.fspath(data_path)!r} has no usable records")
+    return collect_records(records, small, large, cache_path=cache_path, **kwargs)

@@ -1,0 +1,488 @@
+"""Learned post-hoc deferral (paper A, "Post-Hoc-Quantile" / "Post-Hoc-Embed").
+
+A small classifier over token-level features of the small model's generation predicts whether the
+small answer is good enough to keep. The features of one :class:`~cascade_core.types.Generation`:
+
+- the α-quantiles of its per-token log-probs for α ∈ {0, 0.1, …, 1} (:func:`~cascade_core.signals.quantile_features`),
+- Chow-Sum and Chow-Average, the output length (tokens),
+- the first-token margin p(top1) − p(top2) (paper B; among label first-tokens for classification),
+- optionally the small model's pooled embedding (``use_embedding=True``; the backend must record it).
+
+:class:`LearnedDeferral` follows the scikit-learn estimator contract (hyper-parameters stored
+unchanged by ``__init__``, ``fit(X, y)`` returns ``self``, fitted state in attributes ending in
+``_``, :class:`~cascade_core.errors.NotFittedError` before ``fit``, ``get_params``/``set_params``)
+and is a :class:`~cascade_core.scorers.Scorer`: its score is the estimated probability that the
+small answer is good (higher = more confident), so ``ThresholdRule(learned, threshold)`` plugs it
+into any cascade. scikit-learn is needed to *fit* only; a saved rule scores with numpy alone.
+Rules are saved as JSON with a format version — never pickle.
+
+Example:
+    >>> import numpy as np
+    >>> from cascade_core.types import Generation, TokenStep
+    >>> def gen(lps):
+    ...     return Generation("x", tuple(TokenStep(f"t{i}", lp) for i, lp in enumerate(lps)))
+    >>> gens = [gen([-0.05, -0.1]), gen([-2.5, -3.0]), gen([-0.1, -0.02]), gen([-3.0, -1.9])] * 5
+    >>> rule = LearnedDeferral().fit_generations(gens, [1, 0, 1, 0] * 5)
+    >>> bool(rule(gen([-0.05, -0.05])) > 0.5 > rule(gen([-2.8, -2.2])))
+    True
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from cascade_core import signals
+from cascade_core.errors import ConfigurationError, NotFittedError, RuleFileError
+from cascade_core.types import Generation
+
+__all__ = [
+    "BASE_FEATURE_NAMES",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "LearnedDeferral",
+    "TARGETS",
+    "deferral_labels",
+    "generation_features",
+]
+
+FORMAT_NAME = "llm-cascade/learned-deferral"
+FORMAT_VERSION = 1
+MODELS = ("logistic", "mlp")
+TARGETS = ("small_correct", "large_better", "quality_gap")
+"""Training targets: ``small_correct`` (y = 1 when the small answer is right), ``large_better``
+(y = 0 when the small answer is wrong and the large one right, the defer-worthy case; 1 otherwise),
+``quality_gap`` (regression on quality(large) − quality(small); the score is its negation)."""
+
+BASE_FEATURE_NAMES: tuple[str, ...] = (
+    *(f"quantile_{a:g}" for a in signals.QUANTILE_ALPHAS),
+    "chow_sum",
+    "chow_average",
+    "length",
+    "first_token_margin",
+)
+
+
+def generation_features(
+    generation: Generation,
+    *,
+    use_embedding: bool = False,
+    margin_labels: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Paper A's feature vector of one generation (names: :data:`BASE_FEATURE_NAMES`, then the embedding).
+
+    An empty generation (no tokens) gives zeros. ``margin_labels`` restricts the first-token
+    margin to class-label first tokens (classification tasks). When the first step has fewer
+    than two recorded alternatives, the margin feature is its lower bound ``max(0, 2 p1 − 1)``.
+
+    >>> from cascade_core.types import TokenStep
+    >>> f = generation_features(Generation("ab", (TokenStep("a", -1.0), TokenStep("b", 0.0))))
+    >>> f[[0, 10, 11, 12, 13]].tolist()
+    [-1.0, 0.0, -1.0, -0.5, 2.0]
+    """
+    lps = generation.logprobs
+    if lps.size:
+        quantiles = signals.quantile_features(lps)
+        first = generation.steps[0]
+        if margin_labels:
+            margin = signals.first_token_margin(first, labels=list(margin_labels))
+        elif len(first.top) >= 2:
+            margin = signals.first_token_margin(first, distinct=True)
+        else:  # no alternatives recorded: p2 <= 1 - p1 gives the lower bound max(0, 2 p1 - 1)
+            margin = max(0.0, 2.0 * math.exp(first.logprob) - 1.0)
+        base = np.concatenate([quantiles, [signals.chow_sum(lps), signals.chow_average(lps), lps.size, margin]])
+    else:
+        base = np.zeros(len(BASE_FEATURE_NAMES))
+    if not use_embedding:
+        return base
+    if generation.embedding is None:
+        raise ConfigurationError(
+            "use_embedding=True but the generation has no embedding; record it with the backend's "
+            "record_embedding=True (TransformersModel) or set use_embedding=False"
+        )
+    return np.concatenate([base, np.asarray(generation.embedding, dtype=np.float64).reshape(-1)])
+
+
+def deferral_labels(small_quality: ArrayLike, large_quality: ArrayLike | None = None, target: str = "small_correct") -> np.ndarray:
+    """Training targets from per-example qualities (1 = correct, 0 = wrong, or any score in [0, 1]).
+
+    >>> deferral_labels([1, 0, 0], [1, 1, 0], "large_better").tolist()
+    [1, 0, 1]
+    >>> deferral_labels([1, 0], [0, 1], "quality_gap").tolist()
+    [-1.0, 1.0]
+    """
+    if target not in TARGETS:
+        raise ConfigurationError(f"target must be one of {list(TARGETS)}, got {target!r}")
+    small = np.asarray(small_quality, dtype=np.float64).reshape(-1)
+    if target == "small_correct":
+        return (small >= 0.5).astype(int)
+    if large_quality is None:
+        raise ConfigurationError(f"target={target!r} needs the large model's quality as well")
+    large = np.asarray(large_quality, dtype=np.float64).reshape(-1)
+    if large.shape != small.shape:
+        raise ConfigurationError(f"small and large qualities differ in length: {small.size} vs {large.size}")
+    if target == "large_better":
+        return (~((small < 0.5) & (large >= 0.5))).astype(int)
+    return large - small
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.where(z >= 0, 1.0 / (1.0 + np.exp(-np.abs(z))), np.exp(-np.abs(z)) / (1.0 + np.exp(-np.abs(z))))
+
+
+class LearnedDeferral:
+    """Post-hoc learned deferral rule: a classifier over token-uncertainty features (paper A).
+
+    Args:
+        model: ``"logistic"`` (logistic regression; ridge regression for ``quality_gap``) or
+            ``"mlp"`` (one hidden ReLU layer of ``hidden_units``).
+        target: What ``y`` means, one of :data:`TARGETS` (see :func:`deferral_labels`).
+        use_embedding: Append the small model's pooled embedding to the features ("Post-Hoc-Embed").
+        margin_labels: Class-label first tokens for the first-token margin feature (classification).
+        C: Inverse L2 regularisation strength of the logistic / ridge model.
+        alpha: L2 penalty of the MLP.
+        hidden_units: Width of the MLP's hidden layer.
+        max_iter: Optimiser iteration cap.
+        random_state: Seed of the MLP's initialisation.
+
+    Fitted attributes: ``feature_names_``, ``n_features_in_``, ``mean_``, ``scale_`` (standardisation),
+    ``layers_`` (list of ``(weight, bias)`` arrays), ``n_samples_fit_``, ``estimator_`` (the
+    scikit-learn model; ``None`` after :meth:`load`).
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(200, 3)); y = (X[:, 0] > 0).astype(int)
+        >>> rule = LearnedDeferral(model="logistic").fit(X, y)
+        >>> round(rule.score(X, y), 1)
+        1.0
+        >>> rule.get_params()["model"]
+        'logistic'
+    """
+
+    first_step_only: bool = False
+
+    def __init__(
+        self,
+        model: str = "logistic",
+        target: str = "small_correct",
+        use_embedding: bool = False,
+        margin_labels: Sequence[str] | None = None,
+        C: float = 1.0,  # noqa: N803 - scikit-learn's name
+        alpha: float = 1e-3,
+        hidden_units: int = 32,
+        max_iter: int = 1000,
+        random_state: int = 0,
+    ) -> None:
+        self.model = model
+        self.target = target
+        self.use_embedding = use_embedding
+        self.margin_labels = margin_labels
+        self.C = C
+        self.alpha = alpha
+        self.hidden_units = hidden_units
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self._validate_params()
+
+    # -- scikit-learn contract -------------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Hyper-parameters as a dict (scikit-learn contract)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> LearnedDeferral:
+        """Set hyper-parameters (scikit-learn contract); unknown names raise ``ConfigurationError``."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ConfigurationError(f"unknown parameter {name!r} for LearnedDeferral; allowed: {valid}")
+            setattr(self, name, value)
+        self._validate_params()
+        return self
+
+    def _validate_params(self) -> None:
+        if self.model not in MODELS:
+            raise ConfigurationError(f"LearnedDeferral.model must be one of {list(MODELS)}, got {self.model!r}")
+        if self.target not in TARGETS:
+            raise ConfigurationError(f"LearnedDeferral.target must be one of {list(TARGETS)}, got {self.target!r}")
+        for name in ("C", "alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
+                raise ConfigurationError(f"LearnedDeferral.{name} must be a positive finite number, got {value!r}")
+        for name in ("hidden_units", "max_iter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"LearnedDeferral.{name} must be a positive int, got {value!r}")
+        if self.margin_labels is not None and len({str(x).strip().casefold() for x in self.margin_labels}) < 2:
+            raise ConfigurationError(f"LearnedDeferral.margin_labels needs >= 2 distinct labels, got {self.margin_labels!r}")
+
+    def __repr__(self) -> str:
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults.get(k)]
+        return f"LearnedDeferral({', '.join(changed)})"
+
+    # -- Scorer protocol ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Readable name recorded in cascade decisions, e.g. ``learned(logistic)``."""
+        suffix = "+embed" if self.use_embedding else ""
+        target = "" if self.target == "small_correct" else f", {self.target}"
+        return f"learned({self.model}{suffix}{target})"
+
+    @property
+    def score_range(self) -> tuple[float, float]:
+        """``[0, 1]`` (a probability) for the binary targets, the real line for ``quality_gap``."""
+        return (0.0, 1.0) if self.target != "quality_gap" else (-math.inf, math.inf)
+
+    def __call__(self, generation: Generation) -> float:
+        """Score one generation: estimated probability that the small answer is good."""
+        return float(self.predict_confidence(self.features([generation]))[0])
+
+    # -- features ----------------------------------------------------------------------------------
+    def features(self, generations: Sequence[Generation]) -> np.ndarray:
+        """The feature matrix ``(n, d)`` of generations (see :func:`generation_features`)."""
+        rows = [
+            generation_features(g, use_embedding=self.use_embedding, margin_labels=self.margin_labels)
+            for g in generations
+        ]
+        if not rows:
+            return np.zeros((0, len(BASE_FEATURE_NAMES)))
+        sizes = {r.size for r in rows}
+        if len(sizes) != 1:
+            raise ConfigurationError(f"generations give feature vectors of different sizes {sorted(sizes)} (embedding sizes differ?)")
+        return np.vstack(rows)
+
+    # -- fitting -----------------------------------------------------------------------------------
+    def fit_generations(self, generations: Sequence[Generation], labels: ArrayLike) -> LearnedDeferral:
+        """Fit on generations and their targets (build them with :func:`deferral_labels`)."""
+        return self.fit(self.features(generations), labels)
+
+    def fit(self, X: ArrayLike, y: ArrayLike) -> LearnedDeferral:  # noqa: N803 - scikit-learn's name
+        """Fit the classifier (regressor for ``quality_gap``) on features ``X`` and targets ``y``."""
+        self._validate_params()
+        X_arr, y_arr = self._check_xy(X, y)
+        try:
+            from sklearn.linear_model import LogisticRegression, Ridge
+            from sklearn.neural_network import MLPClassifier, MLPRegressor
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ConfigurationError("fitting a learned rule needs scikit-learn: pip install 'llm-cascade[eval]'") from err
+        mean = X_arr.mean(axis=0)
+        scale = X_arr.std(axis=0)
+        scale[scale < 1e-12] = 1.0
+        Xs = (X_arr - mean) / scale
+        regression = self.target == "quality_gap"
+        if self.model == "logistic":
+            est: Any = Ridge(alpha=1.0 / self.C) if regression else LogisticRegression(C=self.C, max_iter=self.max_iter)
+        else:
+            kwargs = dict(
+                hidden_layer_sizes=(self.hidden_units,), alpha=self.alpha, max_iter=self.max_iter,
+                random_state=self.random_state,
+            )
+            est = MLPRegressor(**kwargs) if regression else MLPClassifier(**kwargs)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(converge|Maximum iterations).*")
+            est.fit(Xs, y_arr)
+        if self.model == "logistic":
+            weight = np.asarray(est.coef_, dtype=np.float64).reshape(-1, 1)
+            bias = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64)).reshape(-1)
+            layers = [(weight, bias)]
+        else:
+            layers = [
+                (np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64).reshape(-1))
+                for w, b in zip(est.coefs_, est.intercepts_, strict=True)
+            ]
+        self.estimator_ = est
+        self.mean_, self.scale_ = mean, scale
+        self.layers_ = layers
+        self.n_features_in_ = X_arr.shape[1]
+        self.feature_names_ = self._feature_names(X_arr.shape[1])
+        self.n_samples_fit_ = X_arr.shape[0]
+        return self
+
+    def _feature_names(self, d: int) -> list[str]:
+        names = list(BASE_FEATURE_NAMES)
+        if len(names) == d:
+            return names
+        if self.use_embedding and d > len(names):
+            return names + [f"embedding_{i}" for i in range(d - len(names))]
+        return [f"x{i}" for i in range(d)]
+
+    def _check_xy(self, X: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        X_arr = np.asarray(X, dtype=np.float64)
+        y_arr = np.asarray(y, dtype=np.float64).reshape(-1)
+        if X_arr.ndim != 2:
+            raise ConfigurationError(f"X must be a 2-D feature matrix, got shape {X_arr.shape}")
+        if X_arr.shape[0] != y_arr.size:
+            raise ConfigurationError(f"X has {X_arr.shape[0]} rows but y has {y_arr.size} targets")
+        if X_arr.shape[0] < 2:
+            raise ConfigurationError("fitting needs at least 2 examples")
+        if not np.isfinite(X_arr).all() or not np.isfinite(y_arr).all():
+            raise ConfigurationError("X and y must be finite (no NaN or inf)")
+        if self.target == "quality_gap":
+            return X_arr, y_arr
+        if not np.isin(y_arr, (0.0, 1.0)).all():
+            raise ConfigurationError(f"target={self.target!r} needs binary labels 0/1; build them with deferral_labels()")
+        if np.unique(y_arr).size < 2:
+            raise ConfigurationError(
+                f"all {y_arr.size} training labels are {int(y_arr[0])}: a learned rule needs both good and bad small answers"
+            )
+        return X_arr, y_arr.astype(int)
+
+    # -- prediction --------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "layers_"):
+            raise NotFittedError("this LearnedDeferral is not fitted yet; call fit()/fit_generations() or load()")
+
+    def _forward(self, X: ArrayLike) -> np.ndarray:  # noqa: N803
+        self._check_fitted()
+        X_arr = np.asarray(X, dtype=np.float64)
+        if X_arr.ndim == 1:
+            X_arr = X_arr.reshape(1, -1)
+        if X_arr.shape[1] != self.n_features_in_:
+            raise ConfigurationError(f"X has {X_arr.shape[1]} features, the rule was fitted on {self.n_features_in_}")
+        h = (X_arr - self.mean_) / self.scale_
+        for i, (weight, bias) in enumerate(self.layers_):
+            h = h @ weight + bias
+            if i < len(self.layers_) - 1:
+                h = np.maximum(h, 0.0)
+        return h[:, 0]
+
+    def predict_confidence(self, X: ArrayLike) -> np.ndarray:  # noqa: N803
+        """Deferral scores (higher = keep the small answer): ``P(good)``, or ``−gap`` for ``quality_gap``."""
+        out = self._forward(X)
+        return -out if self.target == "quality_gap" else _sigmoid(out)
+
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:  # noqa: N803
+        """``(n, 2)`` class probabilities ``[P(y=0), P(y=1)]`` (binary targets only)."""
+        if self.target == "quality_gap":
+            raise ConfigurationError("predict_proba is not defined for target='quality_gap' (a regression)")
+        p = self.predict_confidence(X)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: ArrayLike) -> np.ndarray:  # noqa: N803
+        """Predicted labels (binary targets) or predicted quality gap (``quality_gap``)."""
+        if self.target == "quality_gap":
+            return self._forward(X)
+        return (self.predict_confidence(X) >= 0.5).astype(int)
+
+    def predict_defer(self, X: ArrayLike, threshold: float = 0.5) -> np.ndarray:  # noqa: N803
+        """Boolean array: defer where the confidence is below ``threshold``."""
+        return self.predict_confidence(X) < threshold
+
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:  # noqa: N803
+        """scikit-learn's ``score``: accuracy (binary targets) or R² (``quality_gap``)."""
+        y_arr = np.asarray(y, dtype=np.float64).reshape(-1)
+        pred = self.predict(X)
+        if self.target != "quality_gap":
+            return float(np.mean(pred == y_arr))
+        ss_res = float(np.sum((y_arr - pred) ** 2))
+        ss_tot = float(np.sum((y_arr - y_arr.mean()) ** 2))
+        return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
+
+    # -- persistence (JSON, no pickle) ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted rule as a JSON-serialisable dict (floats round-trip exactly)."""
+        self._check_fitted()
+        params = self.get_params()
+        if params["margin_labels"] is not None:
+            params["margin_labels"] = list(params["margin_labels"])
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "params": params,
+            "feature_names": list(self.feature_names_),
+            "n_features_in": int(self.n_features_in_),
+            "n_samples_fit": int(self.n_samples_fit_),
+            "mean": self.mean_.tolist(),
+            "scale": self.scale_.tolist(),
+            "layers": [{"weight": w.tolist(), "bias": b.tolist()} for w, b in self.layers_],
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the fitted rule to a JSON file (parent directories created). Returns the path."""
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict()), encoding="utf-8")
+        os.replace(tmp, out)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "rule data") -> LearnedDeferral:
+        """Rebuild a fitted rule from :meth:`to_dict` output; raises :class:`RuleFileError` if invalid."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+            raise RuleFileError(f"{source} is not a learned deferral rule (expected \"format\": \"{FORMAT_NAME}\")")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise RuleFileError(
+                f"{source} has format_version {version!r}; this llm-cascade reads version {FORMAT_VERSION} — "
+                "re-fit the rule with this version (cascade fit)"
+            )
+        try:
+            params = dict(data["params"])
+            unknown = set(params) - set(cls._param_names())
+            if unknown:
+                raise RuleFileError(f"{source} has unknown parameters {sorted(unknown)}")
+            rule = cls(**params)
+            d = int(data["n_features_in"])
+            mean = np.asarray(data["mean"], dtype=np.float64)
+            scale = np.asarray(data["scale"], dtype=np.float64)
+            layers = [
+                (np.asarray(layer["weight"], dtype=np.float64), np.asarray(layer["bias"], dtype=np.float64))
+                for layer in data["layers"]
+            ]
+            width = d
+            for weight, bias in layers:
+                if weight.ndim != 2 or weight.shape[0] != width or bias.shape != (weight.shape[1],):
+                    raise RuleFileError(f"{source}: layer shapes do not chain (expected {width} inputs, got {weight.shape})")
+                width = weight.shape[1]
+            if mean.shape != (d,) or scale.shape != (d,) or not layers or width != 1:
+                raise RuleFileError(f"{source}: inconsistent array shapes for {d} features")
+            arrays = [mean, scale, *(a for layer in layers for a in layer)]
+            if not all(np.isfinite(a).all() for a in arrays):
+                raise RuleFileError(f"{source}: weights contain NaN or inf")
+            names = [str(n) for n in data["feature_names"]]
+            n_fit = int(data.get("n_samples_fit", 0))
+        except RuleFileError:
+            raise
+        except (KeyError, TypeError, ValueError) as err:
+            raise RuleFileError(f"{source} is corrupt: {type(err).__name__}: {err}") from err
+        rule.mean_, rule.scale_, rule.layers_ = mean, scale, layers
+        rule.n_features_in_, rule.feature_names_, rule.n_samples_fit_ = d, names, n_fit
+        rule.estimator_ = None
+        return rule
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LearnedDeferral:
+        """Load a rule saved by :meth:`save`.
+
+        Raises:
+            RuleFileError: the file is missing, not JSON, not a rule, of another format version, or corrupt.
+        """
+        source = f"rule file {os.fspath(path)!r}"
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError as err:
+            raise RuleFileError(f"{source} does not exist") from err
+        except (OSError, UnicodeDecodeError) as err:
+            raise RuleFileError(f"{source} cannot be read: {err}") from err
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise RuleFileError(f"{source} is not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}") from err
+        return cls.from_dict(data, source=source)
