@@ -22,8 +22,21 @@ from cascade_core.errors import (
     RuleFileError,
 )
 from cascade_core.rules import DeferralRule, RuleOutcome, ThresholdRule
-from cascade_core.scorers import ChowAverage, ChowQuantile, ChowSum, Margin, NegativeEntropy, Scorer, make_scorer
-from cascade_core.thresholds import DynamicBudgetThreshold, FixedThreshold, ThresholdPolicy, calibrate_threshold
+from cascade_core.scorers import (
+    ChowAverage,
+    ChowQuantile,
+    ChowSum,
+    Margin,
+    NegativeEntropy,
+    Scorer,
+    make_scorer,
+)
+from cascade_core.thresholds import (
+    DynamicBudgetThreshold,
+    FixedThreshold,
+    ThresholdPolicy,
+    calibrate_threshold,
+)
 from cascade_core.types import (
     Completion,
     Generation,

@@ -166,7 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
         base = {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": body.get("model", "fake")}
         tokens = _tokens(reply.text)
-        logprobs = self._logprobs(body, reply, tokens) or [None] * len(tokens)
+        scored = self._logprobs(body, reply, tokens)
+        logprobs: list[dict[str, Any] | None] = list(scored) if scored is not None else [None] * len(tokens)
         yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
         for token, entry in zip(tokens, logprobs):
             if reply.delay_s:
@@ -192,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
         sent = 0
         try:
             for event in self._events(body, reply):
-                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                self.wfile.write(("data: " + json.dumps(event) + "\n\n").encode())
                 self.wfile.flush()
                 sent += 1
             self.wfile.write(b"data: [DONE]\n\n")
@@ -235,8 +236,8 @@ class FakeOpenAIServer:
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}/v1"
 
     @property
     def requests(self) -> list[dict[str, Any]]:

@@ -44,9 +44,14 @@ class Scorer(Protocol):
         score_range: ``(low, high)`` of valid scores, for threshold validation.
     """
 
-    name: str
-    first_step_only: bool
-    score_range: tuple[float, float]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def first_step_only(self) -> bool: ...
+
+    @property
+    def score_range(self) -> tuple[float, float]: ...
 
     def __call__(self, generation: Generation) -> float:
         """Score one generation."""

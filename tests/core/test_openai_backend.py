@@ -8,7 +8,16 @@ import time
 
 import pytest
 
-from cascade_core import BackendError, Cascade, ConfigurationError, Pricing, Request, ThresholdRule, Tier, ToolSpec
+from cascade_core import (
+    BackendError,
+    Cascade,
+    ConfigurationError,
+    Pricing,
+    Request,
+    ThresholdRule,
+    Tier,
+    ToolSpec,
+)
 from cascade_core.backends.base import StepsEnd
 from cascade_core.backends.openai import OpenAIModel
 from cascade_core.fake_server import FakeOpenAIServer, FakeReply

@@ -10,7 +10,13 @@ import threading
 import numpy as np
 import pytest
 
-from cascade_core import ConfigurationError, DynamicBudgetThreshold, FixedThreshold, ThresholdRule, calibrate_threshold
+from cascade_core import (
+    ConfigurationError,
+    DynamicBudgetThreshold,
+    FixedThreshold,
+    ThresholdRule,
+    calibrate_threshold,
+)
 from cascade_core.thresholds import budget_deferral_rate
 
 

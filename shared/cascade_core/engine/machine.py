@@ -173,8 +173,8 @@ def plan(
             yield OpenSteps(index, small_request)
             while True:
                 event = yield NextStep(index)
-                if event is END or isinstance(event, StepsEnd):
-                    run.end = None if event is END else event
+                if isinstance(event, StepsEnd) or event is END:
+                    run.end = event if isinstance(event, StepsEnd) else None
                     break
                 run.steps.append(event)
                 piece, stopped = run.stops.feed(event.output_text)
@@ -237,7 +237,7 @@ def plan(
         yield OpenChunks(last, request)
         texts: list[str] = []
         usage: Usage | None = None
-        calls: tuple[ToolCall, ...] = ()
+        large_calls: tuple[ToolCall, ...] = ()
         raws: list[Any] = []
         while True:
             chunk = yield NextChunk(last)
@@ -246,13 +246,13 @@ def plan(
             assert isinstance(chunk, CompletionChunk)
             texts.append(chunk.text)
             usage = chunk.usage or usage
-            calls = chunk.tool_calls or calls
+            large_calls = chunk.tool_calls or large_calls
             raws.append(chunk.raw)
             if chunk.text or chunk.raw is not None:
                 yield Emit(CascadeChunk(chunk.text, last, raw=chunk.raw))
         text = "".join(texts)
         usage = usage or Usage(tier.count_tokens(request.prompt_text), tier.count_tokens(text))
-        completion = Completion(text, usage, tier.model_name, calls, raw=raws)
+        completion = Completion(text, usage, tier.model_name, large_calls, raw=raws)
     else:
         completion = yield Complete(last, request)
         assert isinstance(completion, Completion)
