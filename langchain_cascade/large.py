@@ -133,13 +133,11 @@ class LangChainLargeModel:
         )
 
     @staticmethod
-    def _chunk(chunk: AIMessageChunk) -> CompletionChunk:
-        return CompletionChunk(chunk.text, raw=chunk, usage=_usage(chunk))
-
-    @staticmethod
-    def _as_chunk(completion: Completion) -> AIMessageChunk:
+    def _one_chunk(completion: Completion) -> CompletionChunk:
+        """A whole (structured) answer as the single chunk of a stream."""
         message = completion.raw
-        return AIMessageChunk(content=message.content, id=message.id, response_metadata=message.response_metadata)
+        raw = AIMessageChunk(content=message.content, id=message.id, response_metadata=message.response_metadata)
+        return CompletionChunk(completion.text, raw=raw, usage=completion.usage)
 
     # -- LargeModel protocol -------------------------------------------------------------------------
     def complete(self, request: Request) -> Completion:
@@ -152,24 +150,35 @@ class LangChainLargeModel:
 
     def stream(self, request: Request) -> Iterator[CompletionChunk]:
         runnable, structured = self._runnable(request)
-        if structured:  # structured answers are parsed whole; sent as one chunk
-            completion = self.complete(request)
-            yield CompletionChunk(completion.text, raw=self._as_chunk(completion), usage=completion.usage)
+        if structured:  # structured answers are parsed whole, so they arrive as one chunk
+            yield self._one_chunk(self._completion(runnable.invoke(from_core_messages(request.messages), _ISOLATED), True))
             return
-        full: AIMessageChunk | None = None
+        chunks = _Chunks()
         for chunk in runnable.stream(from_core_messages(request.messages), _ISOLATED):
-            full = chunk if full is None else full + chunk
-            yield self._chunk(chunk)
-        yield CompletionChunk("", tool_calls=_calls(full) if full is not None else ())
+            yield chunks.add(chunk)
+        yield chunks.end()
 
     async def astream(self, request: Request) -> AsyncIterator[CompletionChunk]:
         runnable, structured = self._runnable(request)
         if structured:
-            completion = await self.acomplete(request)
-            yield CompletionChunk(completion.text, raw=self._as_chunk(completion), usage=completion.usage)
+            output = await runnable.ainvoke(from_core_messages(request.messages), _ISOLATED)
+            yield self._one_chunk(self._completion(output, True))
             return
-        full: AIMessageChunk | None = None
+        chunks = _Chunks()
         async for chunk in runnable.astream(from_core_messages(request.messages), _ISOLATED):
-            full = chunk if full is None else full + chunk
-            yield self._chunk(chunk)
-        yield CompletionChunk("", tool_calls=_calls(full) if full is not None else ())
+            yield chunks.add(chunk)
+        yield chunks.end()
+
+
+class _Chunks:
+    """The wrapped model's chunks as core chunks; the last one carries the aggregated tool calls."""
+
+    def __init__(self) -> None:
+        self.full: AIMessageChunk | None = None
+
+    def add(self, chunk: AIMessageChunk) -> CompletionChunk:
+        self.full = chunk if self.full is None else self.full + chunk
+        return CompletionChunk(chunk.text, raw=chunk, usage=_usage(chunk))
+
+    def end(self) -> CompletionChunk:
+        return CompletionChunk("", tool_calls=_calls(self.full) if self.full is not None else ())
