@@ -39,3 +39,16 @@ def large_server() -> Iterator[FakeOpenAIServer]:
 def llm(small_server: FakeOpenAIServer, large_server: FakeOpenAIServer) -> CascadeLLM:
     """A CascadeLLM over the two fake servers (fresh per test: async clients bind to one loop)."""
     return make_llm(small_server, large_server)
+
+
+@pytest.fixture(scope="session")
+def embedded_small_model():
+    """The real SmolLM2-135M-Instruct small tier (loaded once per process; skipped if not installed)."""
+    from cascade_core.errors import ModelNotAvailableError
+
+    try:
+        from cascade_core.defaults import default_small_model
+
+        return default_small_model(max_new_tokens=16)
+    except (ImportError, ModelNotAvailableError) as err:
+        pytest.skip(f"embedded small model unavailable: {err}")
