@@ -36,7 +36,8 @@ from cascade_core.engine.cascade import Cascade, Tier
 from cascade_core.engine.machine import AnswerCheck
 from cascade_core.engine.result import CascadeChunk
 from cascade_core.errors import ConfigurationError
-from cascade_core.rules import DeferralRule
+from cascade_core.rules import DeferralRule, ThresholdRule
+from cascade_core.thresholds import ThresholdPolicy
 from cascade_core.types import Request
 from llamaindex_cascade._convert import (
     build_request,
@@ -108,13 +109,15 @@ class CascadeLLM(FunctionCallingLLM):
         large: The large tier: any LlamaIndex ``LLM`` (wrapped in :class:`LlamaIndexLargeModel`)
             or a core large model.
         rules: Deferral rule(s) (default: first-token margin below 0.3 defers).
+        signal / threshold: Shorthand for ``rules=ThresholdRule(signal, threshold)`` (``"margin"``,
+            ``"chow_sum"``, ``"chow_average"``, ``"chow_quantile"``, ``"entropy"``; a number or a
+            threshold policy such as ``DynamicBudgetThreshold``).
         small_pricing / large_pricing: Prices per million tokens, for the cost figures.
         context_window: Reported context window (default: the small tier's).
 
     Instantiate:
         .. code-block:: python
 
-            from cascade_core import ThresholdRule
             from cascade_core.backends.openai import OpenAIModel
             from llama_index.core import Settings
             from llama_index.llms.openai import OpenAI
@@ -123,7 +126,7 @@ class CascadeLLM(FunctionCallingLLM):
             Settings.llm = CascadeLLM(
                 small=OpenAIModel("qwen2.5-1.5b-instruct", base_url="http://127.0.0.1:8000/v1"),
                 large=OpenAI(model="gpt-4o"),
-                rules=ThresholdRule("margin", 0.3),
+                threshold=0.3,  # first-token margin below 0.3 defers
             )
 
     Invoke / stream:
@@ -135,10 +138,9 @@ class CascadeLLM(FunctionCallingLLM):
                 print(chunk.delta, end="")
 
     Example:
-        >>> from cascade_core import ThresholdRule
         >>> from cascade_core.testing import ScriptedModel
         >>> llm = CascadeLLM(small=ScriptedModel("Paris", confidence=0.9),
-        ...                  large=ScriptedModel("Paris, France"), rules=ThresholdRule("margin", 0.5))
+        ...                  large=ScriptedModel("Paris, France"), threshold=0.5)
         >>> response = llm.complete("Capital of France?")
         >>> response.text, response.additional_kwargs["cascade"]["tier"]
         ('Paris', 0)
@@ -158,6 +160,8 @@ class CascadeLLM(FunctionCallingLLM):
         small: Any = None,
         large: Any = None,
         rules: DeferralRule | Sequence[DeferralRule] | None = None,
+        signal: str = "margin",
+        threshold: float | ThresholdPolicy | None = None,
         small_pricing: Pricing | None = None,
         large_pricing: Pricing | None = None,
         **kwargs: Any,
@@ -167,12 +171,20 @@ class CascadeLLM(FunctionCallingLLM):
                 raise ConfigurationError("CascadeLLM needs cascade=Cascade(...) or both small= and large=")
             if isinstance(large, BaseLLM):
                 large = LlamaIndexLargeModel(large)
+            if threshold is None and signal != "margin":
+                raise ConfigurationError(f"CascadeLLM: signal={signal!r} needs a threshold= on its scale")
+            if threshold is not None:
+                if rules is not None:
+                    raise ConfigurationError("CascadeLLM: pass rules= or signal=/threshold=, not both")
+                rules = ThresholdRule(signal, threshold)
             cascade = Cascade(
                 [Tier(small, small_pricing or Pricing()), Tier(large, large_pricing or Pricing())],
                 rules=rules,
             )
-        elif small is not None or large is not None or rules is not None:
-            raise ConfigurationError("CascadeLLM: pass either cascade= or small=/large=/rules=, not both")
+        elif small is not None or large is not None or rules is not None or threshold is not None:
+            raise ConfigurationError(
+                "CascadeLLM: pass either cascade= or small=/large=/rules=/threshold=, not both"
+            )
         elif not isinstance(cascade, Cascade):
             raise ConfigurationError(
                 f"CascadeLLM.cascade must be a cascade_core.Cascade, got {type(cascade).__name__}"

@@ -164,6 +164,9 @@ def test_large_tier_can_be_any_llamaindex_llm():
         ({"small": ScriptedModel("x")}, "small= and large="),
         ({"cascade": "not a cascade"}, "must be a cascade_core.Cascade"),
         ({"small": MockLLM(), "large": MockLLM()}, "log-probs"),
+        ({"small": ScriptedModel("x"), "large": MockLLM(), "signal": "nope", "threshold": 0.3}, "nope"),
+        ({"small": ScriptedModel("x"), "large": MockLLM(), "threshold": 5.0}, "threshold"),
+        ({"small": ScriptedModel("x"), "large": MockLLM(), "signal": "chow_sum"}, "needs a threshold"),
     ],
 )
 def test_bad_configuration_names_the_problem(kwargs, fragment):
@@ -199,3 +202,11 @@ def test_api_keys_never_in_repr_payload_or_errors(small_server, large_server, ca
         llm.chat(FRANCE)
     text = str(info.value) + repr(info.value) + caplog.text
     assert SMALL_KEY not in text and LARGE_KEY not in text
+
+
+def test_signal_and_threshold_shorthand_builds_the_rule():
+    llm = CascadeLLM(small=ScriptedModel("Paris", confidence=0.9), large=MockLLM(), threshold=0.95)
+    assert llm.cascade.rules[0].scorer.name == "margin"
+    assert llm.complete("Capital of France?").additional_kwargs["cascade"]["deferred"] is True
+    chow = CascadeLLM(small=ScriptedModel("x"), large=MockLLM(), signal="chow_average", threshold=-1.0)
+    assert chow.cascade.rules[0].scorer.name == "chow_average"
