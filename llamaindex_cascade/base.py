@@ -8,7 +8,7 @@ This module only translates: LlamaIndex messages and tools go in as a core
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -242,12 +242,12 @@ class CascadeLLM(FunctionCallingLLM):
         call = self._call(messages, kwargs)
         return self._astream_responses(call)
 
-    def _stream_responses(self, call: _Call) -> Iterator[ChatResponse]:
+    def _stream_responses(self, call: _Call) -> ChatResponseGen:
         stream = self._stream(call)
         for chunk in self.cascade.stream(call.request, check=call.check):
             yield from stream.feed(chunk)
 
-    async def _astream_responses(self, call: _Call) -> AsyncIterator[ChatResponse]:
+    async def _astream_responses(self, call: _Call) -> ChatResponseAsyncGen:
         stream = self._stream(call)
         async for chunk in self.cascade.astream(call.request, check=call.check):
             for response in stream.feed(chunk):

@@ -36,6 +36,13 @@ __all__ = ["LlamaIndexLargeModel"]
 
 logger = logging.getLogger(__name__)
 
+_WITH_TOOLS = {
+    "chat": "chat_with_tools",
+    "achat": "achat_with_tools",
+    "stream_chat": "stream_chat_with_tools",
+    "astream_chat": "astream_chat_with_tools",
+}
+
 
 @dataclass(frozen=True)
 class _LargeCall:
@@ -127,41 +134,31 @@ class LlamaIndexLargeModel:
             kwargs["tool_choice"] = choice  # a tool name
         return _LargeCall(kwargs["chat_history"], kwargs, request)
 
-    # -- LargeModel protocol: thin sync / async drivers around _LargeCall ---------------------
+    def _send(self, call: _LargeCall, method: str) -> Any:
+        """Call ``llm.<method>`` (or its ``*_with_tools`` twin when tools go natively)."""
+        if call.tool_kwargs is not None:
+            return getattr(self.llm, _WITH_TOOLS[method])(**call.tool_kwargs)
+        return getattr(self.llm, method)(call.messages)
+
+    # -- LargeModel protocol: thin sync / async drivers ------------------------------------------
     def complete(self, request: Request) -> Completion:
         call = self._call(request)
-        if call.tool_kwargs is not None:
-            response = self.llm.chat_with_tools(**call.tool_kwargs)  # type: ignore[attr-defined]
-        else:
-            response = self.llm.chat(call.messages)
-        return call.completion(self.llm, self.model_name, response)
+        return call.completion(self.llm, self.model_name, self._send(call, "chat"))
 
     async def acomplete(self, request: Request) -> Completion:
         call = self._call(request)
-        if call.tool_kwargs is not None:
-            response = await self.llm.achat_with_tools(**call.tool_kwargs)  # type: ignore[attr-defined]
-        else:
-            response = await self.llm.achat(call.messages)
-        return call.completion(self.llm, self.model_name, response)
+        return call.completion(self.llm, self.model_name, await self._send(call, "achat"))
 
     def stream(self, request: Request) -> Iterator[CompletionChunk]:
         call = self._call(request)
-        if call.tool_kwargs is not None:
-            responses = self.llm.stream_chat_with_tools(**call.tool_kwargs)  # type: ignore[attr-defined]
-        else:
-            responses = self.llm.stream_chat(call.messages)
         last = None
-        for last in responses:
+        for last in self._send(call, "stream_chat"):
             yield call.chunk(last)
         yield call.last_chunk(self.llm, last)
 
     async def astream(self, request: Request) -> AsyncIterator[CompletionChunk]:
         call = self._call(request)
-        if call.tool_kwargs is not None:
-            responses = await self.llm.astream_chat_with_tools(**call.tool_kwargs)  # type: ignore[attr-defined]
-        else:
-            responses = await self.llm.astream_chat(call.messages)
         last = None
-        async for last in responses:
+        async for last in await self._send(call, "astream_chat"):
             yield call.chunk(last)
         yield call.last_chunk(self.llm, last)
