@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cascade_core.errors import CascadeError
@@ -32,6 +32,7 @@ __all__ = [
     "format_tool_call",
     "parse_tool_calls",
     "render_for_text_model",
+    "schema_system_prompt",
     "strip_tool_calls",
     "tools_system_prompt",
 ]
@@ -64,8 +65,31 @@ def format_tool_call(call: ToolCall) -> str:
     return "<tool_call>" + json.dumps({"name": call.name, "arguments": call.arguments}) + "</tool_call>"
 
 
+def schema_system_prompt(schema: Mapping[str, Any]) -> str:
+    """System text asking for a JSON answer that follows ``schema`` (structured output)."""
+    return (
+        "Answer only with a JSON object (no prose, no code fences) that follows this JSON schema:\n"
+        + json.dumps(dict(schema))
+    )
+
+
+def _with_system(request: Request, text: str) -> Request:
+    """``request`` with ``text`` appended to its system message (one is added if there is none)."""
+    first = request.messages[0]
+    if first.role == "system":
+        merged = Message("system", first.content + "\n\n" + text)
+        return request.replace(messages=(merged, *request.messages[1:]))
+    return request.replace(messages=(Message("system", text), *request.messages))
+
+
 def render_for_text_model(request: Request) -> Request:
-    """The request with tools, tool calls and tool results rendered as plain chat text."""
+    """The request with tools, tool calls, tool results and any response schema as plain chat text.
+
+    Small tiers answer in text so that every token they emit can be scored; this is how they are
+    told about tools (the ``<tool_call>`` convention) and about a structured-output schema.
+    """
+    if request.response_schema is not None and not request.tools:
+        return _with_system(request, schema_system_prompt(request.response_schema))
     if not request.tools or request.tool_choice == "none":
         return request
     system = tools_system_prompt(request.tools, request.tool_choice)

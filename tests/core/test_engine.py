@@ -323,3 +323,15 @@ async def test_async_stream_early_break_closes_cleanly():
     await agen.aclose()
     assert first.text == "Paris"
     await asyncio.sleep(0)
+
+
+def test_response_schema_is_rendered_into_the_small_tiers_prompt():
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    cascade, small, large = make(small_conf=0.95, small_text='{"city": "Paris"}')
+    request = Request.from_messages([Message("system", "Be terse."), Message("user", "Capital of France?")],
+                                    response_schema=schema)
+    result = cascade.invoke(request)
+    assert result.tier == 0
+    system = small.calls[0].messages[0]
+    assert system.role == "system" and system.content.startswith("Be terse.") and '"required": ["city"]' in system.content
+    assert len(small.calls[0].messages) == 2  # merged into the existing system message

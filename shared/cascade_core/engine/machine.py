@@ -99,7 +99,7 @@ class _SmallRun:
 
 
 def _small_request(request: Request, rule: DeferralRule) -> Request:
-    text_request = render_for_text_model(request) if request.tools else request
+    text_request = render_for_text_model(request)
     tokens = rule.first_step_tokens
     return text_request.replace(first_step_tokens=tokens) if tokens else text_request
 
