@@ -219,48 +219,44 @@ class OpenAIModel(TokenModelBase):
         return finish
 
     # -- small-tier step streams -------------------------------------------------------------
+    def _read(self, chunk: Any, state: dict[str, Any]) -> list[TokenStep]:
+        """Steps of one streamed chunk; records usage and finish reason in ``state``."""
+        steps = _steps(chunk)
+        self._check_logprobs(chunk, steps)
+        state["usage"] = _usage(getattr(chunk, "usage", None)) or state.get("usage")
+        state["finish"] = self._end(chunk, state.get("finish", "stop"))
+        return steps
+
     def stream_steps(self, request: Request) -> Iterator[TokenStep | StepsEnd]:
+        state: dict[str, Any] = {}
         try:
             response = self.client.chat.completions.create(**self._kwargs(request, scored=True, stream=True))
-        except Exception as err:
-            raise self._error(err) from err
-        usage, finish = None, "stop"
-        try:
-            for chunk in response:
-                steps = _steps(chunk)
-                self._check_logprobs(chunk, steps)
-                yield from steps
-                usage = _usage(getattr(chunk, "usage", None)) or usage
-                finish = self._end(chunk, finish)
+            try:
+                for chunk in response:
+                    yield from self._read(chunk, state)
+            finally:
+                response.close()
         except BackendError:
             raise
         except Exception as err:
             raise self._error(err) from err
-        finally:
-            response.close()
-        yield StepsEnd(usage, finish)
+        yield StepsEnd(state.get("usage"), state.get("finish", "stop"))
 
     async def astream_steps(self, request: Request) -> AsyncIterator[TokenStep | StepsEnd]:  # type: ignore[override]
+        state: dict[str, Any] = {}
         try:
             response = await self.aclient.chat.completions.create(**self._kwargs(request, scored=True, stream=True))
-        except Exception as err:
-            raise self._error(err) from err
-        usage, finish = None, "stop"
-        try:
-            async for chunk in response:
-                steps = _steps(chunk)
-                self._check_logprobs(chunk, steps)
-                for step in steps:
-                    yield step
-                usage = _usage(getattr(chunk, "usage", None)) or usage
-                finish = self._end(chunk, finish)
+            try:
+                async for chunk in response:
+                    for step in self._read(chunk, state):
+                        yield step
+            finally:
+                await response.close()
         except BackendError:
             raise
         except Exception as err:
             raise self._error(err) from err
-        finally:
-            await response.close()
-        yield StepsEnd(usage, finish)
+        yield StepsEnd(state.get("usage"), state.get("finish", "stop"))
 
     # -- large-tier text API -------------------------------------------------------------------
     def _to_completion(self, response: Any, request: Request) -> Completion:

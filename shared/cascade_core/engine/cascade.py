@@ -166,11 +166,7 @@ class Cascade:
         value: Any = None
         error: BaseException | None = None
         try:
-            while True:
-                try:
-                    effect = machine.throw(error) if error is not None else machine.send(value)
-                except StopIteration:
-                    return
+            while (effect := _advance(machine, value, error)) is not None:
                 value, error = None, None
                 try:
                     if isinstance(effect, Emit):
@@ -197,11 +193,7 @@ class Cascade:
         value: Any = None
         error: BaseException | None = None
         try:
-            while True:
-                try:
-                    effect = machine.throw(error) if error is not None else machine.send(value)
-                except StopIteration:
-                    return
+            while (effect := _advance(machine, value, error)) is not None:
                 value, error = None, None
                 try:
                     if isinstance(effect, Emit):
@@ -285,6 +277,14 @@ class Cascade:
 
         outcomes = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
         return _settle([o if isinstance(o, Exception) else o for o in outcomes], return_exceptions)  # type: ignore[misc]
+
+
+def _advance(machine: Any, value: Any, error: BaseException | None) -> Any:
+    """Resume the plan with a result (or an error); the next effect, or None when it has finished."""
+    try:
+        return machine.throw(error) if error is not None else machine.send(value)
+    except StopIteration:
+        return None
 
 
 def _check_concurrency(value: int) -> int:
