@@ -67,7 +67,7 @@ for task in world_regions world_facts; do
   cascade calibrate --cache "$fit" --rule "$RUNS/$task.logistic.json" --deferral-rate 0.3 --holdout "$test" \
     "${COSTS[@]}" --json "$FIG/$task.calibration.json"
   cascade eval --cache "$test" --calibration-cache "$fit" "${COSTS[@]}" --orders 10 \
-    "${rules[@]}" \
+    "${rules[@]}" --group-by attribute --group-csv "$FIG/$task.auc_df_by_attribute.csv" \
     --csv "$FIG/$task.auc_df.csv" --json "$FIG/$task.eval.json" \
     --plot "$FIG/$task.deferral_curves.png" --budget-plot "$FIG/$task.budget_curves.png" \
     --title "$task: SmolLM2-135M -> Gemma-3-270M (test split)"

@@ -55,7 +55,7 @@ def plot_deferral_curves(
 ) -> Path:
     """Quality vs deferral rate for each curve, with the random line and the oracle; AUC-DF in the legend."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(9.5, 5))
     for curve in curves:
         ax.plot(curve.rates, curve.quality, lw=1.6, label=f"{curve.name} ({curve.auc:.3f})")
     ax.plot(random.rates, random.quality, "k--", lw=1.2, label=f"random ({random.auc:.3f})")
@@ -65,7 +65,7 @@ def plot_deferral_curves(
     ax.set_xlim(0, 1)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, title="signal (AUC-DF)", title_fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, title="signal (AUC-DF)", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 
@@ -74,7 +74,7 @@ def plot_budget_curves(curves: Sequence[BudgetCurve], path: str | os.PathLike[st
     if not curves:
         raise ConfigurationError("no budget curves to plot")
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(9.5, 5))
     for curve in curves:
         style = "k--" if curve.name == "random" else "-"
         ax.plot(curve.budgets, curve.quality, style, lw=1.5, label=f"{curve.name} ({curve.area:.3f})")
@@ -83,5 +83,7 @@ def plot_budget_curves(curves: Sequence[BudgetCurve], path: str | os.PathLike[st
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, title="signal (area / (c_l - c_s))", title_fontsize=8, loc="lower right")
+    ax.legend(
+        fontsize=8, title="signal (area / (c_l - c_s))", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+    )
     return _save(fig, path)

@@ -25,8 +25,9 @@ COUNTRIES = [
 
 def _records():
     return [
-        {"id": f"capital/{country.lower()}", "prompt": f"Q: What is the capital of {country}?\nA:", "answer": capital}
-        for country, capital in COUNTRIES
+        {"id": f"capital/{country.lower()}", "prompt": f"Q: What is the capital of {country}?\nA:", "answer": capital,
+         "kind": ("even", "odd")[i % 2]}
+        for i, (country, capital) in enumerate(COUNTRIES)
     ]
 
 
@@ -89,8 +90,10 @@ def test_collect_fit_calibrate_eval_end_to_end(server, data, tmp_path, capsys):
     code = main(["eval", "--cache", str(cache), "--rule", f"mine={rule}", "--calibration-cache", str(cache),
                  "--csv", str(out["csv"]), "--json", str(out["json"]), "--plot", str(out["png"]),
                  "--budget-plot", str(out["budget.png"]), "--small-cost", "1", "--large-cost", "3",
-                 "--orders", "3", "--warmup", "4"])
+                 "--orders", "3", "--warmup", "4", "--group-by", "kind", "--group-csv", str(tmp_path / "groups.csv")])
     assert code == 0
+    groups = list(csv.DictReader((tmp_path / "groups.csv").open()))
+    assert [g["group"] for g in groups] == ["even", "odd"] and sum(int(g["n"]) for g in groups) == len(COUNTRIES)
     printed = capsys.readouterr().out
     assert "oracle" in printed and "mine" in printed and "margin" in printed
     table = {row["signal"]: row for row in csv.DictReader(out["csv"].open())}
@@ -227,3 +230,21 @@ def test_demo_subcommand_is_forwarded_lazily(monkeypatch):
     monkeypatch.setattr(cascade_core, "demo", fake, raising=False)
     assert main(["demo", "--question", "hi"]) == 0
     assert seen == [["--question", "hi"]]
+
+
+@pytest.mark.slow
+def test_collect_and_eval_with_the_embedded_pair_on_world_regions(tmp_path, capsys):
+    from cascade_core.datasets import world_regions as wr
+
+    data = wr.write_jsonl(wr.load_world_regions("calibration", limit=6), tmp_path / "regions.jsonl")
+    cache = tmp_path / "cache.jsonl"
+    code = main(["collect", "--data", str(data), "--out", str(cache), "--small", "embedded", "--large", "embedded",
+                 "--max-new-tokens", "4", "--no-progress"])
+    assert code == 0
+    rows = load_cache(cache)
+    assert len(rows) == 6
+    # label first tokens come from the small model's tokenizer, and the margin is taken among them
+    assert rows[0].label_tokens is not None and len(rows[0].label_tokens) == len(wr.LABELS)
+    assert all(r.small.text.strip() for r in rows)
+    assert main(["eval", "--cache", str(cache), "--small-cost", "1", "--large-cost", "2", "--warmup", "2"]) == 0
+    assert "oracle" in capsys.readouterr().out

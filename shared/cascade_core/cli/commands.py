@@ -126,12 +126,17 @@ def run_eval(args: argparse.Namespace) -> int:
     report = evaluate_cache(
         test, rules, calibration=calibration, small_cost=args.small_cost, large_cost=args.large_cost,
         orders=args.orders, warmup=args.warmup, seed=args.seed,
-        rescore=resolve_quality_scorer(args.scorer) if args.scorer else None,
+        rescore=resolve_quality_scorer(args.scorer) if args.scorer else None, group_by=args.group_by,
     )
     meta = report.meta
     print(f"{meta['n']} test queries: small quality {meta['small_accuracy']:.3f}, large quality {meta['large_accuracy']:.3f}; "
           f"costs c_s={meta['small_cost']:.4g}, c_l={meta['large_cost']:.4g} ({meta['cost_unit']})")
     print(report.format_table())
+    if report.groups:
+        print(f"\nAUC-DF by {args.group_by}:")
+        print(report.format_table(report.groups))
+    if args.group_csv and args.group_by:
+        report.write_groups_csv(args.group_csv)
     if args.csv:
         report.write_csv(args.csv)
     if args.json:

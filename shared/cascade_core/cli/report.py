@@ -32,7 +32,7 @@ from cascade_core.evaluation import (
 )
 from cascade_core.learned import LearnedDeferral
 
-__all__ = ["EvalReport", "evaluate_cache", "measured_costs", "scores_for"]
+__all__ = ["EvalReport", "evaluate_cache", "grouped_auc", "measured_costs", "scores_for"]
 
 
 def measured_costs(examples: Sequence[CachedExample]) -> tuple[float, float]:
@@ -67,6 +67,37 @@ def scores_for(examples: Sequence[CachedExample], rules: Mapping[str, LearnedDef
     return out
 
 
+def grouped_auc(
+    examples: Sequence[CachedExample],
+    scores: Mapping[str, np.ndarray],
+    field_name: str,
+    rescore: QualityScorer | None = None,
+    min_size: int = 10,
+) -> list[dict[str, Any]]:
+    """AUC-DF of every score within each value of a record field (e.g. ``attribute``); groups
+    smaller than ``min_size`` are left out. Columns: group, n, small/large accuracy, one per score,
+    random, oracle."""
+    small_q, large_q = qualities(examples, rescore)
+    groups: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        groups.setdefault(str(e.record.get(field_name, "")), []).append(i)
+    rows = []
+    for group, idx in sorted(groups.items()):
+        if len(idx) < min_size:
+            continue
+        s, large = small_q[idx], large_q[idx]
+        row: dict[str, Any] = {
+            "group": group, "n": len(idx),
+            "small_accuracy": round(float(s.mean()), 3), "large_accuracy": round(float(large.mean()), 3),
+        }
+        for name, values in scores.items():
+            row[name] = round(deferral_curve(values[idx], s, large).auc, 4)
+        row["random"] = round(random_curve(s, large).auc, 4)
+        row["oracle"] = round(oracle_curve(s, large).auc, 4)
+        rows.append(row)
+    return rows
+
+
 @dataclass
 class EvalReport:
     """Everything ``cascade eval`` writes."""
@@ -77,6 +108,7 @@ class EvalReport:
     oracle: DeferralCurve
     budget_curves: list[BudgetCurve] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    groups: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         def curve(c: DeferralCurve) -> dict[str, Any]:
@@ -85,6 +117,7 @@ class EvalReport:
         return {
             "meta": self.meta,
             "table": self.rows,
+            "groups": self.groups,
             "deferral_curves": [curve(c) for c in [*self.curves, self.random, self.oracle]],
             "budget_curves": [
                 {
@@ -115,10 +148,20 @@ class EvalReport:
             writer.writerows(self.rows)
         return out
 
-    def format_table(self) -> str:
-        """A fixed-width text table for the terminal."""
-        cols = list(self.rows[0])
-        cells = [[str(r[c]) for c in cols] for r in self.rows]
+    def write_groups_csv(self, path: str | os.PathLike[str]) -> Path:
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(self.groups[0]) if self.groups else ["group"])
+            writer.writeheader()
+            writer.writerows(self.groups)
+        return out
+
+    def format_table(self, rows: Sequence[Mapping[str, Any]] | None = None) -> str:
+        """A fixed-width text table for the terminal (default: the main table)."""
+        rows = self.rows if rows is None else rows
+        cols = list(rows[0])
+        cells = [[str(r[c]) for c in cols] for r in rows]
         widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
         line = "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
         body = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
@@ -143,6 +186,7 @@ def evaluate_cache(
     seed: int = 0,
     rescore: QualityScorer | None = None,
     budget: bool = True,
+    group_by: str | None = None,
 ) -> EvalReport:
     """Deferral curves + AUC-DF for every signal and rule, and paper B's budget curves.
 
@@ -187,4 +231,5 @@ def evaluate_cache(
         "calibration_n": len(calibration or ()),
         "rules": {name: rule.get_params() | {"n_samples_fit": rule.n_samples_fit_} for name, rule in (rules or {}).items()},
     }
-    return EvalReport(rows, curves, rand, orac, budgets, meta)
+    groups = grouped_auc(test, scores, group_by, rescore) if group_by else []
+    return EvalReport(rows, curves, rand, orac, budgets, meta, groups)
