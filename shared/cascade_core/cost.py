@@ -31,7 +31,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Pricing:
-    """Prices of one tier in currency units per million input / output tokens."""
+    """Prices of one tier in currency units per million input / output tokens.
+
+    Example:
+        >>> Pricing(input_per_million=1.0, output_per_million=2.0).cost(Usage(1_000_000, 500_000))
+        2.0
+    """
 
     input_per_million: float = 0.0
     output_per_million: float = 0.0

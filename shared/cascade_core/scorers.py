@@ -71,6 +71,10 @@ class Margin:
         kind: ``"probability"`` (range [0, 1]) or ``"logit"`` (range [0, ∞)).
         labels: Class-label first tokens for classification (margin among labels only).
         distinct: Free-form QA: ignore alternatives that are prefixes/continuations of top-1.
+
+    Example:
+        >>> Margin(labels=("positive", "negative")).name
+        "margin(labels=['positive', 'negative'])"
     """
 
     kind: signals.MarginKind = "probability"

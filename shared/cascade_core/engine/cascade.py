@@ -48,6 +48,11 @@ class Tier:
         model: A :class:`SmallModel` (every tier but the last) or any :class:`LargeModel` (last).
         pricing: Price per million input/output tokens, for cost estimates.
         name: Display name (defaults to the model's ``model_name``).
+
+    Example:
+        >>> from cascade_core.testing import ScriptedModel
+        >>> Tier(ScriptedModel("hi", name="small"), Pricing(0.1, 0.4)).display_name
+        'small'
     """
 
     model: Any
