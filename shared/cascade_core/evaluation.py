@@ -49,6 +49,7 @@ __all__ = [
     "exact_match",
     "label_accuracy",
     "oracle_curve",
+    "random_budget_curve",
     "random_curve",
     "resolve_quality_scorer",
     "signal_scores",
@@ -271,6 +272,38 @@ def budget_curve(
     return BudgetCurve(
         name, grid, quality.mean(1), quality.std(1), cost.mean(1), float(small_cost), float(large_cost),
         orders, rate.mean(1),
+    )
+
+
+def random_budget_curve(
+    small_quality: ArrayLike,
+    large_quality: ArrayLike,
+    *,
+    small_cost: float,
+    large_cost: float,
+    budgets: ArrayLike | None = None,
+    orders: int = 5,
+    draws: int = 10,
+    warmup: int = 16,
+    seed: int = 0,
+) -> BudgetCurve:
+    """Random routing under the same dynamic threshold: :func:`budget_curve` of fresh uniform scores,
+    averaged over ``draws`` independent draws (each replayed in ``orders`` orders), so the baseline
+    is not one lucky or unlucky draw."""
+    small, large = _qualities(small_quality, large_quality)
+    rng = np.random.default_rng(seed)
+    uniform = np.linspace(0.0, 1.0, 1001)  # warm-up threshold for uniform scores: about p
+    curves = [
+        budget_curve(
+            rng.random(small.size), small, large, small_cost=small_cost, large_cost=large_cost, budgets=budgets,
+            orders=orders, warmup=warmup, calibration_scores=uniform, seed=seed + i, name="random",
+        )
+        for i in range(draws)
+    ]
+    quality = np.array([c.quality for c in curves])
+    return BudgetCurve(
+        "random", curves[0].budgets, quality.mean(0), quality.std(0), np.mean([c.cost for c in curves], 0),
+        float(small_cost), float(large_cost), orders * draws, np.mean([c.deferral_rate for c in curves], 0),
     )
 
 

@@ -16,6 +16,7 @@ from cascade_core.evaluation import (
     exact_match,
     label_accuracy,
     oracle_curve,
+    random_budget_curve,
     random_curve,
     resolve_quality_scorer,
     summarize_curves,
@@ -102,6 +103,14 @@ def test_budget_curve_tracks_the_budget_and_informative_scores_beat_random():
     # area normalised by the cost gap = mean accuracy over the budget range
     assert informed.area == pytest.approx(np.trapezoid(informed.quality, informed.budgets) / 2.0)
     assert small.mean() - 0.05 <= informed.area <= 1.0
+
+
+def test_random_budget_baseline_averages_fresh_draws_to_the_straight_line():
+    _, small, large = _constructed(300, seed=9)
+    rand = random_budget_curve(small, large, small_cost=1.0, large_cost=2.0, orders=3, draws=20, warmup=10)
+    expected = small.mean() + rand.deferral_rate * (large.mean() - small.mean())
+    assert np.max(np.abs(rand.quality - expected)) < 0.015
+    assert rand.orders == 60 and rand.name == "random"
 
 
 def test_budget_curve_needs_large_cost_above_small_cost():

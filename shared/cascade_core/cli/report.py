@@ -26,6 +26,7 @@ from cascade_core.evaluation import (
     default_signals,
     deferral_curve,
     oracle_curve,
+    random_budget_curve,
     random_curve,
     signal_scores,
     summarize_curves,
@@ -206,16 +207,16 @@ def evaluate_cache(
     budgets: list[BudgetCurve] = []
     if budget and c_l > c_s:
         cal_scores = scores_for(calibration, rules) if calibration else {}
-        rng = np.random.default_rng(seed)
-        streams = {**scores, "random": rng.random(len(test))}
-        cal_scores["random"] = rng.random(max(len(calibration or ()), 1))
-        for name, values in streams.items():
+        for name, values in scores.items():
             budgets.append(
                 budget_curve(
                     values, small_q, large_q, small_cost=c_s, large_cost=c_l, orders=orders, warmup=warmup,
                     calibration_scores=cal_scores.get(name), seed=seed, name=name,
                 )
             )
+        budgets.append(
+            random_budget_curve(small_q, large_q, small_cost=c_s, large_cost=c_l, orders=orders, warmup=warmup, seed=seed)
+        )
         areas = {b.name: round(b.area, 4) for b in budgets}
         for row in rows:
             row["budget_area"] = areas.get(row["signal"], "")

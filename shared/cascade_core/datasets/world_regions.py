@@ -5,7 +5,8 @@ Provenance
 Built deterministically from the world-facts data (:mod:`cascade_core.datasets.world_facts`,
 itself read from the ``countryinfo`` package at run time; nothing is downloaded): every country
 with a ``continent`` example gets one item. The Americas are split into ``North America``
-(countryinfo subregions Northern America, Central America, Caribbean) and ``South America``, so
+(countryinfo subregions Northern America, Central America, Caribbean, read from the package) and
+``South America``, so
 the labels are :data:`LABELS`. Transcontinental countries are already left out by world-facts.
 Countries used as few-shot examples (:data:`SHOTS`, one per label) are excluded.
 
@@ -71,10 +72,22 @@ class RegionExample:
     answer: str
 
 
+def _subregions() -> dict[str, str]:
+    """countryinfo's (intermediate) subregion of every country, by the country's ``name``."""
+    from countryinfo import CountryInfo
+
+    out: dict[str, str] = {}
+    for data in CountryInfo.all().values():
+        name, sub = data.get("name"), data.get("intermediateregion") or data.get("subregion")
+        if name and sub:
+            out[str(name)] = str(sub)
+    return out
+
+
 @functools.lru_cache(maxsize=1)
 def _build() -> tuple[RegionExample, ...]:
     facts = build_world_facts()
-    subregion = {ex.id.split("/", 1)[1]: ex.answer for ex in facts if ex.attribute == "subregion"}
+    subregion = _subregions()
     shot_names = {name.casefold() for name, _ in SHOTS}
     out: list[RegionExample] = []
     for ex in facts:
@@ -87,7 +100,7 @@ def _build() -> tuple[RegionExample, ...]:
             continue
         label = ex.answer
         if label == "Americas":
-            sub = subregion.get(slug)
+            sub = subregion.get(ex.country)
             if sub is None:
                 continue
             label = "South America" if sub == "South America" else "North America" if sub in _NORTH else ""
