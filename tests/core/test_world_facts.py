@@ -73,9 +73,11 @@ def test_known_facts() -> None:
     assert by_id["capital/germany"].answer == "Berlin"
     assert by_id["capital/united_states"].question == "What is the capital of the United States?"
     assert by_id["capital/kazakhstan"].answer == "Astana"
-    assert by_id["currency/france"].answer == "Euro"
     assert by_id["continent/kenya"].answer == "Africa"
-    assert by_id["calling_code/germany"].answer == "+49"
+    assert by_id["language/france"].answer == "French"
+    assert by_id["demonym/france"].answer == "French"
+    assert by_id["language/canada"].question == "What is one of the official languages of Canada?"
+    assert set(by_id["language/canada"].aliases) == {"English", "French"}
     assert "capital/palestine" not in by_id  # contested
     assert "continent/russia" not in by_id  # transcontinental
 
@@ -164,8 +166,8 @@ def test_attribute_filter() -> None:
     caps = load_world_facts("test", attributes=["capital"])
     assert caps and {e.attribute for e in caps} == {"capital"}
     assert load_world_facts("test", attributes="capital") == caps
-    two = load_world_facts("calibration", attributes=("capital", "currency"), limit=10)
-    assert Counter(e.attribute for e in two) == {"capital": 5, "currency": 5}
+    two = load_world_facts("calibration", attributes=("capital", "language"), limit=10)
+    assert Counter(e.attribute for e in two) == {"capital": 5, "language": 5}
 
 
 def test_unknown_split_or_attribute_raises_configuration_error() -> None:
@@ -217,10 +219,12 @@ def test_is_correct(prediction: str, gold: str, aliases: tuple[str, ...], expect
 
 def test_is_correct_with_built_aliases() -> None:
     by_id = {ex.id: ex for ex in build_world_facts()}
-    assert is_correct("Yuan", by_id["currency/china"])
-    assert is_correct("renminbi", by_id["currency/china"])
-    assert is_correct("yen", by_id["currency/south_korea"]) is False
-    assert is_correct("South Korean won", by_id["currency/south_korea"])
+    assert is_correct("Frenchman", by_id["demonym/france"])
+    assert is_correct("Slovenian", by_id["demonym/slovenia"])
+    assert is_correct("Slovakia", by_id["demonym/slovakia"]) is False
+    assert is_correct("Mandarin", by_id["language/china"])
+    assert is_correct("French", by_id["language/canada"])
+    assert is_correct("Spanish", by_id["language/canada"]) is False
     assert is_correct("North America", by_id["continent/canada"])
     assert is_correct("Europe", by_id["continent/canada"]) is False
     assert is_correct("Kiev", by_id["capital/ukraine"])

@@ -1,16 +1,21 @@
 """World-facts QA: short factual questions about countries, with checkable answers.
 
+Four attribute types: ``capital`` ("What is the capital of France?"), ``continent`` ("Which
+continent is Kenya in?"), ``demonym`` ("What is the demonym for people from Peru?") and
+``language`` ("What is the official language of Brazil?").
+
 Provenance
 ----------
-Facts come from the JSON files shipped in the ``countryinfo`` package (PyPI, version 1.0.1 when this
-was written; ``countryinfo.CountryInfo.all()``), read at run time; nothing is downloaded. The
-package stores currencies as ISO 4217 codes and languages as ISO 639-1 codes; the English names
-for those codes are the tables ``CURRENCY_NAMES`` and ``LANGUAGE_NAMES`` in this module. A few
-stale package values are corrected here (``_FIXES``: Kazakhstan's capital is Astana again since
-2022, Croatia uses the euro since 2023), a few entities are left out entirely (dissolved states,
-duplicate entries, uninhabited territories: ``_EXCLUDED_ENTITIES``), and per attribute, countries
-whose value is missing, contested or ambiguous are skipped (``_SKIP``; e.g. transcontinental
-countries for the continent question, multi-currency countries for the currency question).
+Facts come from the JSON files shipped in the ``countryinfo`` package (PyPI, version 1.0.1 when
+this was written; ``countryinfo.CountryInfo.all()``), read at run time: nothing is downloaded and
+nothing is committed as data. The package stores languages as ISO 639-1 codes; their English
+names are the table ``LANGUAGE_NAMES`` in this module. Curation, all in tables below: stale values
+corrected (``_FIXES``: Kazakhstan's capital is Astana again since 2022; Filipino is co-official in
+the Philippines), entities left out entirely (``_EXCLUDED_ENTITIES``: dissolved states, duplicate
+entries, uninhabited territories), and per attribute the countries whose value is missing,
+contested or ambiguous skipped (``_SKIP``: e.g. transcontinental countries for ``continent``).
+Accepted answers (``aliases``) add spelling variants and other seats of government for capitals,
+"America" for the Americas, every listed official language, and noun forms of demonyms.
 
 The build is deterministic: the same installed package gives the same examples, sorted by ``id``.
 The two few-shot examples of every attribute (``SHOTS``) are excluded from the data set.
@@ -19,24 +24,43 @@ Splits
 ------
 ``load_world_facts`` splits every attribute separately (stratified by attribute): each example is
 ranked by ``sha256(f"{seed}:{id}")``; the first 40 % (rounded) of an attribute's ranking form the
-``"calibration"`` split, the rest the ``"test"`` split. Because the rank depends on the example's
-own id only, adding or removing one country moves no other example between splits. ``limit``
-takes, per attribute, the first examples of that same ranking, spreading the quota evenly over
-the attributes (so a small demo still covers every attribute).
+``"calibration"`` split, the rest the ``"test"`` split. The rank depends on the example's own id
+only, so adding or removing a country moves at most one other example (at the 40 % boundary).
+``limit`` takes, per attribute, the top of that same ranking, spreading the quota evenly over the
+attributes (so a small demo still covers every attribute, and a larger limit extends a smaller one).
 
 Measured with the embedded default pair
 ---------------------------------------
-SmolLM2-135M-Instruct (small) and Gemma-3-270M base (large), both from their GGUF files, 2-shot
-completion prompts from :func:`few_shot_prompt`, greedy decoding, 8 new tokens, stop at newline,
-scored with :func:`is_correct`. Margin AUROC = how well the small model's first-token probability
-margin (p_top1 - p_top2 at the first generated step) ranks its correct answers above its wrong
-ones (0.5 = no signal). 25 questions per attribute drawn with ``load_world_facts("all", limit=...)``
-(measuring script not part of the package):
+SmolLM2-135M-Instruct Q4_1 (small) and Gemma-3-270M base Q4_K_M (large), loaded from their GGUF
+files with transformers in fp32 on CPU, prompts from :func:`few_shot_prompt` (no chat template),
+greedy, at most 8 new tokens, cut at the first newline, scored with :func:`is_correct`. "L>S" is the
+share the large model gets right and the small one wrong; "AUROC" is how well the small model's
+first-token margin (p_top1 - p_top2 at the first generated step) separates its right answers from
+its wrong ones (0.5 = no signal). n = 55 per attribute: the first 25 of the calibration ranking
+(``load_world_facts("all", limit=...)``) plus ``load_world_facts("test", limit=...)`` with 30 per
+attribute. The measuring script is not part of the package.
 
-MEASURED_TABLE_PLACEHOLDER
+=================  ====  =====  =====  =====  =====  ========================================
+attribute            n   small  large   L>S   AUROC  decision
+=================  ====  =====  =====  =====  =====  ========================================
+capital              55   0.25   0.64   0.40   0.78  kept (hard)
+continent            55   0.89   0.65   0.04   0.72  kept (easy; small beats large)
+demonym              55   0.58   0.56   0.07   0.81  kept (medium)
+language             55   0.67   0.84   0.18   0.80  kept (medium)
+4 kept, pooled      220   0.60   0.67   0.17   0.75
+tld (".fr")          55   0.25   0.42   0.20   0.74  dropped: margins on another scale (small
+                                                     confidently wrong); pooled AUROC -> 0.63
+currency             25   0.32   0.40   0.12   0.53  dropped: first token is the adjective
+                                                     copied from the question, no signal
+subregion            25   0.16   0.32   0.32   0.44  dropped: no signal, small near floor
+calling code         25   0.00   0.16   0.16    --   dropped: both near 0, first token "+"
+=================  ====  =====  =====  =====  =====  ========================================
 
-Attributes kept in the data set and their difficulty (by the measured accuracy of the pair):
-see ``ATTRIBUTES`` and ``DIFFICULTY``.
+On the 220 pooled questions, answering with the small model when its margin is >= 0.3 and
+deferring otherwise sends 53 % to the large model and scores 0.69 (in-sample threshold; small alone
+0.60, large alone 0.67, either-right oracle 0.77). Currency with bare-unit shots ("Yen", "Peso") was
+no better (small 0.24, large 0.32, AUROC 0.58). Speed: ~0.27 s/query small, ~0.46 s/query large with
+one torch thread; two threads on the shared 2-core machine were several times slower.
 """
 
 from __future__ import annotations
@@ -96,29 +120,16 @@ class QAExample:
 # Attributes, question templates, difficulty, few-shot examples
 # ---------------------------------------------------------------------------------------------
 
-ATTRIBUTES: tuple[str, ...] = (
-    "calling_code",
-    "capital",
-    "continent",
-    "currency",
-    "demonym",
-    "language",
-    "subregion",
-    "tld",
-)
+ATTRIBUTES: tuple[str, ...] = ("capital", "continent", "demonym", "language")
 """The attribute types in the data set, sorted."""
 
 DIFFICULTY: Mapping[str, str] = {
-    "capital": "easy",
     "continent": "easy",
-    "demonym": "easy",
-    "currency": "medium",
+    "demonym": "medium",
     "language": "medium",
-    "tld": "medium",
-    "subregion": "hard",
-    "calling_code": "hard",
+    "capital": "hard",
 }
-"""Difficulty of each attribute, from the measured accuracy of the embedded pair."""
+"""Difficulty for the small model: measured accuracy >= 0.75 easy, >= 0.45 medium, else hard."""
 
 SPLITS: tuple[str, ...] = ("calibration", "test", "all")
 """Allowed ``split`` values of :func:`load_world_facts`."""
@@ -128,24 +139,16 @@ CALIBRATION_FRACTION = 0.4
 _TEMPLATES: Mapping[str, str] = {
     "capital": "What is the capital of {country}?",
     "continent": "Which continent is {country} in?",
-    "subregion": "Which region of the world is {country} in?",
-    "currency": "What is the currency of {country}?",
     "language": "What is the official language of {country}?",
-    "calling_code": "What is the international calling code of {country}?",
     "demonym": "What is the demonym for people from {country}?",
-    "tld": "What is the internet country code top-level domain of {country}?",
 }
 _LANGUAGE_TEMPLATE_MANY = "What is one of the official languages of {country}?"
 
 SHOTS: Mapping[str, tuple[tuple[str, str], ...]] = {
     "capital": (("france", "Paris"), ("japan", "Tokyo")),
     "continent": (("france", "Europe"), ("brazil", "South America")),
-    "subregion": (("germany", "Western Europe"), ("kenya", "Eastern Africa")),
-    "currency": (("japan", "Japanese yen"), ("mexico", "Mexican peso")),
     "language": (("germany", "German"), ("brazil", "Portuguese")),
-    "calling_code": (("france", "+33"), ("japan", "+81")),
     "demonym": (("netherlands", "Dutch"), ("brazil", "Brazilian")),
-    "tld": (("germany", ".de"), ("japan", ".jp")),
 }
 """Per attribute, the two fixed few-shot examples as (countryinfo key, answer); excluded from the data."""
 
@@ -199,18 +202,20 @@ _SKIP: Mapping[str, frozenset[str]] = {
             "western sahara",
         }
     ),
-    "subregion": frozenset({"western sahara", "palestine"}),
-    "currency": frozenset({"zimbabwe", "palestine", "western sahara"}),
     "language": frozenset({"western sahara", "palestine"}),
-    "calling_code": frozenset({"palestine", "western sahara"}),
-    "demonym": frozenset({"palestine", "western sahara"}),
-    "tld": frozenset({"western sahara"}),
+    "demonym": frozenset(
+        {
+            "palestine",
+            "western sahara",
+            "vatican city state",  # package: "Vaticanian"
+            "northern mariana islands",  # package: "American"
+        }
+    ),
 }
 
 # Corrections of stale package values: (country, field) -> value.
 _FIXES: Mapping[tuple[str, str], Any] = {
     ("kazakhstan", "capital"): "Astana",  # renamed back from Nur-Sultan in 2022
-    ("croatia", "currencies"): ["EUR"],  # euro since 2023 (package: HRK)
     ("philippines", "languages"): ["fil", "en"],  # Filipino is co-official (package: en only)
 }
 
@@ -234,6 +239,45 @@ _CAPITAL_ALIASES: Mapping[str, tuple[str, ...]] = {
     "guam": ("Agana",),
     "san marino": ("San Marino",),
     "kuwait": ("Kuwait",),
+}
+
+# Extra accepted demonyms: spelling variants and the noun where the package gives an adjective.
+_DEMONYM_ALIASES: Mapping[str, tuple[str, ...]] = {
+    "argentina": ("Argentine", "Argentinian"),
+    "botswana": ("Batswana", "Botswanan"),
+    "cape verde": ("Cape Verdean",),
+    "comoros": ("Comorian",),
+    "denmark": ("Dane",),
+    "ecuador": ("Ecuadorian",),
+    "el salvador": ("Salvadorean",),
+    "finland": ("Finn",),
+    "france": ("Frenchman", "Frenchwoman"),
+    "guadeloupe": ("Guadeloupean",),
+    "guinea-bissau": ("Bissau-Guinean",),
+    "hong kong": ("Hongkonger", "Hong Konger"),
+    "iceland": ("Icelandic",),
+    "ireland": ("Irishman", "Irishwoman"),
+    "kazakhstan": ("Kazakh",),
+    "kyrgyzstan": ("Kyrgyz", "Kyrgyzstani"),
+    "laos": ("Lao",),
+    "lesotho": ("Basotho",),
+    "luxembourg": ("Luxembourgish",),
+    "macau": ("Macanese",),
+    "maldives": ("Maldivian",),
+    "monaco": ("Monacan",),
+    "nepal": ("Nepali",),
+    "philippines": ("Philippine",),
+    "poland": ("Pole",),
+    "saint kitts and nevis": ("Kittitian", "Kittian"),
+    "slovakia": ("Slovakian",),
+    "slovenia": ("Slovenian",),
+    "spain": ("Spaniard",),
+    "suriname": ("Surinamese",),
+    "sweden": ("Swede",),
+    "tajikistan": ("Tajik", "Tajikistani"),
+    "turkey": ("Turk",),
+    "united kingdom": ("Briton", "Brit"),
+    "uzbekistan": ("Uzbek",),
 }
 
 # Country names as they read in a question (article, no "X, Y" catalogue order).
@@ -262,153 +306,6 @@ _THE_NAMES = frozenset(
 _CONTINENT_ALIASES: Mapping[str, tuple[str, ...]] = {
     "Americas": ("America",),  # also matches "North America", "South America", "Central America"
     "Oceania": ("Australia", "Australasia"),
-}
-
-# ISO 4217 code -> English name, extra aliases (the last word is added automatically when unique).
-CURRENCY_NAMES: Mapping[str, tuple[str, tuple[str, ...]]] = {
-    "AED": ("UAE dirham", ("Emirati dirham", "United Arab Emirates dirham")),
-    "AFN": ("Afghan afghani", ()),
-    "ALL": ("Albanian lek", ()),
-    "AMD": ("Armenian dram", ()),
-    "AOA": ("Angolan kwanza", ()),
-    "ARS": ("Argentine peso", ("Argentinian peso",)),
-    "AUD": ("Australian dollar", ()),
-    "AWG": ("Aruban florin", ()),
-    "AZN": ("Azerbaijani manat", ()),
-    "BAM": ("Bosnia and Herzegovina convertible mark", ("convertible mark", "Bosnian mark")),
-    "BBD": ("Barbadian dollar", ("Barbados dollar",)),
-    "BDT": ("Bangladeshi taka", ()),
-    "BGN": ("Bulgarian lev", ()),
-    "BHD": ("Bahraini dinar", ()),
-    "BIF": ("Burundian franc", ()),
-    "BMD": ("Bermudian dollar", ("Bermuda dollar",)),
-    "BND": ("Brunei dollar", ()),
-    "BRL": ("Brazilian real", ()),
-    "BSD": ("Bahamian dollar", ()),
-    "BWP": ("Botswana pula", ()),
-    "BYR": ("Belarusian ruble", ("Belarusian rouble",)),
-    "BZD": ("Belize dollar", ()),
-    "CAD": ("Canadian dollar", ()),
-    "CDF": ("Congolese franc", ()),
-    "CHF": ("Swiss franc", ()),
-    "CNY": ("Chinese yuan", ("renminbi", "RMB")),
-    "COP": ("Colombian peso", ()),
-    "CRC": ("Costa Rican colón", ()),
-    "CVE": ("Cape Verdean escudo", ()),
-    "CZK": ("Czech koruna", ("Czech crown",)),
-    "DJF": ("Djiboutian franc", ()),
-    "DKK": ("Danish krone", ("Danish crown",)),
-    "DOP": ("Dominican peso", ()),
-    "DZD": ("Algerian dinar", ()),
-    "EGP": ("Egyptian pound", ()),
-    "ERN": ("Eritrean nakfa", ()),
-    "ETB": ("Ethiopian birr", ()),
-    "EUR": ("Euro", ()),
-    "FJD": ("Fijian dollar", ("Fiji dollar",)),
-    "FKP": ("Falkland Islands pound", ()),
-    "GBP": ("Pound sterling", ("British pound", "sterling")),
-    "GEL": ("Georgian lari", ()),
-    "GHS": ("Ghanaian cedi", ()),
-    "GIP": ("Gibraltar pound", ()),
-    "GMD": ("Gambian dalasi", ()),
-    "GNF": ("Guinean franc", ()),
-    "GTQ": ("Guatemalan quetzal", ()),
-    "GYD": ("Guyanese dollar", ()),
-    "HKD": ("Hong Kong dollar", ()),
-    "HNL": ("Honduran lempira", ()),
-    "HUF": ("Hungarian forint", ()),
-    "IDR": ("Indonesian rupiah", ()),
-    "ILS": ("Israeli new shekel", ("new shekel",)),
-    "INR": ("Indian rupee", ()),
-    "IQD": ("Iraqi dinar", ()),
-    "IRR": ("Iranian rial", ()),
-    "ISK": ("Icelandic króna", ("Icelandic crown",)),
-    "JMD": ("Jamaican dollar", ()),
-    "JOD": ("Jordanian dinar", ()),
-    "JPY": ("Japanese yen", ()),
-    "KES": ("Kenyan shilling", ()),
-    "KGS": ("Kyrgyzstani som", ("Kyrgyz som",)),
-    "KHR": ("Cambodian riel", ()),
-    "KMF": ("Comorian franc", ()),
-    "KPW": ("North Korean won", ()),
-    "KRW": ("South Korean won", ()),
-    "KWD": ("Kuwaiti dinar", ()),
-    "KYD": ("Cayman Islands dollar", ()),
-    "KZT": ("Kazakhstani tenge", ()),
-    "LAK": ("Lao kip", ("Laotian kip",)),
-    "LBP": ("Lebanese pound", ()),
-    "LKR": ("Sri Lankan rupee", ()),
-    "LRD": ("Liberian dollar", ()),
-    "LYD": ("Libyan dinar", ()),
-    "MAD": ("Moroccan dirham", ()),
-    "MDL": ("Moldovan leu", ()),
-    "MGA": ("Malagasy ariary", ()),
-    "MKD": ("Macedonian denar", ()),
-    "MMK": ("Burmese kyat", ("Myanmar kyat",)),
-    "MNT": ("Mongolian tögrög", ("tugrik", "Mongolian tugrik")),
-    "MOP": ("Macanese pataca", ()),
-    "MRO": ("Mauritanian ouguiya", ()),
-    "MUR": ("Mauritian rupee", ()),
-    "MVR": ("Maldivian rufiyaa", ()),
-    "MWK": ("Malawian kwacha", ()),
-    "MXN": ("Mexican peso", ()),
-    "MYR": ("Malaysian ringgit", ()),
-    "MZN": ("Mozambican metical", ()),
-    "NGN": ("Nigerian naira", ()),
-    "NIO": ("Nicaraguan córdoba", ()),
-    "NOK": ("Norwegian krone", ("Norwegian crown",)),
-    "NPR": ("Nepalese rupee", ("Nepali rupee",)),
-    "NZD": ("New Zealand dollar", ()),
-    "OMR": ("Omani rial", ()),
-    "PEN": ("Peruvian sol", ()),
-    "PGK": ("Papua New Guinean kina", ()),
-    "PHP": ("Philippine peso", ("Filipino peso",)),
-    "PKR": ("Pakistani rupee", ()),
-    "PLN": ("Polish złoty", ()),
-    "PYG": ("Paraguayan guaraní", ()),
-    "QAR": ("Qatari riyal", ()),
-    "RON": ("Romanian leu", ()),
-    "RSD": ("Serbian dinar", ()),
-    "RUB": ("Russian ruble", ("Russian rouble", "rouble")),
-    "RWF": ("Rwandan franc", ()),
-    "SAR": ("Saudi riyal", ("Saudi Arabian riyal",)),
-    "SBD": ("Solomon Islands dollar", ()),
-    "SCR": ("Seychellois rupee", ()),
-    "SDG": ("Sudanese pound", ()),
-    "SEK": ("Swedish krona", ("Swedish crown",)),
-    "SGD": ("Singapore dollar", ()),
-    "SHP": ("Saint Helena pound", ()),
-    "SLL": ("Sierra Leonean leone", ()),
-    "SOS": ("Somali shilling", ()),
-    "SRD": ("Surinamese dollar", ()),
-    "SSP": ("South Sudanese pound", ()),
-    "STD": ("São Tomé and Príncipe dobra", ()),
-    "SYP": ("Syrian pound", ()),
-    "SZL": ("Swazi lilangeni", ()),
-    "THB": ("Thai baht", ()),
-    "TJS": ("Tajikistani somoni", ()),
-    "TMT": ("Turkmenistan manat", ("Turkmen manat",)),
-    "TND": ("Tunisian dinar", ()),
-    "TOP": ("Tongan paʻanga", ()),
-    "TRY": ("Turkish lira", ()),
-    "TTD": ("Trinidad and Tobago dollar", ()),
-    "TWD": ("New Taiwan dollar", ("Taiwan dollar", "Taiwanese dollar")),
-    "TZS": ("Tanzanian shilling", ()),
-    "UAH": ("Ukrainian hryvnia", ()),
-    "UGX": ("Ugandan shilling", ()),
-    "USD": ("United States dollar", ("US dollar", "U.S. dollar", "American dollar")),
-    "UZS": ("Uzbekistani som", ("Uzbek som",)),
-    "VEF": ("Venezuelan bolívar", ()),
-    "VND": ("Vietnamese đồng", ()),
-    "VUV": ("Vanuatu vatu", ()),
-    "WST": ("Samoan tālā", ()),
-    "XAF": ("Central African CFA franc", ("CFA franc",)),
-    "XCD": ("East Caribbean dollar", ("Eastern Caribbean dollar",)),
-    "XOF": ("West African CFA franc", ("CFA franc",)),
-    "XPF": ("CFP franc", ("Pacific franc",)),
-    "YER": ("Yemeni rial", ()),
-    "ZAR": ("South African rand", ()),
-    "ZMK": ("Zambian kwacha", ()),
 }
 
 # ISO 639 code (as the package spells it) -> English name, extra aliases.
@@ -530,21 +427,15 @@ LANGUAGE_NAMES: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "zu": ("Zulu", ()),
 }
 
-_SUBREGION_ALIASES: Mapping[str, tuple[str, ...]] = {
-    "Western Asia": ("Middle East",),
-    "Australia and New Zealand": ("Australasia",),
-    "Middle Africa": ("Central Africa",),
-    "Northern America": ("North America",),
-    "South-eastern Asia": ("Southeast Asia", "South East Asia"),
-}
-_DIRECTION_SHORT = {"Western": "West", "Eastern": "East", "Northern": "North", "Southern": "South"}
 
 # ---------------------------------------------------------------------------------------------
 # Normalisation and scoring
 # ---------------------------------------------------------------------------------------------
 
 # Letters that NFKD does not decompose into base letter + combining mark.
-_LETTER_FOLDS = str.maketrans({"đ": "d", "ð": "d", "ł": "l", "ø": "o", "æ": "ae", "œ": "oe", "ß": "ss", "þ": "th", "ı": "i"})
+_LETTER_FOLDS = str.maketrans(
+    {"đ": "d", "ð": "d", "ł": "l", "ø": "o", "æ": "ae", "œ": "oe", "ß": "ss", "þ": "th", "ı": "i"}
+)
 _APOSTROPHES = frozenset("'’ʼʻ`´")
 
 
@@ -632,15 +523,6 @@ def _dedupe(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=1)
-def _currency_last_words() -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for name, _ in CURRENCY_NAMES.values():
-        last = name.split()[-1]
-        counts[normalize_answer(last)] = counts.get(normalize_answer(last), 0) + 1
-    return counts
-
-
 def _answers(attribute: str, key: str, data: Mapping[str, Any]) -> tuple[str, tuple[str, ...]] | None:
     """Gold answer and extra aliases of one attribute of one country, or None to skip it."""
     if attribute == "capital":
@@ -655,24 +537,6 @@ def _answers(attribute: str, key: str, data: Mapping[str, Any]) -> tuple[str, tu
         if region not in ("Africa", "Americas", "Asia", "Europe", "Oceania"):
             return None
         return region, _CONTINENT_ALIASES.get(region, ())
-    if attribute == "subregion":
-        sub = data.get("intermediateregion") or data.get("subregion")
-        if not sub or sub in ("Channel Islands", "Sub-Saharan Africa", "Latin America and the Caribbean"):
-            return None
-        sub = "South-eastern Asia" if sub == "South-Eastern Asia" else sub
-        extra = list(_SUBREGION_ALIASES.get(sub, ()))
-        first, _, rest = sub.partition(" ")
-        if first in _DIRECTION_SHORT:
-            extra.append(f"{_DIRECTION_SHORT[first]} {rest}")
-        return sub, tuple(extra)
-    if attribute == "currency":
-        codes = data.get("currencies") or []
-        if len(codes) != 1 or codes[0] not in CURRENCY_NAMES:
-            return None
-        name, extra = CURRENCY_NAMES[codes[0]]
-        last = name.split()[-1]
-        bare = (last,) if " " in name and _currency_last_words()[normalize_answer(last)] == 1 else ()
-        return name, (*extra, *bare, codes[0])
     if attribute == "language":
         codes = data.get("languages") or []
         if not codes or any(code not in LANGUAGE_NAMES for code in codes):
@@ -682,14 +546,6 @@ def _answers(attribute: str, key: str, data: Mapping[str, Any]) -> tuple[str, tu
             name, extra = LANGUAGE_NAMES[code]
             names += [name, *extra]
         return names[0], tuple(names[1:])
-    if attribute == "calling_code":
-        codes = data.get("callingCodes") or []
-        if len(codes) != 1 or not codes[0].isdigit():
-            return None
-        code = codes[0]
-        if code.startswith("1") and len(code) > 1:  # NANP area code, "+1" would also be right
-            return None
-        return "+" + code, ()
     if attribute == "demonym":
         demonym = data.get("demonym")
         if not demonym:
@@ -698,12 +554,7 @@ def _answers(attribute: str, key: str, data: Mapping[str, Any]) -> tuple[str, tu
         name = str(data.get("name", ""))
         if not parts or any(normalize_answer(p) == normalize_answer(name) for p in parts):
             return None  # the package repeats the country name where it has no demonym
-        return parts[0], tuple(parts[1:])
-    if attribute == "tld":
-        tlds = [t for t in data.get("tld") or [] if re.fullmatch(r"\.[a-z]{2}", t)]
-        if len(tlds) != 1:
-            return None
-        return tlds[0], ()
+        return parts[0], (*parts[1:], *_DEMONYM_ALIASES.get(key, ()))
     raise AssertionError(attribute)  # pragma: no cover
 
 
@@ -776,7 +627,7 @@ def build_world_facts() -> list[QAExample]:
 # ---------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _shot_block(attribute: str) -> str:
     countries = _countries()
     lines = []
