@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
+from cascade_core.cli.tiers import TIER_SPEC_HELP, build_tier
 from cascade_core.datasets.world_facts import QAExample, few_shot_prompt, is_correct, load_world_facts
 from cascade_core.engine.cascade import Cascade, Tier
 from cascade_core.rules import ThresholdRule
@@ -135,14 +136,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--deferral-rate", type=float, default=0.3, help="target deferral rate for calibration")
     parser.add_argument("--seed", type=int, default=0, help="split seed")
     parser.add_argument("--quiet", action="store_true", help="no per-question lines")
+    parser.add_argument("--small", default="embedded", help=f"small tier: {TIER_SPEC_HELP}")
+    parser.add_argument("--large", default="embedded", help=f"large tier: {TIER_SPEC_HELP}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from cascade_core.defaults import DEFAULT_PRICES, default_large_model, default_small_model
+    from cascade_core.defaults import DEFAULT_PRICES
 
-    print("loading the embedded models (first run converts and caches them) ...", flush=True)
-    small = default_small_model(prompt_format="completion", max_new_tokens=MAX_NEW_TOKENS)
-    large = default_large_model(prompt_format="completion", max_new_tokens=MAX_NEW_TOKENS)
+    print("loading the models (the first run converts and caches the embedded ones) ...", flush=True)
+    small = build_tier(args.small, "small", max_new_tokens=MAX_NEW_TOKENS, prompt_format="completion")
+    large = build_tier(args.large, "large", max_new_tokens=MAX_NEW_TOKENS, prompt_format="completion")
     draft = Cascade([Tier(small, DEFAULT_PRICES["small"]), Tier(large, DEFAULT_PRICES["large"])])
     threshold = calibrate(draft, load_world_facts("calibration", seed=args.seed, limit=args.calibration), args.deferral_rate)
     cascade = Cascade(
