@@ -100,6 +100,7 @@ def test_collect_fit_calibrate_eval_end_to_end(server, data, tmp_path, capsys):
     assert float(table["oracle"]["auc_df"]) >= float(table["mine"]["auc_df"]) >= float(table["random"]["auc_df"])
     # the small model's confidence separates its right and wrong answers here, so margin is near the oracle
     assert float(table["margin"]["oracle_gap_closed"]) > 0.9
+    assert float(table["margin"]["vs_random_se"]) > 0.0 and float(table["random"]["vs_random_se"]) == 0.0
     result = json.loads(out["json"].read_text())
     assert {c["name"] for c in result["budget_curves"]} >= {"margin", "mine", "random"}
     assert result["meta"]["n"] == len(COUNTRIES)

@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=16, help="queries before the dynamic threshold is data-driven")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scorer", help="re-score the cached answers with this quality scorer")
+    p.add_argument("--bootstrap", type=int, default=200, help="resamples for the standard error of AUC gains (0: off)")
     p.add_argument("--group-by", help="also report AUC-DF per value of this record field (e.g. attribute)")
     p.add_argument("--group-csv", help="write the per-group table as CSV")
     p.add_argument("--csv", help="write the table as CSV")

@@ -127,6 +127,7 @@ def run_eval(args: argparse.Namespace) -> int:
         test, rules, calibration=calibration, small_cost=args.small_cost, large_cost=args.large_cost,
         orders=args.orders, warmup=args.warmup, seed=args.seed,
         rescore=resolve_quality_scorer(args.scorer) if args.scorer else None, group_by=args.group_by,
+        bootstrap=args.bootstrap,
     )
     meta = report.meta
     print(f"{meta['n']} test queries: small quality {meta['small_accuracy']:.3f}, large quality {meta['large_accuracy']:.3f}; "
