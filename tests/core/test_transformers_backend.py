@@ -171,3 +171,16 @@ def test_real_small_model_chat_template_and_streaming_cascade(embedded_small, em
     result = chunks[-1].result
     assert result.tier == 0 and result.text and "".join(c.text for c in chunks) == result.text
     assert embedded_small.prompt_format == "chat"
+
+
+def test_stop_string_answer_keeps_the_backends_usage_and_embedding(tiny_pair):
+    model, tokenizer = tiny_pair
+    backend = TransformersModel(model, tokenizer, top_k=3, max_new_tokens=6, prompt_format="completion",
+                                record_embedding=True)
+    full = backend.complete(Request.from_prompt("the cat")).text
+    stop = " " + full.split()[1]
+    result = Cascade([backend, ScriptedModel("big")], rules=ThresholdRule("chow_sum", float("-inf"))).invoke(
+        Request.from_prompt("the cat", stop=(stop,)))
+    assert result.tier == 0 and result.text == full[: full.index(stop)]
+    assert result.generation.embedding is not None  # the end event after the stop string was read
+    assert result.generation.usage.input_tokens == 2 and result.generation.finish_reason == "stop"

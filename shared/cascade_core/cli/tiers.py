@@ -58,11 +58,8 @@ def build_tier(spec: str, role: str, *, top_k: int = 5, max_new_tokens: int = 16
     from cascade_core.backends.transformers import TransformersModel
 
     if kind == "embedded":
-        from cascade_core.embedded import load_embedded
+        from cascade_core.defaults import default_large_model, default_small_model
 
-        hf_model, tokenizer = load_embedded(location)
-        name = "SmolLM2-135M-Instruct" if location == "small" else "Gemma-3-270M"
-        return TransformersModel(
-            hf_model, tokenizer, top_k=top_k, max_new_tokens=max_new_tokens, prompt_format=prompt_format, name=name  # type: ignore[arg-type]
-        )
+        factory = default_small_model if location == "small" else default_large_model
+        return factory(top_k=top_k, max_new_tokens=max_new_tokens, prompt_format=prompt_format)  # type: ignore[arg-type]
     return TransformersModel(location, top_k=top_k, max_new_tokens=max_new_tokens, prompt_format=prompt_format)  # type: ignore[arg-type]

@@ -184,6 +184,10 @@ def plan(
                     emitted = True
                 if stopped:
                     run.stopped_by_string = True
+                    # backends that stop at stop strings themselves send their end event (usage,
+                    # embedding) next; read it, but do not let one that does not run on
+                    after = yield NextStep(index)
+                    run.end = after if isinstance(after, StepsEnd) else None
                     break
                 if outcome is None and rule.first_step_only and len(run.steps) == 1:
                     outcome = rule.decide(_generation(run, tier, small_request, early=False))
