@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cascade_core.backends.base import CompletionChunk, StepsEnd
@@ -132,7 +132,7 @@ def _check_answer(
             return f"tool_choice={request.tool_choice!r} but the small tier called no tool", ()
     if check is not None:
         try:  # the check sees the parsed tool calls (e.g. to validate their arguments)
-            reason = check(Generation(**{**generation.__dict__, "tool_calls": calls}))
+            reason = check(replace(generation, tool_calls=calls))
         except Exception as err:  # a failing check is a rejection, never a crash of the call
             reason = f"{type(err).__name__}: {err}"
         if reason:
@@ -184,8 +184,8 @@ def plan(
                     emitted = True
                 if stopped:
                     run.stopped_by_string = True
-                    # backends that stop at stop strings themselves send their end event (usage,
-                    # embedding) next; read it, but do not let one that does not run on
+                    # a backend that stops at the stop string itself sends its end event (usage,
+                    # embedding) next: read one more event for it; one that would go on is closed
                     after = yield NextStep(index)
                     run.end = after if isinstance(after, StepsEnd) else None
                     break
@@ -223,7 +223,7 @@ def plan(
             if rejection is not None:
                 decision = Decision(index, True, outcome.score, outcome.threshold, outcome.signal, rejection, early)
             else:
-                generation = Generation(**{**generation.__dict__, "tool_calls": calls})
+                generation = replace(generation, tool_calls=calls)
         decisions.append(decision)
         if decision.defer:
             continue
