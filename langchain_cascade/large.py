@@ -25,6 +25,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from cascade_core.backends.base import CompletionChunk
 from cascade_core.cost import count_tokens
+from cascade_core.tool_calls import recover_tool_calls, strip_tool_calls
 from cascade_core.types import Completion, Request, ToolCall, Usage
 from langchain_cascade._convert import from_core_messages, to_langchain_tool_choice
 
@@ -121,8 +122,8 @@ class LangChainLargeModel:
                 return target.with_structured_output(schema, include_raw=True), True
         return model, False
 
-    def _completion(self, output: Any, structured: bool) -> Completion:
-        message: AIMessage = _as_json_answer(output) if structured else output
+    def _completion(self, output: Any, structured: bool, request: Request) -> Completion:
+        message: AIMessage = _as_json_answer(output) if structured else _with_text_tool_calls(output, request)
         return Completion(
             text=message.text,
             usage=_usage(message) or Usage(),
@@ -142,43 +143,77 @@ class LangChainLargeModel:
     # -- LargeModel protocol -------------------------------------------------------------------------
     def complete(self, request: Request) -> Completion:
         runnable, structured = self._runnable(request)
-        return self._completion(runnable.invoke(from_core_messages(request.messages), _ISOLATED), structured)
+        return self._completion(runnable.invoke(from_core_messages(request.messages), _ISOLATED), structured, request)
 
     async def acomplete(self, request: Request) -> Completion:
         runnable, structured = self._runnable(request)
-        return self._completion(await runnable.ainvoke(from_core_messages(request.messages), _ISOLATED), structured)
+        return self._completion(await runnable.ainvoke(from_core_messages(request.messages), _ISOLATED), structured, request)
 
     def stream(self, request: Request) -> Iterator[CompletionChunk]:
         runnable, structured = self._runnable(request)
         if structured:  # structured answers are parsed whole, so they arrive as one chunk
-            yield self._one_chunk(self._completion(runnable.invoke(from_core_messages(request.messages), _ISOLATED), True))
+            yield self._one_chunk(self._completion(runnable.invoke(from_core_messages(request.messages), _ISOLATED), True, request))
             return
-        chunks = _Chunks()
+        chunks = _Chunks(request)
         for chunk in runnable.stream(from_core_messages(request.messages), _ISOLATED):
-            yield chunks.add(chunk)
-        yield chunks.end()
+            yield from chunks.add(chunk)
+        yield from chunks.end()
 
     async def astream(self, request: Request) -> AsyncIterator[CompletionChunk]:
         runnable, structured = self._runnable(request)
         if structured:
             output = await runnable.ainvoke(from_core_messages(request.messages), _ISOLATED)
-            yield self._one_chunk(self._completion(output, True))
+            yield self._one_chunk(self._completion(output, True, request))
             return
-        chunks = _Chunks()
+        chunks = _Chunks(request)
         async for chunk in runnable.astream(from_core_messages(request.messages), _ISOLATED):
-            yield chunks.add(chunk)
-        yield chunks.end()
+            for piece in chunks.add(chunk):
+                yield piece
+        for piece in chunks.end():
+            yield piece
 
 
 class _Chunks:
-    """The wrapped model's chunks as core chunks; the last one carries the aggregated tool calls."""
+    """The wrapped model's chunks as core chunks; the last one carries the aggregated tool calls.
 
-    def __init__(self) -> None:
+    With tools bound the answer is held back until it ends: a local model served over the OpenAI
+    protocol may write its call as text (a ```json block), which only becomes a tool call whole.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.hold = bool(request.tools) and request.tool_choice != "none"
         self.full: AIMessageChunk | None = None
 
-    def add(self, chunk: AIMessageChunk) -> CompletionChunk:
+    def add(self, chunk: AIMessageChunk) -> list[CompletionChunk]:
         self.full = chunk if self.full is None else self.full + chunk
-        return CompletionChunk(chunk.text, raw=chunk, usage=_usage(chunk))
+        return [] if self.hold else [CompletionChunk(chunk.text, raw=chunk, usage=_usage(chunk))]
 
-    def end(self) -> CompletionChunk:
-        return CompletionChunk("", tool_calls=_calls(self.full) if self.full is not None else ())
+    def end(self) -> list[CompletionChunk]:
+        if self.full is None:
+            return [CompletionChunk("")]
+        if not self.hold:
+            return [CompletionChunk("", tool_calls=_calls(self.full))]
+        message = _with_text_tool_calls(self.full, self.request)
+        whole = AIMessageChunk(content=message.content, id=message.id, response_metadata=message.response_metadata,
+                               usage_metadata=message.usage_metadata, tool_call_chunks=[
+                                   {"name": c["name"], "args": json.dumps(c["args"]), "id": c.get("id"), "index": i,
+                                    "type": "tool_call_chunk"} for i, c in enumerate(message.tool_calls)])
+        return [CompletionChunk(message.text, raw=whole, usage=_usage(message)),
+                CompletionChunk("", tool_calls=_calls(message))]
+
+
+def _with_text_tool_calls(message: AIMessage, request: Request) -> AIMessage:
+    """``message`` with a tool call written as text turned into ``tool_calls`` (content stripped).
+
+    Only when tools were bound and the model returned no native call; see
+    :func:`cascade_core.tool_calls.recover_tool_calls`.
+    """
+    if not request.tools or request.tool_choice == "none" or message.tool_calls:
+        return message
+    calls = recover_tool_calls(message.text, request.tools)
+    if not calls:
+        return message
+    lc_calls = [{"name": c.name, "args": dict(c.arguments), "id": c.id, "type": "tool_call"} for c in calls]
+    return message.model_copy(update={"content": strip_tool_calls(message.text), "tool_calls": lc_calls,
+                                      "invalid_tool_calls": []})

@@ -28,7 +28,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from cascade_core.backends.base import CompletionChunk
 from cascade_core.cost import count_tokens
 from cascade_core.errors import ConfigurationError
-from cascade_core.tool_calls import ToolCallError, parse_tool_calls, render_for_text_model, strip_tool_calls
+from cascade_core.tool_calls import recover_tool_calls, render_for_text_model, strip_tool_calls
 from cascade_core.types import Completion, Request, ToolCall, Usage
 from llamaindex_cascade._convert import to_chat_messages, to_llama_tools, tool_calls_of, usage_of
 
@@ -55,18 +55,19 @@ class _LargeCall:
     def tool_calls(self, llm: BaseLLM, response: ChatResponse | None) -> tuple[ToolCall, ...]:
         if response is None or not self.request.tools or self.request.tool_choice == "none":
             return ()
-        if self.tool_kwargs is not None:
-            return tool_calls_of(response)
-        try:  # text-only LLM: the tools were rendered into the prompt
-            return parse_tool_calls(response.message.content or "", self.request.tools)
-        except ToolCallError as err:
-            logger.debug("%s: answer is not a valid tool call, kept as text (%s)", type(llm).__name__, err)
-            return ()
+        if self.tool_kwargs is not None and (native := tool_calls_of(response)):
+            return native
+        # a text-only LLM (tools rendered into its prompt), or a function-calling LLM whose server
+        # returned the call as text (llama.cpp with Qwen2.5 writes a ```json block as content)
+        calls = recover_tool_calls(response.message.content or "", self.request.tools)
+        if not calls:
+            logger.debug("%s: answer is not a valid tool call, kept as text", type(llm).__name__)
+        return calls
 
     def completion(self, llm: BaseLLM, model_name: str, response: ChatResponse) -> Completion:
         calls = self.tool_calls(llm, response)
         text = response.message.content or ""
-        if calls and self.tool_kwargs is None:
+        if calls and (self.tool_kwargs is None or not tool_calls_of(response)):
             text = strip_tool_calls(text)
         usage = usage_of(response)  # None: the cascade counts the tokens itself
         return Completion(

@@ -1,4 +1,4 @@
-"""Shared test set-up: fully offline, real embedded models loaded once per session."""
+"""Shared test set-up: fully offline, real embedded models loaded (and llama.cpp servers started) once per session."""
 
 from __future__ import annotations
 
@@ -33,11 +33,32 @@ def embedded_small_completion():
 
 
 @pytest.fixture(scope="session")
-def embedded_large_completion():
-    """Gemma-3-270M base, prompted as a few-shot completion model; loaded once per session."""
-    from cascade_core.defaults import default_large_model
+def large_server():
+    """Qwen2.5-Coder-1.5B-Instruct on a real llama.cpp server (127.0.0.1), started once per session.
 
-    return default_large_model(prompt_format="completion", max_new_tokens=8)
+    One thread: the test process's own torch model (SmolLM2) uses the other core.
+    """
+    from cascade_core.backends.llamacpp import LlamaCppServer
+    from cascade_core.embedded import locate_gguf
+
+    with LlamaCppServer(locate_gguf("large"), alias="qwen2.5-coder-1.5b", threads=1, n_ctx=8192, parallel=2) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def small_server():
+    """SmolLM2-135M-Instruct on a real llama.cpp server (127.0.0.1), started once per session."""
+    from cascade_core.backends.llamacpp import LlamaCppServer
+    from cascade_core.embedded import locate_gguf
+
+    with LlamaCppServer(locate_gguf("small"), alias="smollm2-135m", threads=1, n_ctx=4096, parallel=2) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def embedded_large(large_server):
+    """The large tier as users reach theirs: an OpenAIModel over the llama.cpp server (no log-probs)."""
+    return large_server.openai_model(top_k=0, max_new_tokens=8, timeout=120)
 
 
 @pytest.fixture(scope="session")

@@ -1,19 +1,29 @@
-"""Tool calling for text-only small models: render tools into the prompt, parse calls back.
+r"""Tool calling for text-only models: render tools into the prompt, parse calls back leniently.
 
 Small local models and plain OpenAI-compatible servers answer with text, and the cascade needs
 the log-probs of *every* token it judges, tool calls included. So for small tiers the tools are
 described in a system message and the model is asked to answer with
 ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` (the Hermes/Qwen convention many
-small models were trained on). :func:`parse_tool_calls` turns that text back into
-:class:`~cascade_core.types.ToolCall` objects and raises :class:`ToolCallError` for a malformed
-call or one that names no bound tool, which the engine turns into a deferral.
+small models were trained on). Real local models do not always follow it: Qwen2.5 answers with
+the same JSON in a ```` ```json ```` fence or as a bare object, and llama.cpp's server returns that
+as message *content*. :func:`parse_tool_calls` accepts all three forms — ``<tool_call>`` tags, fenced
+JSON, a bare JSON object (or list of objects) — but only for objects that name a bound tool, and it
+validates the arguments against the tool's JSON schema (``jsonschema``). A malformed call, an unknown
+tool or invalid arguments raise :class:`ToolCallError`, which the engine turns into a deferral;
+:func:`recover_tool_calls` is the forgiving form used on a large tier's text (no call → plain text).
 
 Example:
     >>> from cascade_core.types import ToolSpec
-    >>> tools = (ToolSpec("add", "Add two ints", {"type": "object", "properties": {"a": {}, "b": {}},
-    ...          "required": ["a", "b"]}),)
+    >>> tools = (ToolSpec("add", "Add two ints", {"type": "object", "properties": {"a": {"type": "integer"},
+    ...          "b": {"type": "integer"}}, "required": ["a", "b"]}),)
     >>> parse_tool_calls('<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>', tools)[0].arguments
     {'a': 1, 'b': 2}
+    >>> parse_tool_calls('```json\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n```', tools)[0].name
+    'add'
+    >>> parse_tool_calls('{"name": "add", "arguments": {"a": "x", "b": 2}}', tools)
+    Traceback (most recent call last):
+    ...
+    cascade_core.tool_calls.ToolCallError: tool 'add': arguments do not match its schema: 'x' is not of type 'integer' (at a)
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ __all__ = [
     "ToolCallError",
     "format_tool_call",
     "parse_tool_calls",
+    "recover_tool_calls",
     "render_for_text_model",
     "schema_system_prompt",
     "strip_tool_calls",
@@ -38,6 +49,7 @@ __all__ = [
 ]
 
 _BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+_FENCE = re.compile(r"```[ \t]*(?:json|JSON|tool_call)?[ \t]*\n?(.*?)(?:```|$)", re.DOTALL)
 
 
 class ToolCallError(CascadeError, ValueError):
@@ -108,68 +120,121 @@ def render_for_text_model(request: Request) -> Request:
     return request.replace(messages=(Message("system", system), *messages), tools=(), tool_choice=None)
 
 
+def _names_a_tool(body: str) -> bool:
+    """Whether a JSON text looks like a tool call (an object, or list of objects, with a ``name``)."""
+    return body.lstrip().startswith(("{", "[")) and '"name"' in body
+
+
 def _candidates(text: str) -> list[str]:
+    """JSON bodies of the tool calls in ``text``: ``<tool_call>`` blocks, else fenced or bare JSON."""
     blocks = [b for b in _BLOCK.findall(text) if b.strip()]
     if blocks:
         return blocks
+    fenced = [b.strip() for b in _FENCE.findall(text) if _names_a_tool(b)]
+    if fenced:
+        return fenced
     stripped = text.strip()
-    if stripped.startswith("{") and '"name"' in stripped:
-        return [stripped]
-    return []
+    return [stripped] if _names_a_tool(stripped) else []
 
 
 def _check_arguments(spec: ToolSpec, arguments: Any) -> dict[str, Any]:
     if not isinstance(arguments, dict):
         raise ToolCallError(f"tool {spec.name!r}: arguments must be a JSON object, got {type(arguments).__name__}")
-    required = spec.parameters.get("required", []) if isinstance(spec.parameters, dict) else []
-    missing = [name for name in required if name not in arguments]
-    if missing:
+    schema = spec.parameters if isinstance(spec.parameters, Mapping) else {}
+    if not schema:
+        return arguments
+    import jsonschema
+
+    try:
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
+    except jsonschema.exceptions.SchemaError as err:  # the tool's own schema is broken: check the basics only
+        error = None
+        missing = [n for n in schema.get("required", []) if n not in arguments]
+        if missing:
+            raise ToolCallError(f"tool {spec.name!r}: missing required arguments {missing}") from err
+    if error is not None and error.validator == "required":
+        missing = [n for n in schema.get("required", []) if n not in arguments]
         raise ToolCallError(f"tool {spec.name!r}: missing required arguments {missing}")
-    properties = spec.parameters.get("properties") if isinstance(spec.parameters, dict) else None
-    if properties and spec.parameters.get("additionalProperties") is False:
-        unknown = [k for k in arguments if k not in properties]
-        if unknown:
-            raise ToolCallError(f"tool {spec.name!r}: unknown arguments {unknown}")
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path)
+        raise ToolCallError(
+            f"tool {spec.name!r}: arguments do not match its schema: {error.message}" + (f" (at {where})" if where else "")
+        )
     return arguments
+
+
+def _payloads(body: str) -> list[Any]:
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as err:
+        raise ToolCallError(f"tool call is not valid JSON ({err.msg} at char {err.pos}): {body[:80]!r}") from err
+    return payload if isinstance(payload, list) else [payload]
 
 
 def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> tuple[ToolCall, ...]:
     """Tool calls in a text answer; ``()`` if the answer is plain text.
 
+    Accepts ``<tool_call>`` blocks, ```` ```json ```` fences and a bare JSON object or list (see the
+    module docstring); arguments may be given as ``arguments`` or ``parameters``, as an object or a
+    JSON string, and are validated against the tool's schema.
+
     Raises:
-        ToolCallError: a call is not valid JSON, lacks a name, names no bound tool, or misses
-            required arguments.
+        ToolCallError: a call is not valid JSON, lacks a name, names no bound tool, or its
+            arguments do not satisfy the tool's schema.
     """
     by_name = {t.name: t for t in tools}
     calls: list[ToolCall] = []
     for body in _candidates(text):
-        try:
-            payload = json.loads(body)
-        except json.JSONDecodeError as err:
-            raise ToolCallError(f"tool call is not valid JSON ({err.msg} at char {err.pos}): {body[:80]!r}") from err
-        if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
-            raise ToolCallError(f"tool call must be an object with a string 'name', got {body[:80]!r}")
-        name = payload["name"]
-        if name not in by_name:
-            raise ToolCallError(f"tool call names no bound tool {name!r} (bound: {sorted(by_name)})")
-        arguments = payload.get("arguments", payload.get("parameters", {}))
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments)
-            except json.JSONDecodeError as err:
-                raise ToolCallError(f"tool {name!r}: arguments string is not valid JSON") from err
-        calls.append(ToolCall(name, _check_arguments(by_name[name], arguments), f"call_{uuid.uuid4().hex[:16]}"))
+        for payload in _payloads(body):
+            if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
+                raise ToolCallError(f"tool call must be an object with a string 'name', got {body[:80]!r}")
+            name = payload["name"]
+            if name not in by_name:
+                raise ToolCallError(f"tool call names no bound tool {name!r} (bound: {sorted(by_name)})")
+            arguments = payload.get("arguments", payload.get("parameters", {}))
+            if isinstance(arguments, str):
+                try:
+                    arguments = json.loads(arguments) if arguments.strip() else {}
+                except json.JSONDecodeError as err:
+                    raise ToolCallError(f"tool {name!r}: arguments string is not valid JSON") from err
+            calls.append(ToolCall(name, _check_arguments(by_name[name], arguments), f"call_{uuid.uuid4().hex[:16]}"))
     return tuple(calls)
 
 
+def recover_tool_calls(text: str, tools: Sequence[ToolSpec]) -> tuple[ToolCall, ...]:
+    r"""The valid tool calls written as text in a (large-tier) answer; ``()`` when there are none.
+
+    For models whose server returns calls as content (llama.cpp with Qwen2.5 writes a ```` ```json ````
+    block). Unlike :func:`parse_tool_calls` it never raises: an answer that is not a valid call to a
+    bound tool stays a text answer.
+
+    >>> from cascade_core.types import ToolSpec
+    >>> recover_tool_calls('```json\n{"name": "f", "arguments": {}}\n```', (ToolSpec("f", "", {}),))[0].name
+    'f'
+    >>> recover_tool_calls('The answer is 4.', (ToolSpec("f", "", {}),))
+    ()
+    """
+    if not tools:
+        return ()
+    try:
+        return parse_tool_calls(text, tools)
+    except ToolCallError:
+        return ()
+
+
 def strip_tool_calls(text: str) -> str:
-    """The text of an answer without its tool calls (what a chat message should show as content).
+    r"""The text of an answer without its tool calls (what a chat message should show as content).
 
     >>> strip_tool_calls('Let me check.<tool_call>{"name": "f", "arguments": {}}</tool_call>')
     'Let me check.'
     >>> strip_tool_calls('{"name": "f", "arguments": {}}')
     ''
+    >>> strip_tool_calls('Calling it.\n```json\n{"name": "f", "arguments": {}}\n```')
+    'Calling it.'
     """
     if _BLOCK.search(text):
         return _BLOCK.sub("", text).strip()
+    if any(_names_a_tool(b) for b in _FENCE.findall(text)):
+        return _FENCE.sub(lambda m: "" if _names_a_tool(m.group(1)) else m.group(0), text).strip()
     return "" if _candidates(text) else text

@@ -12,8 +12,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def pair(embedded_small_completion, embedded_large_completion):
-    return [Tier(embedded_small_completion, Pricing(0.02, 0.02)), Tier(embedded_large_completion, Pricing(0.15, 0.6))]
+def pair(embedded_small_completion, embedded_large):
+    return [Tier(embedded_small_completion, Pricing(0.02, 0.02)), Tier(embedded_large, Pricing(0.15, 0.6))]
 
 
 def test_calibration_defers_the_target_share_of_calibration_questions(pair):

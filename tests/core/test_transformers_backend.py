@@ -165,8 +165,8 @@ def test_real_small_model_margin_separates_known_from_unknown_facts(embedded_sma
 
 
 @pytest.mark.slow
-def test_real_small_model_chat_template_and_streaming_cascade(embedded_small, embedded_large_completion):
-    cascade = Cascade([embedded_small, embedded_large_completion], rules=ThresholdRule("margin", 0.0))
+def test_real_small_model_chat_template_and_streaming_cascade(embedded_small, embedded_large):
+    cascade = Cascade([embedded_small, embedded_large], rules=ThresholdRule("margin", 0.0))
     chunks = list(cascade.stream([Message("user", "Say hello.")]))
     result = chunks[-1].result
     assert result.tier == 0 and result.text and "".join(c.text for c in chunks) == result.text

@@ -23,6 +23,7 @@ from typing import Any
 from cascade_core.backends.base import CompletionChunk, StepsEnd, TokenModelBase
 from cascade_core.cost import count_tokens
 from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
+from cascade_core.tool_calls import recover_tool_calls, strip_tool_calls
 from cascade_core.types import Completion, Request, TokenAlternative, TokenStep, ToolCall, Usage
 
 __all__ = ["OpenAIModel"]
@@ -72,10 +73,27 @@ def _usage(raw: Any) -> Usage | None:
 
 
 class _ToolCallDeltas:
-    """Accumulates streamed tool-call deltas into complete calls."""
+    """Accumulates streamed tool-call deltas into complete calls.
 
-    def __init__(self) -> None:
+    With tools bound it also holds the answer's text back (``hold``): a local server may return a
+    call as text (llama.cpp with Qwen2.5 writes a ```json block), which becomes a tool call at the end.
+    """
+
+    def __init__(self, request: Request) -> None:
         self.parts: dict[int, dict[str, str]] = {}
+        self.request = request
+        self.hold = bool(request.tools) and request.tool_choice != "none"
+        self.text: list[str] = []
+        self.usage: Usage | None = None
+
+    def end(self) -> list[CompletionChunk]:
+        """The held text (tool-call markup removed when it was a call) and the final chunk with the calls."""
+        calls, text = self.calls(), "".join(self.text)
+        if not calls and self.hold:
+            calls = recover_tool_calls(text, self.request.tools)
+            text = strip_tool_calls(text) if calls else text
+        held = [CompletionChunk(text, usage=self.usage)] if text or self.usage else []
+        return [*held, CompletionChunk("", tool_calls=calls)]
 
     def add(self, chunk: Any) -> None:
         if not chunk.choices:
@@ -265,6 +283,9 @@ class OpenAIModel(TokenModelBase):
         message = response.choices[0].message
         calls = tuple(_tool_call(c.function.name, c.function.arguments, c.id) for c in (message.tool_calls or []))
         text = message.content or ""
+        if not calls and request.tools and request.tool_choice != "none":  # a call written as text (llama.cpp)
+            calls = recover_tool_calls(text, request.tools)
+            text = strip_tool_calls(text) if calls else text
         usage = _usage(response.usage) or Usage(count_tokens(request.prompt_text), count_tokens(text))
         return Completion(text, usage, response.model or self.model_name, calls, response.choices[0].finish_reason, raw=response)
 
@@ -287,10 +308,14 @@ class OpenAIModel(TokenModelBase):
         deltas.add(chunk)
         text = (chunk.choices[0].delta.content or "") if chunk.choices else ""
         usage = _usage(getattr(chunk, "usage", None))
+        if deltas.hold:  # the text may be a tool call written as text: it is released whole at the end
+            deltas.text.append(text)
+            deltas.usage = usage or deltas.usage
+            return None
         return CompletionChunk(text, raw=chunk, usage=usage) if text or usage else None
 
     def stream(self, request: Request) -> Iterator[CompletionChunk]:
-        deltas = _ToolCallDeltas()
+        deltas = _ToolCallDeltas(request)
         try:
             for chunk in self.client.chat.completions.create(**self._kwargs(request, scored=False, stream=True)):
                 piece = self._chunk(chunk, deltas)
@@ -300,10 +325,10 @@ class OpenAIModel(TokenModelBase):
             raise
         except Exception as err:
             raise self._error(err) from err
-        yield CompletionChunk("", tool_calls=deltas.calls())
+        yield from deltas.end()
 
     async def astream(self, request: Request) -> AsyncIterator[CompletionChunk]:
-        deltas = _ToolCallDeltas()
+        deltas = _ToolCallDeltas(request)
         try:
             async for chunk in await self.aclient.chat.completions.create(**self._kwargs(request, scored=False, stream=True)):
                 piece = self._chunk(chunk, deltas)
@@ -313,4 +338,5 @@ class OpenAIModel(TokenModelBase):
             raise
         except Exception as err:
             raise self._error(err) from err
-        yield CompletionChunk("", tool_calls=deltas.calls())
+        for piece in deltas.end():
+            yield piece
