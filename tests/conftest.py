@@ -33,7 +33,7 @@ def embedded_small_completion():
 
 
 @pytest.fixture(scope="session")
-def large_server():
+def llama_large_server():
     """Qwen2.5-Coder-1.5B-Instruct on a real llama.cpp server (127.0.0.1), started once per session.
 
     One thread: the test process's own torch model (SmolLM2) uses the other core.
@@ -46,7 +46,7 @@ def large_server():
 
 
 @pytest.fixture(scope="session")
-def small_server():
+def llama_small_server():
     """SmolLM2-135M-Instruct on a real llama.cpp server (127.0.0.1), started once per session."""
     from cascade_core.backends.llamacpp import LlamaCppServer
     from cascade_core.embedded import locate_gguf
@@ -56,9 +56,9 @@ def small_server():
 
 
 @pytest.fixture(scope="session")
-def embedded_large(large_server):
+def embedded_large(llama_large_server):
     """The large tier as users reach theirs: an OpenAIModel over the llama.cpp server (no log-probs)."""
-    return large_server.openai_model(top_k=0, max_new_tokens=8, timeout=120)
+    return llama_large_server.openai_model(top_k=0, max_new_tokens=8, timeout=120)
 
 
 @pytest.fixture(scope="session")

@@ -91,8 +91,8 @@ QUESTIONS = [
 
 
 @pytest.mark.slow
-def test_server_streams_top_k_logprobs_for_every_step(small_server) -> None:
-    small = small_server.openai_model(top_k=5, max_new_tokens=6)
+def test_server_streams_top_k_logprobs_for_every_step(llama_small_server) -> None:
+    small = llama_small_server.openai_model(top_k=5, max_new_tokens=6)
     events = list(small.stream_steps(Request.from_prompt("Name three colours.")))
     steps, end = [e for e in events if isinstance(e, TokenStep)], events[-1]
     assert isinstance(end, StepsEnd) and end.usage is not None and end.usage.output_tokens == len(steps) == 6
@@ -104,10 +104,10 @@ def test_server_streams_top_k_logprobs_for_every_step(small_server) -> None:
 
 
 @pytest.mark.slow
-def test_first_token_margin_matches_transformers_on_the_same_weights(small_server, embedded_small) -> None:
+def test_first_token_margin_matches_transformers_on_the_same_weights(llama_small_server, embedded_small) -> None:
     """llama.cpp runs the Q4_1 weights with 8-bit activations, transformers their fp32 de-quantisation:
     margins agree within 0.1 per question and 0.05 on average (measured: mean 0.03, max 0.08)."""
-    remote = small_server.openai_model(top_k=5, max_new_tokens=1)
+    remote = llama_small_server.openai_model(top_k=5, max_new_tokens=1)
     diffs = []
     for question in QUESTIONS:
         request = Request.from_prompt(question, max_new_tokens=1)
@@ -119,9 +119,9 @@ def test_first_token_margin_matches_transformers_on_the_same_weights(small_serve
 
 
 @pytest.mark.slow
-def test_cascade_over_two_real_servers_streams_and_records_the_decision(small_server, large_server) -> None:
-    small = small_server.openai_model(top_k=5, max_new_tokens=12)
-    large = large_server.openai_model(top_k=0, max_new_tokens=12)
+def test_cascade_over_two_real_servers_streams_and_records_the_decision(llama_small_server, llama_large_server) -> None:
+    small = llama_small_server.openai_model(top_k=5, max_new_tokens=12)
+    large = llama_large_server.openai_model(top_k=0, max_new_tokens=12)
     kept = Cascade([small, large], rules=ThresholdRule("margin", 0.0))
     chunks = list(kept.stream("Say hello."))
     result = chunks[-1].result
@@ -142,22 +142,22 @@ def _metric(server: LlamaCppServer, name: str) -> float:
 
 
 @pytest.mark.slow
-def test_closing_a_deferred_stream_stops_the_servers_generation(small_server) -> None:
-    small = small_server.openai_model(top_k=5, max_new_tokens=400)
-    before = _metric(small_server, "tokens_predicted_total")
+def test_closing_a_deferred_stream_stops_the_servers_generation(llama_small_server) -> None:
+    small = llama_small_server.openai_model(top_k=5, max_new_tokens=400)
+    before = _metric(llama_small_server, "tokens_predicted_total")
     events = small.stream_steps(Request.from_prompt("Write a very long story about a dragon."))
     assert isinstance(next(events), TokenStep)
     events.close()  # what the cascade does when the first-token margin defers
     deadline = time.monotonic() + 10
-    while _metric(small_server, "requests_processing") > 0 and time.monotonic() < deadline:
+    while _metric(llama_small_server, "requests_processing") > 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _metric(small_server, "requests_processing") == 0
-    assert _metric(small_server, "tokens_predicted_total") - before < 100  # far fewer than the 400 allowed
+    assert _metric(llama_small_server, "requests_processing") == 0
+    assert _metric(llama_small_server, "tokens_predicted_total") - before < 100  # far fewer than the 400 allowed
 
 
 @pytest.mark.slow
-def test_large_tier_tool_call_written_as_json_becomes_a_tool_call(large_server) -> None:
-    large = large_server.openai_model(top_k=0, max_new_tokens=64)
+def test_large_tier_tool_call_written_as_json_becomes_a_tool_call(llama_large_server) -> None:
+    large = llama_large_server.openai_model(top_k=0, max_new_tokens=64)
     request = Request.from_prompt("What is 17 * 23? Use the calculator tool.", tools=(CALCULATOR,))
     completion = large.complete(request)
     assert len(completion.tool_calls) == 1, completion.text
@@ -170,8 +170,8 @@ def test_large_tier_tool_call_written_as_json_becomes_a_tool_call(large_server) 
 
 
 @pytest.mark.slow
-def test_large_tier_call_cut_off_by_max_tokens_stays_text(large_server) -> None:
-    large = large_server.openai_model(top_k=0, max_new_tokens=10)
+def test_large_tier_call_cut_off_by_max_tokens_stays_text(llama_large_server) -> None:
+    large = llama_large_server.openai_model(top_k=0, max_new_tokens=10)
     completion = large.complete(Request.from_prompt("What is 17 * 23? Use the calculator tool.", tools=(CALCULATOR,)))
     assert completion.tool_calls == () and completion.finish_reason == "length"
     assert completion.text.startswith("```")  # an incomplete call is never turned into a tool call
