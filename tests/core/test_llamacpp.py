@@ -175,3 +175,15 @@ def test_large_tier_call_cut_off_by_max_tokens_stays_text(llama_large_server) ->
     completion = large.complete(Request.from_prompt("What is 17 * 23? Use the calculator tool.", tools=(CALCULATOR,)))
     assert completion.tool_calls == () and completion.finish_reason == "length"
     assert completion.text.startswith("```")  # an incomplete call is never turned into a tool call
+
+
+@pytest.mark.slow
+def test_completion_endpoint_gives_few_shot_steps_and_the_same_text_as_complete(llama_small_server) -> None:
+    small = llama_small_server.openai_model(top_k=3, max_new_tokens=6, prompt_format="completion")
+    request = Request.from_prompt("Q: What is the capital of Italy?\nA: Rome\n\nQ: What is the capital of France?\nA:",
+                                  stop=("\n",))
+    steps = [e for e in small.stream_steps(request) if isinstance(e, TokenStep)]
+    assert steps and all(len(s.top) == 3 for s in steps)
+    text = "".join(s.token for s in steps)
+    assert "Paris" in text and "\n" not in text
+    assert small.complete(request).text == text

@@ -47,23 +47,37 @@ def _tool_choice(choice: str | None) -> Any:
     return {"type": "function", "function": {"name": choice}}
 
 
+def _field(obj: Any, name: str) -> Any:
+    """``obj.name`` or ``obj[name]`` (completion chunks carry llama.cpp's chat-style log-probs as plain dicts)."""
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _step(token: str, logprob: float, alternatives: list[tuple[str, float]]) -> TokenStep:
+    top = tuple(sorted((TokenAlternative(t, float(lp)) for t, lp in alternatives), key=lambda a: a.logprob, reverse=True))
+    return TokenStep(token, min(0.0, float(logprob)), top)
+
+
 def _steps(chunk: Any) -> list[TokenStep]:
-    """TokenSteps from one streamed chunk's ``choices[0].logprobs.content``."""
+    """TokenSteps from one streamed chunk's ``choices[0].logprobs``.
+
+    Chat chunks carry ``logprobs.content`` (a list of tokens with ``top_logprobs``); completion chunks
+    carry either the same list (llama.cpp) or the legacy ``tokens`` / ``token_logprobs`` /
+    ``top_logprobs`` (a dict per token) form (OpenAI, vLLM).
+    """
     if not chunk.choices:
         return []
-    logprobs = getattr(chunk.choices[0], "logprobs", None)
-    content = getattr(logprobs, "content", None) if logprobs is not None else None
-    steps = []
-    for item in content or []:
-        top = tuple(
-            sorted(
-                (TokenAlternative(alt.token, float(alt.logprob)) for alt in (item.top_logprobs or [])),
-                key=lambda a: a.logprob,
-                reverse=True,
-            )
-        )
-        steps.append(TokenStep(item.token, min(0.0, float(item.logprob)), top))
-    return steps
+    logprobs = _field(chunk.choices[0], "logprobs")
+    if logprobs is None:
+        return []
+    content = _field(logprobs, "content")
+    if content:
+        return [
+            _step(_field(item, "token"), _field(item, "logprob"),
+                  [(_field(a, "token"), _field(a, "logprob")) for a in (_field(item, "top_logprobs") or [])])
+            for item in content
+        ]
+    tokens, values, tops = (_field(logprobs, k) or [] for k in ("tokens", "token_logprobs", "top_logprobs"))
+    return [_step(t, lp, list((top or {}).items())) for t, lp, top in zip(tokens, values, tops or [None] * len(tokens))]
 
 
 def _usage(raw: Any) -> Usage | None:
@@ -130,6 +144,9 @@ class OpenAIModel(TokenModelBase):
         temperature: Sampling temperature (0 = greedy, the default for a cascade's small tier).
         timeout: Request timeout in seconds.
         max_retries: Retries of the ``openai`` client.
+        prompt_format: ``"chat"`` (``/v1/chat/completions``, the server applies the model's chat template)
+            or ``"completion"`` (``/v1/completions`` with the message contents joined by blank lines — for
+            few-shot prompts; a small tier only, since it carries no tools).
 
     Example:
         >>> m = OpenAIModel("gpt-4o-mini", api_key="sk-test", top_k=5)
@@ -148,6 +165,7 @@ class OpenAIModel(TokenModelBase):
         temperature: float = 0.0,
         timeout: float = 60.0,
         max_retries: int = 2,
+        prompt_format: str = "chat",
     ) -> None:
         if not isinstance(model, str) or not model:
             raise ConfigurationError("OpenAIModel.model must be a non-empty model name")
@@ -155,6 +173,9 @@ class OpenAIModel(TokenModelBase):
             raise ConfigurationError(f"OpenAIModel.top_k must be an int in [0, 20] (the API's top_logprobs limit), got {top_k!r}")
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ConfigurationError(f"OpenAIModel.max_new_tokens must be a positive int, got {max_new_tokens!r}")
+        if prompt_format not in ("chat", "completion"):
+            raise ConfigurationError(f"OpenAIModel.prompt_format must be 'chat' or 'completion', got {prompt_format!r}")
+        self.prompt_format = prompt_format
         self.model_name = model
         self.base_url = base_url
         self.top_k = top_k
@@ -191,6 +212,27 @@ class OpenAIModel(TokenModelBase):
         return count_tokens(text)
 
     # -- request building (shared by sync and async) ------------------------------------------
+    def _completion_kwargs(self, request: Request) -> dict[str, Any]:
+        """A scored ``/v1/completions`` stream (``prompt_format="completion"``)."""
+        kwargs: dict[str, Any] = {
+            "model": self.model_name,
+            "prompt": "\n\n".join(m.content for m in request.messages),
+            "max_tokens": request.max_new_tokens or self.max_new_tokens,
+            "temperature": self.temperature,
+            "logprobs": self.top_k,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.stop:
+            kwargs["stop"] = list(request.stop)[:4]
+        return kwargs
+
+    def _open_scored(self, client: Any, request: Request) -> Any:
+        """Start a scored stream (chat or completion endpoint); awaitable for the async client."""
+        if self.prompt_format == "completion":
+            return client.completions.create(**self._completion_kwargs(request))
+        return client.chat.completions.create(**self._kwargs(request, scored=True, stream=True))
+
     def _kwargs(self, request: Request, *, scored: bool, stream: bool) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": self.model_name,
@@ -224,7 +266,8 @@ class OpenAIModel(TokenModelBase):
     def _check_logprobs(self, chunk: Any, steps: list[TokenStep]) -> None:
         if steps or not chunk.choices:
             return
-        if getattr(chunk.choices[0].delta, "content", None):
+        delta = getattr(chunk.choices[0], "delta", None)
+        if getattr(delta, "content", None) or getattr(chunk.choices[0], "text", None):
             raise BackendError(
                 f"{self.model_name} returned text without logprobs; a small tier needs a server that "
                 "supports logprobs=True and top_logprobs (vLLM, llama.cpp server, OpenAI)"
@@ -248,7 +291,7 @@ class OpenAIModel(TokenModelBase):
     def stream_steps(self, request: Request) -> Iterator[TokenStep | StepsEnd]:
         state: dict[str, Any] = {}
         try:
-            response = self.client.chat.completions.create(**self._kwargs(request, scored=True, stream=True))
+            response = self._open_scored(self.client, request)
             try:
                 for chunk in response:
                     yield from self._read(chunk, state)
@@ -263,7 +306,7 @@ class OpenAIModel(TokenModelBase):
     async def astream_steps(self, request: Request) -> AsyncIterator[TokenStep | StepsEnd]:  # type: ignore[override]
         state: dict[str, Any] = {}
         try:
-            response = await self.aclient.chat.completions.create(**self._kwargs(request, scored=True, stream=True))
+            response = await self._open_scored(self.aclient, request)
             try:
                 async for chunk in response:
                     for step in self._read(chunk, state):
@@ -290,6 +333,8 @@ class OpenAIModel(TokenModelBase):
         return Completion(text, usage, response.model or self.model_name, calls, response.choices[0].finish_reason, raw=response)
 
     def complete(self, request: Request) -> Completion:
+        if self.prompt_format == "completion":  # the scored completion stream, collected
+            return super().complete(request)
         try:
             response = self.client.chat.completions.create(**self._kwargs(request, scored=False, stream=False))
         except Exception as err:
@@ -297,6 +342,8 @@ class OpenAIModel(TokenModelBase):
         return self._to_completion(response, request)
 
     async def acomplete(self, request: Request) -> Completion:
+        if self.prompt_format == "completion":
+            return await super().acomplete(request)
         try:
             response = await self.aclient.chat.completions.create(**self._kwargs(request, scored=False, stream=False))
         except Exception as err:
@@ -315,6 +362,9 @@ class OpenAIModel(TokenModelBase):
         return CompletionChunk(text, raw=chunk, usage=usage) if text or usage else None
 
     def stream(self, request: Request) -> Iterator[CompletionChunk]:
+        if self.prompt_format == "completion":
+            yield from super().stream(request)
+            return
         deltas = _ToolCallDeltas(request)
         try:
             for chunk in self.client.chat.completions.create(**self._kwargs(request, scored=False, stream=True)):
@@ -328,6 +378,10 @@ class OpenAIModel(TokenModelBase):
         yield from deltas.end()
 
     async def astream(self, request: Request) -> AsyncIterator[CompletionChunk]:
+        if self.prompt_format == "completion":
+            async for piece in super().astream(request):
+                yield piece
+            return
         deltas = _ToolCallDeltas(request)
         try:
             async for chunk in await self.aclient.chat.completions.create(**self._kwargs(request, scored=False, stream=True)):

@@ -74,7 +74,9 @@ def build_tier(
         else:
             server = _SERVERS.get(location) or LlamaCppServer(location, threads=threads)
             _SERVERS[location] = server
-        return server.openai_model(top_k=scored_top_k, max_new_tokens=max_new_tokens)
+        # a judged tier keeps the few-shot completion format (the /v1/completions endpoint); the large one chats
+        fmt = "completion" if prompt_format == "completion" and role != "large" else "chat"
+        return server.openai_model(top_k=scored_top_k, max_new_tokens=max_new_tokens, prompt_format=fmt)
     if kind == "openai":
         from cascade_core.backends.openai import OpenAIModel
 
