@@ -197,8 +197,8 @@ class _Server:
             return _ApiError(400, str(err), "invalid_request_error", getattr(err, "param", None))
         if isinstance(err, BackendError):
             self.metrics.observe_error(cascade, "backend")
-            logger.warning("cascade %r: a tier failed: %s", cascade, err)
-            return _ApiError(502, f"a tier of the cascade failed: {err}", "upstream_error")
+            logger.warning("cascade %r: a tier failed: %s", cascade, err)  # tier URLs stay in the server log
+            return _ApiError(502, f"a tier of cascade {cascade!r} failed (details in the server log)", "upstream_error")
         self.metrics.observe_error(cascade, "internal")
         logger.exception("cascade %r: internal error", cascade, exc_info=err)
         return _ApiError(500, "internal error (logged on the server)", "server_error")

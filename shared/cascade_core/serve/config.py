@@ -32,7 +32,7 @@ from typing import Any
 
 from cascade_core.cli.tiers import TIER_SPEC_HELP, parse_tier_spec
 from cascade_core.cost import Pricing
-from cascade_core.errors import ConfigurationError
+from cascade_core.errors import CascadeError, ConfigurationError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -295,7 +295,7 @@ def _rule(raw: Any, path: str, source: str, base_dir: Path) -> RuleConfig:
     )
     try:
         build_rule(config)
-    except ConfigurationError as err:  # includes RuleFileError
+    except CascadeError as err:  # ConfigurationError, RuleFileError
         table.fail(str(err))
     return config
 
