@@ -27,7 +27,8 @@ def _slow_or_failing(body):
     content = body["messages"][-1]["content"]
     if "slow" in content and not body.get("stream"):
         time.sleep(1.5)  # a slow upstream: the reply comes after the server's 1 s request timeout
-    return FakeReply("one two three four five six", delay_s=0.3 if "slow" in content else 0.0)
+    delay = 1.0 if "crawl" in content else 0.3 if "slow" in content else 0.0
+    return FakeReply("one two three four five six", delay_s=delay)
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +228,17 @@ def test_graceful_shutdown_finishes_in_flight_requests(fake):
     assert lines[-1] == "data: [DONE]"
     final = json.loads(lines[-2].removeprefix("data: "))
     assert final["choices"][0]["finish_reason"] == "stop" and final["cascade"]["tier"] == 1
+
+
+def test_client_disconnect_mid_stream_frees_the_slot(fake):
+    large = OpenAIModel("fake-large", base_url=fake.base_url, top_k=0, max_retries=0)
+    app = create_app({"remote": scripted_cascade(confidence=0.2, large=large)}, ServerSettings(request_timeout_s=30))
+    body = {"model": "remote", "messages": [{"role": "user", "content": "crawl"}], "stream": True}
+    with serving(app) as running:
+        with httpx.stream("POST", running.base_url + "/chat/completions", json=body, timeout=10) as response:
+            lines = response.iter_lines()
+            assert any('"one"' in line for line in lines)  # the large tier's first token: it is streaming now
+        started = time.monotonic()
+        while running.in_flight():  # the whole answer would take 6 s more
+            assert time.monotonic() - started < 3, "the slot was not released after the client disconnected"
+            time.sleep(0.05)

@@ -21,7 +21,7 @@ from cascade_core.rules import ThresholdRule
 from cascade_core.serve.config import CascadeConfig, RuleConfig, ServeConfig, TierConfig
 from cascade_core.thresholds import DynamicBudgetThreshold, ThresholdPolicy
 
-__all__ = ["build_cascade", "build_cascades", "build_rule", "build_tier_model"]
+__all__ = ["build_cascade", "build_cascades", "build_rule", "build_tier_model", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +64,20 @@ def build_tier_model(config: TierConfig, role: str) -> Any:
     )
 
 
+def warm_up(model: Any) -> None:
+    """Create a tier's async HTTP client now: building one loads TLS certificates (~0.5-2 s), which
+    must not happen on the event loop during the first request."""
+    if hasattr(type(model), "aclient"):
+        model.aclient  # noqa: B018 - the property creates and caches the client
+
+
 def build_cascade(config: CascadeConfig) -> Cascade:
     """One cascade: its tiers (with prices and display names) and a fresh rule per judged tier."""
     last = len(config.tiers) - 1
     tiers = []
     for i, tier in enumerate(config.tiers):
         model = build_tier_model(tier, "small" if i < last else "large")
+        warm_up(model)
         tiers.append(Tier(model, tier.pricing, name=tier.name))
     rules = [build_rule(rule) for rule in config.rules]
     try:
