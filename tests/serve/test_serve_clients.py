@@ -51,6 +51,7 @@ def cascades(fake):
         "tools-defer": scripted_cascade(call, confidence=0.2, large=fake_large()),
         "json": scripted_cascade('{"city": "Paris"}', confidence=0.9),
         "json-bad": scripted_cascade("Paris", confidence=0.9, large_answer='{"city": "Paris"}'),
+        "small-down": Cascade([Tier(ScriptedModel("x", fail=True), name="small"), Tier(ScriptedModel("Paris!"), name="large")]),
         "dynamic": Cascade(
             [Tier(ScriptedModel("Paris", confidence=[0.9, 0.5, 0.3, 0.95, 0.6], name="s"), Pricing(0, 0), name="small"),
              Tier(ScriptedModel("Paris!", name="l"), Pricing(1, 1), name="large")],
@@ -218,3 +219,23 @@ def test_llamaindex_openai_like_against_the_server(running):
     response = tools_llm.chat_with_tools([FunctionTool.from_defaults(fn=get_weather)], user_msg="Weather in Paris?")
     calls = tools_llm.get_tool_calls_from_response(response, error_on_no_tool_call=True)
     assert calls[0].tool_name == "get_weather" and calls[0].tool_kwargs == {"city": "Paris"}
+
+
+def test_failing_small_tier_defers_and_is_counted_as_a_tier_error(running, client):
+    completion = client.chat.completions.create(model="small-down", messages=QUESTION)
+    decision = completion.model_extra["cascade"]
+    assert completion.choices[0].message.content == "Paris!" and decision["deferred"] is True
+    assert decision["signal"] == "error" and "scripted failure" in decision["reason"]
+    metrics = running.app.state.metrics
+    assert metrics.value("cascade_errors_total", cascade="small-down", tier="small", kind="deferred") == 1
+
+
+def test_tool_round_trip_reaches_the_small_tier_as_text(client, cascades):
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    messages = [*QUESTION, {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"}]
+    completion = client.chat.completions.create(model="keep", messages=messages, tools=[WEATHER_TOOL])
+    assert completion.choices[0].message.content == "Paris" and completion.choices[0].finish_reason == "stop"
+    seen = cascades["keep"].tiers[0].model.calls[-1]  # what the small tier was asked (tools rendered as text)
+    text = "\n".join(m.content for m in seen.messages)
+    assert "get_weather" in text and "sunny, 21 C" in text and '"city": "Paris"' in text

@@ -163,7 +163,7 @@ def test_tier_failure_is_502_and_tier_key_never_leaks(running, caplog):
     ok = _post(running, {"model": "remote", "messages": QUESTION})
     assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"] == "one two three four five six"
     metrics = httpx.get(running.url + "/metrics").text
-    assert 'cascade_errors_total{cascade="down",kind="backend"} 1.0' in metrics
+    assert 'cascade_errors_total{cascade="down",kind="backend",tier="large"} 1.0' in metrics
     for text in (response.text, ok.text, metrics, caplog.text, repr(running.app.state.server.cascades)):
         assert TIER_KEY not in text and KEY not in text
 

@@ -196,7 +196,9 @@ class _Server:
             self.metrics.observe_error(cascade, "invalid")
             return _ApiError(400, str(err), "invalid_request_error", getattr(err, "param", None))
         if isinstance(err, BackendError):
-            self.metrics.observe_error(cascade, "backend")
+            tiers = self.cascades[cascade]
+            # small-tier failures are deferred unless on_small_error="raise": then the tier is unknown
+            self.metrics.observe_error(cascade, "backend", len(tiers.tiers) - 1 if tiers.on_small_error == "defer" else None)
             logger.warning("cascade %r: a tier failed: %s", cascade, err)  # tier URLs stay in the server log
             return _ApiError(502, f"a tier of cascade {cascade!r} failed (details in the server log)", "upstream_error")
         self.metrics.observe_error(cascade, "internal")

@@ -52,7 +52,9 @@ class ServeMetrics:
         r = self.registry
         self.requests = Counter("cascade_requests", "Requests answered, by cascade and answering tier", ["cascade", "tier"], registry=r)
         self.deferrals = Counter("cascade_deferrals", "Deferrals, by cascade and the tier that deferred", ["cascade", "tier"], registry=r)
-        self.errors = Counter("cascade_errors", "Failed requests, by cascade and kind", ["cascade", "kind"], registry=r)
+        self.errors = Counter("cascade_errors", "Errors, by cascade, tier ('-' when no tier is to blame) and kind: a tier "
+                              "failure turned into a deferral (deferred), or a failed request (backend, timeout, invalid, internal)",
+                              ["cascade", "tier", "kind"], registry=r)
         self.rejected = Counter("cascade_rejected", "Requests refused with 429 because the server was at capacity", registry=r)
         self.tier_latency = Histogram("cascade_tier_latency_seconds", "Time spent in a tier per request", ["cascade", "tier"],
                                       buckets=_LATENCY_BUCKETS, registry=r)
@@ -88,6 +90,8 @@ class ServeMetrics:
         for decision in result.decisions:
             if decision.defer:
                 self.deferrals.labels(cascade, self._tier_name(cascade, decision.tier)).inc()
+            if decision.signal == "error":  # the engine deferred past a failing tier
+                self.errors.labels(cascade, self._tier_name(cascade, decision.tier), "deferred").inc()
         for run in result.runs:
             tier = self._tier_name(cascade, run.tier)
             self.tier_latency.labels(cascade, tier).observe(run.latency_s)
@@ -105,9 +109,9 @@ class ServeMetrics:
             rate = counts[1] / counts[0]
         self.deferral_rate.labels(cascade).set(rate)
 
-    def observe_error(self, cascade: str, kind: str) -> None:
+    def observe_error(self, cascade: str, kind: str, tier: int | None = None) -> None:
         """Record one failed request (``kind``: ``timeout``, ``backend``, ``internal``, ``invalid``)."""
-        self.errors.labels(cascade, kind).inc()
+        self.errors.labels(cascade, "-" if tier is None else self._tier_name(cascade, tier), kind).inc()
 
     def refresh(self) -> None:
         """Read every rule's current threshold (a dynamic threshold moves with the scores it sees)."""

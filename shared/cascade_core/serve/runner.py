@@ -7,6 +7,7 @@ and streams finish (up to ``shutdown_timeout_s``), then exits.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any
 
@@ -27,7 +28,7 @@ def build_server(config: ServeConfig, *, host: str | None = None, port: int | No
     app = create_app(build_cascades(config), settings)
     uv_config = uvicorn.Config(
         app, host=host or settings.host, port=settings.port if port is None else port,
-        log_level=settings.log_level, timeout_graceful_shutdown=int(settings.shutdown_timeout_s) or None,
+        log_level=settings.log_level, timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_s),
         access_log=settings.log_level in ("debug", "trace"), server_header=False,
     )
     return uvicorn.Server(uv_config)
