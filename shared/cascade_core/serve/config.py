@@ -59,6 +59,11 @@ class ServerSettings:
         max_tokens_limit: Largest ``max_tokens`` a request may ask for (400 beyond).
         shutdown_timeout_s: On SIGTERM, how long in-flight requests may take to finish.
         log_level: uvicorn's log level.
+
+    Example:
+        >>> settings = ServerSettings(api_keys=("sk-client",), max_concurrency=8)
+        >>> settings.max_concurrency, "sk-client" in repr(settings)
+        (8, False)
     """
 
     host: str = "127.0.0.1"

@@ -287,6 +287,19 @@ class StreamTranslator:
 
     With tools, a small tier's text is held until the decision (it may be ``<tool_call>`` markup
     that must become ``tool_calls``); everything else streams as it comes.
+
+    Example:
+        >>> from cascade_core import Cascade, ThresholdRule
+        >>> from cascade_core.testing import ScriptedModel
+        >>> cascade = Cascade([ScriptedModel("Paris"), ScriptedModel("Paris!")], rules=ThresholdRule("margin", 0.3))
+        >>> request = Request.from_prompt("Capital of France?")
+        >>> translator = StreamTranslator(request, model="qa", id="chatcmpl-1", created=0, n_tiers=2)
+        >>> chunks = list(cascade.stream(request))
+        >>> [c["choices"][0]["delta"] for chunk in chunks[:-1] for c in translator.feed(chunk)]
+        [{'content': 'Paris'}]
+        >>> final = translator.finish(chunks[-1].result, include_usage=False)[-1]
+        >>> final["choices"][0]["finish_reason"], final["cascade"]["tier"]
+        ('stop', 0)
     """
 
     def __init__(self, request: Request, *, model: str, id: str, created: int, n_tiers: int) -> None:
