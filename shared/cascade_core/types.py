@@ -141,6 +141,7 @@ class Request:
         first_step_tokens: Token strings whose first-step log-probs the small tier should record
             even when they are outside the top-k (label first-tokens for a classification margin).
         metadata: Free-form values passed through to the result.
+        temperature: Sampling temperature for the tiers (``None`` = each backend's own setting).
     """
 
     messages: tuple[Message, ...]
@@ -151,6 +152,7 @@ class Request:
     response_schema: Mapping[str, Any] | None = None
     first_step_tokens: tuple[str, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    temperature: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.messages, tuple):
@@ -166,6 +168,11 @@ class Request:
             not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1
         ):
             raise InvalidRequestError(f"max_new_tokens must be a positive int, got {self.max_new_tokens!r}")
+        if self.temperature is not None and (
+            isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float))
+            or not 0 <= self.temperature <= 2
+        ):
+            raise InvalidRequestError(f"temperature must be a number in [0, 2], got {self.temperature!r}")
         if isinstance(self.stop, str):
             object.__setattr__(self, "stop", (self.stop,))
         elif not isinstance(self.stop, tuple):

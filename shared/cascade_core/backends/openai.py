@@ -238,7 +238,7 @@ class OpenAIModel(TokenModelBase):
             "model": self.model_name,
             "messages": [m.to_openai() for m in request.messages],
             "max_tokens": request.max_new_tokens or self.max_new_tokens,
-            "temperature": self.temperature,
+            "temperature": self.temperature if request.temperature is None else request.temperature,
             "stream": stream,
         }
         if request.stop:

@@ -7,6 +7,7 @@ Typical session::
     cascade fit --cache runs/fit.cache.jsonl --model logistic --out runs/rule.json
     cascade calibrate --cache runs/fit.cache.jsonl --rule runs/rule.json --deferral-rate 0.3
     cascade eval --cache runs/test.cache.jsonl --rule runs/rule.json --plot runs/curves.png --csv runs/table.csv
+    cascade serve --config cascade.toml          # an OpenAI-compatible endpoint (docs/serve.md)
 
 Tiers: see :mod:`cascade_core.cli.tiers`. Errors the user can fix (bad data line, corrupt rule file,
 bad option) print one ``error:`` line and exit with status 2.
@@ -94,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-plot", help="write the budget-curve plot (PNG)")
     p.add_argument("--title", help="plot title")
 
+    p = sub.add_parser("serve", help="serve cascades as an OpenAI-compatible HTTP endpoint (see docs/serve.md)")
+    p.add_argument("--config", required=True, help="TOML file naming the cascades, tiers, rules and server limits")
+    p.add_argument("--host", help="interface to bind (overrides [server] host)")
+    p.add_argument("--port", type=int, help="TCP port (overrides [server] port)")
+
     p = sub.add_parser("demo", help="run the embedded demo cascade", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -116,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fit": commands.run_fit,
         "calibrate": commands.run_calibrate,
         "eval": commands.run_eval,
+        "serve": commands.run_serve,
     }[args.command]
     try:
         return handler(args)

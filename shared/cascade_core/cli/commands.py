@@ -18,7 +18,7 @@ from cascade_core.errors import ConfigurationError
 from cascade_core.evaluation import resolve_quality_scorer
 from cascade_core.learned import LearnedDeferral, deferral_labels
 
-__all__ = ["run_calibrate", "run_collect", "run_eval", "run_fit"]
+__all__ = ["run_calibrate", "run_collect", "run_eval", "run_fit", "run_serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,3 +151,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
         plot_budget_curves(report.budget_curves, args.budget_plot, title=args.title or "Budget curves")
     return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    # lazily: needs the 'serve' extra (starlette, uvicorn, prometheus-client)
+    from cascade_core.serve import serve
+
+    return serve(args.config, host=args.host, port=args.port)
