@@ -249,3 +249,38 @@ def test_collect_and_eval_with_the_embedded_pair_on_world_regions(tmp_path, caps
     assert all(r.small.text.strip() for r in rows)
     assert main(["eval", "--cache", str(cache), "--small-cost", "1", "--large-cost", "2", "--warmup", "2"]) == 0
     assert "oracle" in capsys.readouterr().out
+
+
+def test_llama_server_subcommand_rejects_a_missing_model_file(tmp_path, capsys):
+    assert main(["llama-server", "--model", str(tmp_path / "missing.gguf")]) == 2
+    assert "no GGUF file at" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_llama_server_subcommand_serves_until_interrupted():
+    """`cascade llama-server --model small` prints its URL, answers, and stops its server on Ctrl-C."""
+    import signal
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "cascade_core", "llama-server", "--model", "small", "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, url = time.monotonic() + 120, None
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()
+            if line.startswith("serving "):
+                url = line.split(" at ")[1].split(" ")[0]
+        assert url is not None, "the server did not report its URL"
+        with urllib.request.urlopen(url + "/models", timeout=10) as reply:
+            assert json.loads(reply.read())["data"][0]["id"] == "SmolLM2-135M-Instruct"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        with pytest.raises(urllib.error.URLError):  # the llama.cpp child is gone too
+            urllib.request.urlopen(url + "/models", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

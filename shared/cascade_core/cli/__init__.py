@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the embedded demo cascade", add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("llama-server", help="serve a GGUF (embedded small/medium/large or a path) with llama.cpp "
+                       "on 127.0.0.1", add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -112,6 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cascade_core import demo  # lazily: it loads models
 
         return int(demo.main(argv[1:]) or 0)
+    if argv[:1] == ["llama-server"]:
+        from cascade_core.backends import llamacpp
+
+        try:
+            return int(llamacpp.main(argv[1:]) or 0)
+        except CascadeError as err:
+            print(f"cascade llama-server: error: {err}", file=sys.stderr)
+            return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
