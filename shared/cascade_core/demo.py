@@ -2,7 +2,9 @@
 
 Run ``make demo`` (or ``python -m cascade_core.demo``). It
 
-1. loads SmolLM2-135M (small) and Gemma-3-270M (large), both offline;
+1. starts two llama.cpp servers on 127.0.0.1 (offline, verified GGUFs): SmolLM2-135M-Instruct as the
+   small tier (few-shot prompts on ``/v1/completions``, with top-k log-probs) and
+   Qwen2.5-Coder-1.5B-Instruct (11x its parameters) as the large tier (chat);
 2. calibrates the first-token-margin threshold on the *calibration* split to a target deferral
    rate (small model only, one decoding step per question — no labels needed);
 3. runs the cascade on the *test* split, printing per question which tier answered and the
@@ -123,8 +125,15 @@ def summarize(rows: Sequence[DemoRow], threshold: float) -> str:
         f"deferral rate: {deferred / n:.3f} ({deferred}/{n} questions went to the large model)",
         f"cost (stand-in prices): cascade {cost:.3e} vs all-large {all_large:.3e}  -> saved {1 - cost / all_large:.1%}"
         if all_large > 0 else "cost: n/a",
-        f"compute time (measured): cascade {secs:.1f}s vs all-large {large_secs:.1f}s",
+        f"compute time (measured): cascade {secs:.1f}s vs all-large {large_secs:.1f}s"
+        + (f"  -> {secs / large_secs:.0%} of it" if large_secs > 0 else ""),
     ]
+    large_acc = sum(r.large_correct for r in rows)
+    if large_acc and all_large > 0 and large_secs > 0:
+        lines.append(
+            f"the cascade reaches {sum(r.cascade_correct for r in rows) / large_acc:.0%} of large-only accuracy "
+            f"at {secs / large_secs:.0%} of its compute time and {cost / all_large:.0%} of its price"
+        )
     return "\n".join(lines)
 
 
@@ -136,14 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--deferral-rate", type=float, default=0.3, help="target deferral rate for calibration")
     parser.add_argument("--seed", type=int, default=0, help="split seed")
     parser.add_argument("--quiet", action="store_true", help="no per-question lines")
-    parser.add_argument("--small", default="embedded", help=f"small tier: {TIER_SPEC_HELP}")
+    parser.add_argument("--small", default="llamacpp:small", help=f"small tier: {TIER_SPEC_HELP}")
     parser.add_argument("--large", default="embedded", help=f"large tier: {TIER_SPEC_HELP}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     from cascade_core.defaults import DEFAULT_PRICES
 
-    print("loading the models (the first run converts and caches the embedded ones) ...", flush=True)
+    print("starting the models (llama.cpp servers on 127.0.0.1; GGUFs verified by sha256) ...", flush=True)
     small = build_tier(args.small, "small", max_new_tokens=MAX_NEW_TOKENS, prompt_format="completion")
     large = build_tier(args.large, "large", max_new_tokens=MAX_NEW_TOKENS, prompt_format="completion")
     draft = Cascade([Tier(small, DEFAULT_PRICES["small"]), Tier(large, DEFAULT_PRICES["large"])])
