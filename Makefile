@@ -1,7 +1,7 @@
 # The two commands of the README. Each sets up .venv by itself (idempotent; see scripts/setup.sh).
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-fast lint
+.PHONY: setup demo test test-fast lint three-tier
 
 setup:
 	@bash scripts/setup.sh
@@ -21,3 +21,7 @@ test-fast: setup
 lint: setup
 	$(PY) -m ruff check shared langchain_cascade llamaindex_cascade tests examples
 	$(PY) -m mypy
+
+## three-tier: SmolLM2 -> Qwen-0.5B -> Qwen-1.5B vs the 2-tier cascade on world_facts (llama.cpp servers)
+three-tier: setup
+	$(PY) benchmarks/three_tier.py --limit 120 --json docs/figures/three_tier.json

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the evaluation tables and figures of docs/evaluation.md (docs/figures/*) with the
-# embedded model pair (SmolLM2-135M small, Gemma-3-270M large), fully offline:
+# embedded model pair (SmolLM2-135M small, Qwen2.5-Coder-1.5B-Instruct large, both on llama.cpp servers
+# started on 127.0.0.1 by the library), fully offline:
 #
 #     scripts/reproduce_tables.sh
 #
@@ -11,7 +12,9 @@
 #   4. calibrates a threshold on the fit split and reports it on the test split (`cascade calibrate`),
 #   5. evaluates every signal and rule on the test split (`cascade eval`: table, CSV, JSON, PNGs).
 # Nothing is tuned on the test split. Sizes can be changed with FACTS_FIT, FACTS_TEST, REGIONS_FIT,
-# REGIONS_TEST (defaults below); rerunning with the same data reuses the caches. About 15 minutes on a quiet 2-core CPU (~1 s per query for both tiers).
+# REGIONS_TEST (defaults below); rerunning with the same data reuses the caches. SMALL / LARGE override the
+# tiers (cascade tier specs; default: SmolLM2 few-shot on /v1/completions, Qwen-1.5B chat). TASKS picks
+# the data sets (default "world_facts"; world_regions needs SMALL=embedded, whose tokenizer gives the label tokens). About 25 minutes on a quiet 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="shared${PYTHONPATH:+:$PYTHONPATH}"
@@ -19,6 +22,9 @@ export CASCADE_CACHE_DIR="${CASCADE_CACHE_DIR:-$PWD/.cache}"
 PY="${PYTHON:-.venv/bin/python}"
 RUNS="${RUNS:-runs/reproduce}"
 FIG="${FIGURES:-docs/figures}"
+SMALL="${SMALL:-llamacpp:small}"
+LARGE="${LARGE:-embedded}"
+TASKS="${TASKS:-world_facts}"
 FACTS_FIT="${FACTS_FIT:-240}"
 FACTS_TEST="${FACTS_TEST:-360}"
 REGIONS_FIT="${REGIONS_FIT:-91}"
@@ -29,8 +35,8 @@ EMBED="${EMBED:-0}"
 # One torch thread per process: on a shared 2-core CPU this was ~5x faster than two threads.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # Costs for the budget curves: relative compute per query, proportional to parameter counts
-# (135M vs 268M). Measured seconds are also in the caches but are noisy on a shared CPU.
-COSTS=(--small-cost 1 --large-cost 2)
+# (135M vs 1.54B). Measured seconds are also in the caches but are noisy on a shared CPU.
+COSTS=(--small-cost 1 --large-cost 11)
 mkdir -p "$RUNS" "$FIG"
 EMBED_COLLECT=(); [ "$EMBED" = 1 ] && EMBED_COLLECT=(--embedding)
 cascade() { "$PY" -m cascade_core.cli "$@"; }
@@ -49,15 +55,15 @@ PYEOF
 # collected afresh instead of being mixed with stale entries
 cache_of() { echo "$RUNS/$1.$2.$(sha256sum "$RUNS/$1.$2.jsonl" | cut -c1-12).cache.jsonl"; }
 
-for task in world_regions world_facts; do
+for task in $TASKS; do
   tokens=10; [ "$task" = world_regions ] && tokens=4
   for split in fit test; do
-    cascade collect --data "$RUNS/$task.$split.jsonl" --small embedded --large embedded \
+    cascade collect --data "$RUNS/$task.$split.jsonl" --small "$SMALL" --large "$LARGE" \
       --out "$(cache_of "$task" "$split")" --max-new-tokens "$tokens" --stop '\n' "${EMBED_COLLECT[@]}"
   done
 done
 
-for task in world_regions world_facts; do
+for task in $TASKS; do
   fit="$(cache_of "$task" fit)"; test="$(cache_of "$task" test)"
   cascade fit --cache "$fit" --model logistic --out "$RUNS/$task.logistic.json"
   cascade fit --cache "$fit" --model mlp --out "$RUNS/$task.mlp.json"
@@ -73,6 +79,6 @@ for task in world_regions world_facts; do
     "${rules[@]}" --group-by attribute --group-csv "$FIG/$task.auc_df_by_attribute.csv" \
     --csv "$FIG/$task.auc_df.csv" --json "$FIG/$task.eval.json" \
     --plot "$FIG/$task.deferral_curves.png" --budget-plot "$FIG/$task.budget_curves.png" \
-    --title "$task: SmolLM2-135M -> Gemma-3-270M (test split)"
+    --title "$task: SmolLM2-135M -> Qwen2.5-Coder-1.5B (test split)"
 done
 echo "figures and tables written to $FIG"
