@@ -28,6 +28,7 @@ from cascade_core.engine.machine import (
     TierView,
     plan,
 )
+from cascade_core.engine.observers import PlanObserver, observe
 from cascade_core.engine.result import CascadeChunk, CascadeResult
 from cascade_core.errors import ConfigurationError
 from cascade_core.rules import DeferralRule, ThresholdRule
@@ -164,7 +165,14 @@ class Cascade:
         req = _as_request(request)
         if req.max_new_tokens is None and self.max_new_tokens is not None:
             req = req.replace(max_new_tokens=self.max_new_tokens)
-        return plan(self._views, self.rules, req, streaming=streaming, check=check, on_small_error=self.on_small_error)
+        machine = plan(self._views, self.rules, req, streaming=streaming, check=check, on_small_error=self.on_small_error)
+        return observe(machine, self._observers(streaming))
+
+    def _observers(self, streaming: bool) -> list[PlanObserver]:
+        from cascade_core.telemetry import tracing_observer
+
+        tracing = tracing_observer([v.model_name for v in self._views], streaming=streaming)
+        return [tracing] if tracing is not None else []
 
     def _drive(self, machine: Any) -> Iterator[CascadeChunk]:
         open_streams: dict[int, Any] = {}
