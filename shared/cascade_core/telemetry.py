@@ -75,6 +75,7 @@ def decision_attributes(result: CascadeResult) -> dict[str, Any]:
         "cascade.cost": result.cost,
         "cascade.all_large_cost": result.all_large_cost,
         "cascade.saved": result.saved,
+        "cascade.drift_alarm": result.metadata.get("drift", {}).get("alarm"),
     })
 
 

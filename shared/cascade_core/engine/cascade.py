@@ -95,6 +95,8 @@ class Cascade:
         on_small_error: ``"defer"`` (default): a failing small tier defers to the next tier;
             ``"raise"``: the error propagates.
         max_new_tokens: Default generation cap for requests that set none.
+        monitor: A :class:`~cascade_core.monitor.DriftMonitor` told about every call (its status is
+            added to ``result.metadata["drift"]``).
 
     Example:
         >>> from cascade_core import Cascade, ThresholdRule
@@ -115,6 +117,7 @@ class Cascade:
         max_concurrency: int = 4,
         on_small_error: Literal["defer", "raise"] = "defer",
         max_new_tokens: int | None = None,
+        monitor: PlanObserver | None = None,
     ) -> None:
         if isinstance(tiers, (str, bytes)) or len(tiers) < 2:
             raise ConfigurationError("a cascade needs at least 2 tiers, cheapest first")
@@ -154,6 +157,9 @@ class Cascade:
         self.max_concurrency = max_concurrency
         self.on_small_error = on_small_error
         self.max_new_tokens = max_new_tokens
+        if monitor is not None and not callable(getattr(monitor, "on_effect", None)):
+            raise ConfigurationError(f"monitor must be a DriftMonitor (or another plan observer), got {monitor!r}")
+        self.monitor = monitor
         self._views = [TierView(t.display_name, t.pricing.cost, t.count_tokens) for t in self.tiers]
 
     def __repr__(self) -> str:
@@ -172,7 +178,8 @@ class Cascade:
         from cascade_core.telemetry import tracing_observer
 
         tracing = tracing_observer([v.model_name for v in self._views], streaming=streaming)
-        return [tracing] if tracing is not None else []
+        observers: list[PlanObserver] = [] if self.monitor is None else [self.monitor]
+        return observers + ([tracing] if tracing is not None else [])
 
     def _drive(self, machine: Any) -> Iterator[CascadeChunk]:
         open_streams: dict[int, Any] = {}
