@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llama_index.core.base.llms.types import (
+    AudioBlock,
     CachePoint,
     ChatMessage,
     ChatResponse,
     CompletionResponse,
+    DocumentBlock,
+    ImageBlock,
     MessageRole,
     TextBlock,
     ThinkingBlock,
@@ -28,6 +31,7 @@ from llama_index.core.bridge.pydantic import BaseModel, ValidationError
 from llama_index.core.callbacks.token_counting import get_tokens_from_response
 from llama_index.core.tools.types import BaseTool, ToolMetadata, ToolOutput
 
+from cascade_core.content import MediaPart
 from cascade_core.engine.machine import AnswerCheck
 from cascade_core.engine.result import CascadeResult
 from cascade_core.errors import InvalidRequestError
@@ -61,6 +65,16 @@ _ROLES: dict[str, str] = {
     MessageRole.FUNCTION.value: "tool",
 }
 _SKIPPED_BLOCKS = (ThinkingBlock, CachePoint)  # model-private reasoning / cache markers carry no prompt text
+#: Non-text blocks the cascade routes to a tier that accepts them (kept whole for that tier).
+_MEDIA_BLOCKS = {ImageBlock: "image", AudioBlock: "audio", DocumentBlock: "file"}
+
+
+def _media_part(block: Any) -> MediaPart | None:
+    kind = _MEDIA_BLOCKS.get(type(block))
+    if kind is None:
+        return None
+    mime = getattr(block, "image_mimetype", None) or getattr(block, "format", None) or getattr(block, "document_mimetype", None)
+    return MediaPart(kind, str(mime or ""), raw=block)
 
 
 @dataclass(frozen=True)
@@ -116,9 +130,12 @@ def _core_message(index: int, message: ChatMessage, names_by_id: dict[str, str])
         )
     texts: list[str] = []
     calls: list[ToolCall] = []
+    parts: list[MediaPart] = []
     for block in message.blocks:
         if isinstance(block, TextBlock):
             texts.append(block.text)
+        elif (part := _media_part(block)) is not None:
+            parts.append(part)
         elif isinstance(block, ToolCallBlock):
             calls.append(
                 ToolCall(block.tool_name, _arguments(block.tool_kwargs, where), block.tool_call_id or "")
@@ -126,7 +143,7 @@ def _core_message(index: int, message: ChatMessage, names_by_id: dict[str, str])
         elif not isinstance(block, _SKIPPED_BLOCKS):
             raise InvalidRequestError(
                 f"{where} ({role_value}) contains a {type(block).__name__} ({block.block_type!r} block); "
-                "the cascade accepts text, tool-call and tool-result messages only"
+                "the cascade accepts text, image, audio, document, tool-call and tool-result blocks"
             )
     if not calls:
         calls = _legacy_tool_calls(message, where)
@@ -137,15 +154,15 @@ def _core_message(index: int, message: ChatMessage, names_by_id: dict[str, str])
     name = message.additional_kwargs.get("name") or message.additional_kwargs.get("tool_name")
     if role == "tool" and not name and tool_call_id:
         name = names_by_id.get(tool_call_id)
-    return Message(role, "\n".join(texts), tuple(calls), tool_call_id, name)  # type: ignore[arg-type]
+    return Message(role, "\n".join(texts), tuple(calls), tool_call_id, name, tuple(parts))  # type: ignore[arg-type]
 
 
 def to_core_messages(messages: Sequence[ChatMessage]) -> tuple[Message, ...]:
     """Convert LlamaIndex chat messages to core messages.
 
     Raises:
-        InvalidRequestError: no messages, an unknown role, or a non-text block (image, audio,
-            video, document); the message names the offending message and block.
+        InvalidRequestError: no messages, an unknown role, or a block the cascade cannot route
+            (e.g. video); the message names the offending message and block.
     """
     if isinstance(messages, ChatMessage | str) or not messages:
         raise InvalidRequestError(
@@ -390,6 +407,7 @@ def to_chat_messages(messages: Sequence[Message]) -> list[ChatMessage]:
         blocks: list[Any] = (
             [TextBlock(text=message.content)] if message.content or not message.tool_calls else []
         )
+        blocks.extend(p.raw for p in message.parts if p.raw is not None)
         blocks.extend(tool_call_blocks(message.tool_calls))
         extra: dict[str, Any] = {}
         if message.tool_call_id is not None:

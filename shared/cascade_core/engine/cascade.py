@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cascade_core.backends.base import LargeModel, SmallModel
+from cascade_core.content import input_modalities
 from cascade_core.cost import Pricing, count_tokens
 from cascade_core.engine.machine import (
     END,
@@ -160,7 +161,7 @@ class Cascade:
         if monitor is not None and not callable(getattr(monitor, "on_effect", None)):
             raise ConfigurationError(f"monitor must be a DriftMonitor (or another plan observer), got {monitor!r}")
         self.monitor = monitor
-        self._views = [TierView(t.display_name, t.pricing.cost, t.count_tokens) for t in self.tiers]
+        self._views = [TierView(t.display_name, t.pricing.cost, t.count_tokens, input_modalities(t.model)) for t in self.tiers]
 
     def __repr__(self) -> str:
         names = ", ".join(t.display_name for t in self.tiers)

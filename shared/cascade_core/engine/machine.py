@@ -17,6 +17,7 @@ from typing import Any
 
 from cascade_core.backends.base import CompletionChunk, StepsEnd
 from cascade_core.engine.result import CascadeChunk, CascadeResult, Decision, TierRun
+from cascade_core.engine.routing import check_media, skip_reason
 from cascade_core.errors import ConfigurationError, InvalidRequestError
 from cascade_core.rules import DeferralRule
 from cascade_core.stops import StopFilter
@@ -81,6 +82,7 @@ class TierView:
     model_name: str
     cost: Callable[[Usage], float]
     count_tokens: Callable[[str], int]
+    modalities: frozenset[str] | None = None  # what the tier accepts (None: anything)
 
 
 @dataclass
@@ -161,8 +163,12 @@ def plan(
     runs: list[TierRun] = []
     last = len(tiers) - 1
     must_buffer = check is not None or bool(request.tools)
+    media = check_media(tiers, request)
     for index in range(last):
         rule, tier = rules[index], tiers[index]
+        if media and tier.modalities is not None and not media <= tier.modalities:
+            decisions.append(Decision(index, True, None, None, "multimodal", skip_reason(index, tier, media)))
+            continue
         small_request = _small_request(request, rule)
         run = _SmallRun(StopFilter(request.stop))
         started = time.perf_counter()
