@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from cascade_core.backends.base import LargeModel, SmallModel
 from cascade_core.content import input_modalities
+from cascade_core.context import check_context_window
 from cascade_core.cost import Pricing, count_tokens
 from cascade_core.engine.machine import (
     END,
@@ -50,6 +51,9 @@ class Tier:
         model: A :class:`SmallModel` (every tier but the last) or any :class:`LargeModel` (last).
         pricing: Price per million input/output tokens, for cost estimates.
         name: Display name (defaults to the model's ``model_name``).
+        context_window: Prompt + answer tokens a small tier takes (default: the model's
+            ``context_window``, e.g. a local model's ``max_position_embeddings``); longer
+            conversations lose their oldest turns (see :mod:`cascade_core.context`).
 
     Example:
         >>> from cascade_core.testing import ScriptedModel
@@ -60,6 +64,13 @@ class Tier:
     model: Any
     pricing: Pricing = field(default_factory=Pricing)
     name: str | None = None
+    context_window: int | None = None
+
+    @property
+    def effective_context_window(self) -> int | None:
+        """Prompt + answer tokens the model takes: ``context_window``, else the model's own, else None."""
+        own = self.context_window if self.context_window is not None else getattr(self.model, "context_window", None)
+        return check_context_window(own, f"tier {self.display_name!r}")
 
     @property
     def display_name(self) -> str:
@@ -161,7 +172,12 @@ class Cascade:
         if monitor is not None and not callable(getattr(monitor, "on_effect", None)):
             raise ConfigurationError(f"monitor must be a DriftMonitor (or another plan observer), got {monitor!r}")
         self.monitor = monitor
-        self._views = [TierView(t.display_name, t.pricing.cost, t.count_tokens, input_modalities(t.model)) for t in self.tiers]
+        last = len(self.tiers) - 1  # the last tier's window is its own business: it is never cut
+        self._views = [
+            TierView(t.display_name, t.pricing.cost, t.count_tokens, input_modalities(t.model),
+                     t.effective_context_window if i < last else None, getattr(t.model, "max_new_tokens", None))
+            for i, t in enumerate(self.tiers)
+        ]
 
     def __repr__(self) -> str:
         names = ", ".join(t.display_name for t in self.tiers)
