@@ -15,13 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llama_index.core.base.llms.types import (
-    AudioBlock,
     CachePoint,
     ChatMessage,
     ChatResponse,
     CompletionResponse,
-    DocumentBlock,
-    ImageBlock,
     MessageRole,
     TextBlock,
     ThinkingBlock,
@@ -31,12 +28,12 @@ from llama_index.core.bridge.pydantic import BaseModel, ValidationError
 from llama_index.core.callbacks.token_counting import get_tokens_from_response
 from llama_index.core.tools.types import BaseTool, ToolMetadata, ToolOutput
 
-from cascade_core.content import MediaPart
 from cascade_core.engine.machine import AnswerCheck
 from cascade_core.engine.result import CascadeResult
 from cascade_core.errors import InvalidRequestError
 from cascade_core.tool_calls import strip_tool_calls
 from cascade_core.types import Generation, Message, Request, ToolCall, ToolSpec, Usage
+from llamaindex_cascade._media import media_part
 
 __all__ = [
     "LlamaIndexToolSpec",
@@ -65,16 +62,6 @@ _ROLES: dict[str, str] = {
     MessageRole.FUNCTION.value: "tool",
 }
 _SKIPPED_BLOCKS = (ThinkingBlock, CachePoint)  # model-private reasoning / cache markers carry no prompt text
-#: Non-text blocks the cascade routes to a tier that accepts them (kept whole for that tier).
-_MEDIA_BLOCKS = {ImageBlock: "image", AudioBlock: "audio", DocumentBlock: "file"}
-
-
-def _media_part(block: Any) -> MediaPart | None:
-    kind = _MEDIA_BLOCKS.get(type(block))
-    if kind is None:
-        return None
-    mime = getattr(block, "image_mimetype", None) or getattr(block, "format", None) or getattr(block, "document_mimetype", None)
-    return MediaPart(kind, str(mime or ""), raw=block)
 
 
 @dataclass(frozen=True)
@@ -130,11 +117,11 @@ def _core_message(index: int, message: ChatMessage, names_by_id: dict[str, str])
         )
     texts: list[str] = []
     calls: list[ToolCall] = []
-    parts: list[MediaPart] = []
+    parts: list[Any] = []
     for block in message.blocks:
         if isinstance(block, TextBlock):
             texts.append(block.text)
-        elif (part := _media_part(block)) is not None:
+        elif (part := media_part(block)) is not None:
             parts.append(part)
         elif isinstance(block, ToolCallBlock):
             calls.append(

@@ -34,9 +34,12 @@ TRACER_NAME = "llm_cascade"
 
 try:  # optional dependency: pip install 'llm-cascade[otel]'
     from opentelemetry import trace as _otel_trace
-    from opentelemetry.trace import Status, StatusCode
+    from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Status, StatusCode
+
+    _NO_OP_PROVIDERS: tuple[type, ...] = (NoOpTracerProvider, ProxyTracerProvider)  # no SDK configured
 except ImportError:  # pragma: no cover - depends on the environment
     _otel_trace = None  # type: ignore[assignment]
+    _NO_OP_PROVIDERS = ()
 
 
 def _clean(attributes: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +127,11 @@ class CascadeTracing:
         self._result: CascadeResult | None = None
         self._done = False
 
+    @property
+    def recording(self) -> bool:
+        """False when the call's span records nothing (no-op tracer, or not sampled)."""
+        return bool(self._root.is_recording())
+
     def on_effect(self, effect: Effect) -> None:
         if isinstance(effect, OpenSteps | OpenChunks | Complete) and effect.tier not in self._spans:
             name = self._names[effect.tier]
@@ -166,6 +174,8 @@ class CascadeTracing:
 
 def tracing_observer(tier_names: Sequence[str], *, streaming: bool) -> CascadeTracing | None:
     """A :class:`CascadeTracing` for one call, or None when OpenTelemetry is not installed."""
-    if _otel_trace is None:
+    if _otel_trace is None or isinstance(_otel_trace.get_tracer_provider(), _NO_OP_PROVIDERS):
         return None
-    return CascadeTracing(tier_names, streaming=streaming)
+    tracing = CascadeTracing(tier_names, streaming=streaming)
+    # no SDK configured (the API's no-op tracer) or the call is sampled out: nothing to record
+    return tracing if tracing.recording else None

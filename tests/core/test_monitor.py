@@ -120,6 +120,14 @@ def test_cascade_rejects_a_non_monitor():
         Cascade([ScriptedModel("a"), ScriptedModel("b")], monitor=object())
 
 
+@pytest.mark.parametrize(("k", "n", "confidence"), [(30, 100, 0.95), (0, 50, 0.99), (50, 50, 0.9), (7, 500, 0.95)])
+def test_wilson_interval_matches_scipy(k, n, confidence):
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    assert wilson_interval(k, n, confidence) == pytest.approx((ci.low, ci.high), abs=1e-9)
+
+
 def test_wilson_interval_matches_the_formula():
     lo, hi = wilson_interval(30, 100, 0.95)
     z, p, n = 1.959964, 0.3, 100

@@ -133,3 +133,10 @@ def test_without_opentelemetry_calls_are_not_traced(spans, monkeypatch):
     assert telemetry.tracing_observer(["a", "b"], streaming=False) is None
     assert _cascade(0.9).invoke("q").tier == 0
     assert spans.get_finished_spans() == ()
+
+
+def test_without_a_configured_provider_no_observer_is_attached(spans, monkeypatch):
+    # the API's default ProxyTracerProvider would only hand out no-op spans: skip the work entirely
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.ProxyTracerProvider())
+    assert telemetry.tracing_observer(["a", "b"], streaming=False) is None
+    assert _cascade(0.9).invoke("q").tier == 0 and spans.get_finished_spans() == ()
