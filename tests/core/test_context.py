@@ -98,3 +98,21 @@ def test_window_comes_from_the_model_when_the_tier_sets_none():
 def test_bad_context_window_fails_at_construction(window):
     with pytest.raises(ConfigurationError, match="context_window must be a positive int"):
         Cascade([Tier(ScriptedModel("a"), context_window=window), ScriptedModel("b")])
+
+
+def test_tiny_local_model_answers_a_conversation_longer_than_its_window(tiny_pair):
+    # a randomly initialised tiny Llama (256 positions): without fitting, its backend would refuse
+    # the prompt (BackendError -> "error" deferral); fitted, the small tier answers from the last turns
+    from cascade_core.backends.transformers import TransformersModel
+
+    model, tokenizer = tiny_pair
+    small = TransformersModel(model, tokenizer, top_k=4, max_new_tokens=4, prompt_format="completion")
+    history = []
+    for _ in range(20):
+        history += [Message("user", "the cat sat on the mat ."), Message("assistant", "the dog ate the bone .")]
+    history.append(Message("user", "what is the capital of spain ?"))
+    request = Request.from_messages(history)
+    assert small.count_tokens(request.prompt_text) > small.context_window
+    result = Cascade([small, ScriptedModel("Madrid")], rules=ThresholdRule("margin", 0.0)).invoke(request)
+    assert result.tier == 0 and result.decision.signal == "margin"
+    assert "oldest messages dropped to fit 256 tokens" in result.decision.reason
