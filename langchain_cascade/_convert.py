@@ -22,6 +22,7 @@ from langchain_core.messages import (
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from cascade_core.content import MediaPart
 from cascade_core.engine.result import CascadeResult
 from cascade_core.errors import InvalidRequestError
 from cascade_core.tool_calls import strip_tool_calls
@@ -45,12 +46,24 @@ _CHAT_ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": 
                "developer": "system", "tool": "tool"}
 
 
-def _text_of(message: BaseMessage, index: int) -> str:
-    """The text of a message; raises for image/audio/file parts, which the cascade cannot score."""
+#: LangChain content-part types (standard v1 blocks and OpenAI chat-completions forms) by media kind.
+_MEDIA_PARTS = {"image": "image", "image_url": "image", "audio": "audio", "input_audio": "audio", "file": "file"}
+
+
+def _media_part(part: Mapping[str, Any], kind: str) -> MediaPart:
+    mime = str(part.get("mime_type") or "")
+    if kind == "file" and mime.startswith(("image/", "audio/")):
+        kind = mime.split("/", 1)[0]
+    return MediaPart(_MEDIA_PARTS.get(kind, kind), mime, raw=dict(part))
+
+
+def _content_of(message: BaseMessage, index: int) -> tuple[str, tuple[MediaPart, ...]]:
+    """The text of a message and its image/audio/file parts (kept whole, for the tier that takes them)."""
     content = message.content
     if isinstance(content, str):
-        return content
+        return content, ()
     texts: list[str] = []
+    media: list[MediaPart] = []
     for part in content:
         if isinstance(part, str):
             texts.append(part)
@@ -58,13 +71,22 @@ def _text_of(message: BaseMessage, index: int) -> str:
         kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
         if kind == "text":
             texts.append(str(part.get("text", "")))
+        elif kind in _MEDIA_PARTS and isinstance(part, Mapping):
+            media.append(_media_part(part, kind))
         elif kind not in _SKIPPED_PARTS:
             raise InvalidRequestError(
-                f"messages[{index}] ({message.type}) has a {kind!r} content part; ChatCascade accepts text "
-                "only (the small tier's token scores are defined over text), so images, audio and files "
-                "cannot be sent through it"
+                f"messages[{index}] ({message.type}) has a {kind!r} content part; ChatCascade accepts text, "
+                f"image, audio and file parts ({sorted(_MEDIA_PARTS)})"
             )
-    return "".join(texts)
+    return "".join(texts), tuple(media)
+
+
+def _lc_content(message: Message) -> str | list[Any]:
+    """A core message's content for a LangChain model: its text, plus its media parts as they came."""
+    if not message.parts:
+        return message.content
+    text = [{"type": "text", "text": message.content}] if message.content else []
+    return [*text, *(p.raw if p.raw is not None else {"type": p.kind, "mime_type": p.mime_type} for p in message.parts)]
 
 
 def _tool_calls_of(message: AIMessage) -> tuple[ToolCall, ...]:
@@ -81,19 +103,19 @@ def to_core_messages(messages: Sequence[BaseMessage]) -> tuple[Message, ...]:
         raise InvalidRequestError("ChatCascade got no messages: pass at least one message")
     out: list[Message] = []
     for i, message in enumerate(messages):
-        text = _text_of(message, i)
+        text, parts = _content_of(message, i)
         if isinstance(message, SystemMessage):
-            out.append(Message("system", text))
+            out.append(Message("system", text, parts=parts))
         elif isinstance(message, HumanMessage):
-            out.append(Message("user", text))
+            out.append(Message("user", text, parts=parts))
         elif isinstance(message, AIMessage):
-            out.append(Message("assistant", text, tool_calls=_tool_calls_of(message)))
+            out.append(Message("assistant", text, tool_calls=_tool_calls_of(message), parts=parts))
         elif isinstance(message, ToolMessage):
-            out.append(Message("tool", text, tool_call_id=message.tool_call_id, name=message.name))
+            out.append(Message("tool", text, tool_call_id=message.tool_call_id, name=message.name, parts=parts))
         elif isinstance(message, FunctionMessage):
-            out.append(Message("tool", text, name=message.name))
+            out.append(Message("tool", text, name=message.name, parts=parts))
         elif isinstance(message, ChatMessage) and message.role in _CHAT_ROLES:
-            out.append(Message(_CHAT_ROLES[message.role], text))  # type: ignore[arg-type]
+            out.append(Message(_CHAT_ROLES[message.role], text, parts=parts))  # type: ignore[arg-type]
         else:
             raise InvalidRequestError(
                 f"messages[{i}] has unsupported type {type(message).__name__} "
@@ -106,16 +128,17 @@ def from_core_messages(messages: Sequence[Message]) -> list[BaseMessage]:
     """Core messages as LangChain messages (what a LangChain large tier receives)."""
     out: list[BaseMessage] = []
     for m in messages:
+        content = _lc_content(m)
         if m.role == "system":
-            out.append(SystemMessage(m.content))
+            out.append(SystemMessage(content))
         elif m.role == "user":
-            out.append(HumanMessage(m.content))
+            out.append(HumanMessage(content))
         elif m.role == "assistant":
             calls = [{"name": c.name, "args": dict(c.arguments), "id": c.id or None, "type": "tool_call"}
                      for c in m.tool_calls]
-            out.append(AIMessage(m.content, tool_calls=calls))
+            out.append(AIMessage(content, tool_calls=calls))
         else:
-            out.append(ToolMessage(m.content, tool_call_id=m.tool_call_id or "", name=m.name))
+            out.append(ToolMessage(content, tool_call_id=m.tool_call_id or "", name=m.name))
     return out
 
 

@@ -37,6 +37,7 @@ from langchain_cascade._convert import (
     to_core_tool_choice,
     to_core_tools,
 )
+from langchain_cascade._run_metadata import attach_decision
 from langchain_cascade._structured import structured_output_runnable
 from langchain_cascade.large import LangChainLargeModel
 
@@ -298,12 +299,16 @@ class ChatCascade(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         request, check = self._request(messages, stop, kwargs)
-        return _chat_result(self._cascade.invoke(request, check=check))
+        result = self._cascade.invoke(request, check=check)
+        attach_decision(run_manager, result)
+        return _chat_result(result)
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         request, check = self._request(messages, stop, kwargs)
-        return _chat_result(await self._cascade.ainvoke(request, check=check))
+        result = await self._cascade.ainvoke(request, check=check)
+        attach_decision(run_manager, result)
+        return _chat_result(result)
 
     # BaseChatModel.stream / astream call ``on_llm_new_token`` for every chunk yielded here.
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
@@ -311,6 +316,8 @@ class ChatCascade(BaseChatModel):
         request, check = self._request(messages, stop, kwargs)
         converter = StreamConverter(request, len(self._cascade.tiers))
         for piece in self._cascade.stream(request, check=check):
+            if piece.result is not None:
+                attach_decision(run_manager, piece.result)
             if (message := converter.feed(piece)) is not None:
                 yield ChatGenerationChunk(message=message)
 
@@ -320,6 +327,8 @@ class ChatCascade(BaseChatModel):
         request, check = self._request(messages, stop, kwargs)
         converter = StreamConverter(request, len(self._cascade.tiers))
         async for piece in self._cascade.astream(request, check=check):
+            if piece.result is not None:
+                attach_decision(run_manager, piece.result)
             if (message := converter.feed(piece)) is not None:
                 yield ChatGenerationChunk(message=message)
 

@@ -92,6 +92,14 @@ class LangChainLargeModel:
     def __repr__(self) -> str:
         return f"LangChainLargeModel({type(self.chat_model).__name__}, model_name={self.model_name!r})"
 
+    @property
+    def input_modalities(self) -> frozenset[str]:
+        """What the wrapped model accepts, from its LangChain model profile (``image_inputs``,
+        ``audio_inputs``, ``pdf_inputs``); a kind the profile does not rule out is passed through."""
+        profile = getattr(self.chat_model, "profile", None) or {}
+        flags = {"image": "image_inputs", "audio": "audio_inputs", "file": "pdf_inputs"}
+        return frozenset({"text"} | {kind for kind, key in flags.items() if profile.get(key) is not False})
+
     def count_tokens(self, text: str) -> int:
         # BaseChatModel.get_num_tokens may try to download a tokenizer; the core's counter is offline.
         return count_tokens(text)

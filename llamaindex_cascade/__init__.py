@@ -8,8 +8,9 @@ Example:
     True
 """
 
+from llamaindex_cascade._events import CascadeDecisionEvent
 from llamaindex_cascade.base import CascadeLLM
 from llamaindex_cascade.embeddings import HashingEmbedding
 from llamaindex_cascade.large import LlamaIndexLargeModel
 
-__all__ = ["CascadeLLM", "HashingEmbedding", "LlamaIndexLargeModel"]
+__all__ = ["CascadeDecisionEvent", "CascadeLLM", "HashingEmbedding", "LlamaIndexLargeModel"]

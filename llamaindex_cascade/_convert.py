@@ -33,6 +33,7 @@ from cascade_core.engine.result import CascadeResult
 from cascade_core.errors import InvalidRequestError
 from cascade_core.tool_calls import strip_tool_calls
 from cascade_core.types import Generation, Message, Request, ToolCall, ToolSpec, Usage
+from llamaindex_cascade._media import media_part
 
 __all__ = [
     "LlamaIndexToolSpec",
@@ -116,9 +117,12 @@ def _core_message(index: int, message: ChatMessage, names_by_id: dict[str, str])
         )
     texts: list[str] = []
     calls: list[ToolCall] = []
+    parts: list[Any] = []
     for block in message.blocks:
         if isinstance(block, TextBlock):
             texts.append(block.text)
+        elif (part := media_part(block)) is not None:
+            parts.append(part)
         elif isinstance(block, ToolCallBlock):
             calls.append(
                 ToolCall(block.tool_name, _arguments(block.tool_kwargs, where), block.tool_call_id or "")
@@ -126,7 +130,7 @@ def _core_message(index: int, message: ChatMessage, names_by_id: dict[str, str])
         elif not isinstance(block, _SKIPPED_BLOCKS):
             raise InvalidRequestError(
                 f"{where} ({role_value}) contains a {type(block).__name__} ({block.block_type!r} block); "
-                "the cascade accepts text, tool-call and tool-result messages only"
+                "the cascade accepts text, image, audio, document, tool-call and tool-result blocks"
             )
     if not calls:
         calls = _legacy_tool_calls(message, where)
@@ -137,15 +141,15 @@ def _core_message(index: int, message: ChatMessage, names_by_id: dict[str, str])
     name = message.additional_kwargs.get("name") or message.additional_kwargs.get("tool_name")
     if role == "tool" and not name and tool_call_id:
         name = names_by_id.get(tool_call_id)
-    return Message(role, "\n".join(texts), tuple(calls), tool_call_id, name)  # type: ignore[arg-type]
+    return Message(role, "\n".join(texts), tuple(calls), tool_call_id, name, tuple(parts))  # type: ignore[arg-type]
 
 
 def to_core_messages(messages: Sequence[ChatMessage]) -> tuple[Message, ...]:
     """Convert LlamaIndex chat messages to core messages.
 
     Raises:
-        InvalidRequestError: no messages, an unknown role, or a non-text block (image, audio,
-            video, document); the message names the offending message and block.
+        InvalidRequestError: no messages, an unknown role, or a block the cascade cannot route
+            (e.g. video); the message names the offending message and block.
     """
     if isinstance(messages, ChatMessage | str) or not messages:
         raise InvalidRequestError(
@@ -390,6 +394,7 @@ def to_chat_messages(messages: Sequence[Message]) -> list[ChatMessage]:
         blocks: list[Any] = (
             [TextBlock(text=message.content)] if message.content or not message.tool_calls else []
         )
+        blocks.extend(p.raw for p in message.parts if p.raw is not None)
         blocks.extend(tool_call_blocks(message.tool_calls))
         extra: dict[str, Any] = {}
         if message.tool_call_id is not None:

@@ -41,12 +41,12 @@ from cascade_core.thresholds import ThresholdPolicy
 from cascade_core.types import Request
 from llamaindex_cascade._convert import (
     build_request,
-    chat_response,
     to_completion_response,
     tool_arguments_check,
     tool_kwargs_dict,
     visible_text,
 )
+from llamaindex_cascade._events import respond
 from llamaindex_cascade.large import LlamaIndexLargeModel
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class _ChatStream:
         if chunk.result is not None:
             full = visible_text(chunk.result)
             delta = full[len(self.text) :] if full.startswith(self.text) else ""
-            return [chat_response(chunk.result, delta=delta)]
+            return [respond(chunk.result, delta=delta)]
         if not chunk.text or (self.call.has_tools and chunk.tier < self.last_tier):
             return []
         self.text += chunk.text
@@ -225,12 +225,12 @@ class CascadeLLM(FunctionCallingLLM):
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._call(messages, kwargs)
-        return chat_response(self.cascade.invoke(call.request, check=call.check))
+        return respond(self.cascade.invoke(call.request, check=call.check))
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._call(messages, kwargs)
-        return chat_response(await self.cascade.ainvoke(call.request, check=call.check))
+        return respond(await self.cascade.ainvoke(call.request, check=call.check))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -257,13 +257,13 @@ class CascadeLLM(FunctionCallingLLM):
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         call = self._prompt_call(prompt, kwargs)
-        return to_completion_response(chat_response(self.cascade.invoke(call.request, check=call.check)))
+        return to_completion_response(respond(self.cascade.invoke(call.request, check=call.check)))
 
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         call = self._prompt_call(prompt, kwargs)
         return to_completion_response(
-            chat_response(await self.cascade.ainvoke(call.request, check=call.check))
+            respond(await self.cascade.ainvoke(call.request, check=call.check))
         )
 
     @llm_completion_callback()

@@ -26,6 +26,7 @@ from llama_index.core.base.llms.types import ChatMessage, ChatResponse
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 
 from cascade_core.backends.base import CompletionChunk
+from cascade_core.content import ALL_MODALITIES
 from cascade_core.cost import count_tokens
 from cascade_core.errors import ConfigurationError
 from cascade_core.tool_calls import recover_tool_calls, render_for_text_model, strip_tool_calls
@@ -111,6 +112,12 @@ class LlamaIndexLargeModel:
     @property
     def context_window(self) -> int:
         return self.llm.metadata.context_window
+
+    @property
+    def input_modalities(self) -> frozenset[str]:
+        """Image, audio and document blocks are passed through to the LLM (LlamaIndex's metadata does
+        not say which it accepts; the LLM's own integration raises for the ones it cannot take)."""
+        return ALL_MODALITIES
 
     def count_tokens(self, text: str) -> int:
         return count_tokens(text)

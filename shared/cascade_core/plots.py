@@ -22,7 +22,7 @@ from typing import Any
 from cascade_core.errors import ConfigurationError
 from cascade_core.evaluation import BudgetCurve, DeferralCurve
 
-__all__ = ["plot_budget_curves", "plot_deferral_curves"]
+__all__ = ["plot_budget_curves", "plot_deferral_curves", "plot_reliability_diagram"]
 
 
 def _pyplot() -> Any:
@@ -86,4 +86,33 @@ def plot_budget_curves(curves: Sequence[BudgetCurve], path: str | os.PathLike[st
     ax.legend(
         fontsize=8, title="signal (area / (c_l - c_s))", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0)
     )
+    return _save(fig, path)
+
+
+def plot_reliability_diagram(
+    series: Sequence[tuple[str, Sequence[tuple[float, float, int]], float]],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "Reliability diagram",
+) -> Path:
+    """Observed accuracy vs stated probability per bin, one line per ``(name, bins, ece)``; the
+    diagonal is perfect calibration. ``bins`` as from :func:`cascade_core.probability.reliability_bins`."""
+    if not series:
+        raise ConfigurationError("no reliability series to plot")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], "k:", lw=1.2, label="perfect calibration")
+    for name, bins, ece in series:
+        conf = [b[0] for b in bins]
+        acc = [b[1] for b in bins]
+        sizes = [12 + 60 * b[2] / max(c for _, _, c in bins) for b in bins]
+        (line,) = ax.plot(conf, acc, "-", lw=1.4, label=f"{name} (ECE {ece:.3f})")
+        ax.scatter(conf, acc, s=sizes, color=line.get_color(), alpha=0.7)
+    ax.set_xlabel("stated probability that the small answer is correct")
+    ax.set_ylabel("observed accuracy of the small answer")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
     return _save(fig, path)

@@ -89,6 +89,8 @@ class Message:
         tool_calls: Tool calls made by an assistant message.
         tool_call_id: For ``role="tool"``: the id of the call this message answers.
         name: Optional name (tool name for tool results).
+        parts: Non-text content (:class:`~cascade_core.content.MediaPart`: images, audio, files);
+            a text-only small tier is skipped for such a request (see :mod:`cascade_core.content`).
     """
 
     role: Role
@@ -96,6 +98,7 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    parts: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         if self.role not in _ROLES:
@@ -103,8 +106,15 @@ class Message:
         if not isinstance(self.content, str):
             raise InvalidRequestError(
                 f"message content must be text (str), got {type(self.content).__name__}; "
-                "images, audio and other non-text parts are not supported by the cascade"
+                "pass images, audio, files and other non-text content as parts=(MediaPart(...), ...)"
             )
+        from cascade_core.content import MediaPart
+
+        if not isinstance(self.parts, tuple):
+            object.__setattr__(self, "parts", tuple(self.parts))
+        for part in self.parts:
+            if not isinstance(part, MediaPart):
+                raise InvalidRequestError(f"message parts must be cascade_core.content.MediaPart, got {type(part).__name__}")
 
     def to_openai(self) -> dict[str, Any]:
         """The message as an OpenAI chat-completions message dict."""

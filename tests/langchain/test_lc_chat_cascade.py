@@ -231,10 +231,11 @@ def test_empty_messages_raise_a_clear_error(llm: ChatCascade) -> None:
         llm.invoke([])
 
 
-def test_image_content_part_raises_naming_the_part(llm: ChatCascade) -> None:
+def test_unroutable_content_part_raises_naming_the_part(llm: ChatCascade) -> None:
+    # images, audio and files are routed past the small tier (tests/langchain/test_lc_multimodal.py)
     message = HumanMessage(content=[{"type": "text", "text": "What is this?"},
-                                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}])
-    with pytest.raises(ValueError, match=r"messages\[1\] \(human\) has a 'image_url' content part"):
+                                    {"type": "video", "url": "https://example.com/v.mp4"}])
+    with pytest.raises(ValueError, match=r"messages\[1\] \(human\) has a 'video' content part"):
         llm.invoke([SystemMessage("Be brief."), message])
 
 

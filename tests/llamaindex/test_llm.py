@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from llama_index.core.base.llms.types import ChatMessage, ImageBlock, TextBlock
+from llama_index.core.base.llms.types import ChatMessage, TextBlock, VideoBlock
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -179,11 +179,12 @@ def test_empty_messages_raise_a_clear_error(llm):
         llm.chat([])
 
 
-def test_image_block_raises_naming_the_block(llm):
+def test_unroutable_block_raises_naming_the_block(llm):
+    # image, audio and document blocks are routed past the small tier (tests/llamaindex/test_multimodal.py)
     message = ChatMessage(
-        role="user", blocks=[TextBlock(text="What is this?"), ImageBlock(url="http://127.0.0.1/x.png")]
+        role="user", blocks=[TextBlock(text="What is this?"), VideoBlock(url="http://127.0.0.1/x.mp4")]
     )
-    with pytest.raises(InvalidRequestError, match=r"messages\[0\].*ImageBlock"):
+    with pytest.raises(InvalidRequestError, match=r"messages\[0\].*VideoBlock"):
         llm.chat([message])
 
 

@@ -6,6 +6,7 @@ Typical session::
     cascade collect --data test.jsonl --small embedded --large embedded --out runs/test.cache.jsonl
     cascade fit --cache runs/fit.cache.jsonl --model logistic --out runs/rule.json
     cascade calibrate --cache runs/fit.cache.jsonl --rule runs/rule.json --deferral-rate 0.3
+    cascade calibrate --cache runs/fit.cache.jsonl --signal margin --probability --out runs/p.json --plot runs/rel.png
     cascade eval --cache runs/test.cache.jsonl --rule runs/rule.json --plot runs/curves.png --csv runs/table.csv
     cascade serve --config cascade.toml          # an OpenAI-compatible endpoint (docs/serve.md)
 
@@ -70,12 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--rule", help="a learned rule file")
     what.add_argument("--signal", default="margin", help="a signal: margin, chow_sum, chow_average, entropy, chow_quantile")
     p.add_argument("--alpha", type=float, default=0.0, help="alpha of chow_quantile")
-    target = p.add_mutually_exclusive_group(required=True)
+    target = p.add_mutually_exclusive_group()
     target.add_argument("--deferral-rate", type=float)
     target.add_argument("--budget", type=float, help="per-query budget, same unit as the costs")
+    target.add_argument("--probability", action="store_true",
+                        help="fit a map from the score to P(small answer correct) (isotonic regression) instead")
     _add_costs(p)
-    p.add_argument("--holdout", help="another cache to report the chosen threshold on")
+    p.add_argument("--holdout", help="another cache to report the chosen threshold (or the map's ECE) on")
     p.add_argument("--json", help="write the report as JSON")
+    p.add_argument("--out", help="--probability: write the fitted map here (versioned JSON)")
+    p.add_argument("--plot", help="--probability: write the reliability diagram (PNG)")
+    p.add_argument("--holdout-fraction", type=float, default=0.3,
+                   help="--probability without --holdout: fraction of the sample held out for the ECE (default 0.3)")
+    p.add_argument("--bins", type=int, default=10, help="--probability: bins of the ECE and the diagram")
+    p.add_argument("--seed", type=int, default=0, help="--probability: seed of the held-out split")
 
     p = sub.add_parser("eval", help="deferral curves, AUC-DF and budget curves on a collection cache")
     p.add_argument("--cache", required=True, help="test cache")

@@ -84,6 +84,12 @@ def _costs(args: argparse.Namespace, cache: list) -> tuple[float, float]:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
+    if args.probability:
+        from cascade_core.cli.probability import run_probability
+
+        return run_probability(args, _scores)
+    if args.deferral_rate is None and args.budget is None:
+        raise ConfigurationError("give one of --deferral-rate, --budget or --probability")
     cache = load_cache(args.cache)
     scores, name = _scores(args, cache)
     small_q, large_q = qualities(cache)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cascade_core.backends.base import LargeModel, SmallModel
+from cascade_core.content import input_modalities
+from cascade_core.context import check_context_window
 from cascade_core.cost import Pricing, count_tokens
 from cascade_core.engine.machine import (
     END,
@@ -28,6 +30,7 @@ from cascade_core.engine.machine import (
     TierView,
     plan,
 )
+from cascade_core.engine.observers import PlanObserver, observe
 from cascade_core.engine.result import CascadeChunk, CascadeResult
 from cascade_core.errors import ConfigurationError
 from cascade_core.rules import DeferralRule, ThresholdRule
@@ -48,6 +51,9 @@ class Tier:
         model: A :class:`SmallModel` (every tier but the last) or any :class:`LargeModel` (last).
         pricing: Price per million input/output tokens, for cost estimates.
         name: Display name (defaults to the model's ``model_name``).
+        context_window: Prompt + answer tokens a small tier takes (default: the model's
+            ``context_window``, e.g. a local model's ``max_position_embeddings``); longer
+            conversations lose their oldest turns (see :mod:`cascade_core.context`).
 
     Example:
         >>> from cascade_core.testing import ScriptedModel
@@ -58,6 +64,13 @@ class Tier:
     model: Any
     pricing: Pricing = field(default_factory=Pricing)
     name: str | None = None
+    context_window: int | None = None
+
+    @property
+    def effective_context_window(self) -> int | None:
+        """Prompt + answer tokens the model takes: ``context_window``, else the model's own, else None."""
+        own = self.context_window if self.context_window is not None else getattr(self.model, "context_window", None)
+        return check_context_window(own, f"tier {self.display_name!r}")
 
     @property
     def display_name(self) -> str:
@@ -94,6 +107,8 @@ class Cascade:
         on_small_error: ``"defer"`` (default): a failing small tier defers to the next tier;
             ``"raise"``: the error propagates.
         max_new_tokens: Default generation cap for requests that set none.
+        monitor: A :class:`~cascade_core.monitor.DriftMonitor` told about every call (its status is
+            added to ``result.metadata["drift"]``).
 
     Example:
         >>> from cascade_core import Cascade, ThresholdRule
@@ -114,6 +129,7 @@ class Cascade:
         max_concurrency: int = 4,
         on_small_error: Literal["defer", "raise"] = "defer",
         max_new_tokens: int | None = None,
+        monitor: PlanObserver | None = None,
     ) -> None:
         if isinstance(tiers, (str, bytes)) or len(tiers) < 2:
             raise ConfigurationError("a cascade needs at least 2 tiers, cheapest first")
@@ -153,7 +169,15 @@ class Cascade:
         self.max_concurrency = max_concurrency
         self.on_small_error = on_small_error
         self.max_new_tokens = max_new_tokens
-        self._views = [TierView(t.display_name, t.pricing.cost, t.count_tokens) for t in self.tiers]
+        if monitor is not None and not callable(getattr(monitor, "on_effect", None)):
+            raise ConfigurationError(f"monitor must be a DriftMonitor (or another plan observer), got {monitor!r}")
+        self.monitor = monitor
+        last = len(self.tiers) - 1  # the last tier's window is its own business: it is never cut
+        self._views = [
+            TierView(t.display_name, t.pricing.cost, t.count_tokens, input_modalities(t.model),
+                     t.effective_context_window if i < last else None, getattr(t.model, "max_new_tokens", None))
+            for i, t in enumerate(self.tiers)
+        ]
 
     def __repr__(self) -> str:
         names = ", ".join(t.display_name for t in self.tiers)
@@ -164,7 +188,15 @@ class Cascade:
         req = _as_request(request)
         if req.max_new_tokens is None and self.max_new_tokens is not None:
             req = req.replace(max_new_tokens=self.max_new_tokens)
-        return plan(self._views, self.rules, req, streaming=streaming, check=check, on_small_error=self.on_small_error)
+        machine = plan(self._views, self.rules, req, streaming=streaming, check=check, on_small_error=self.on_small_error)
+        return observe(machine, self._observers(streaming))
+
+    def _observers(self, streaming: bool) -> list[PlanObserver]:
+        from cascade_core.telemetry import tracing_observer
+
+        tracing = tracing_observer([v.model_name for v in self._views], streaming=streaming)
+        observers: list[PlanObserver] = [] if self.monitor is None else [self.monitor]
+        return observers + ([tracing] if tracing is not None else [])
 
     def _drive(self, machine: Any) -> Iterator[CascadeChunk]:
         open_streams: dict[int, Any] = {}

@@ -17,6 +17,7 @@ from typing import Any
 
 from cascade_core.backends.base import CompletionChunk, StepsEnd
 from cascade_core.engine.result import CascadeChunk, CascadeResult, Decision, TierRun
+from cascade_core.engine.routing import check_media, fit_small_request, skip_reason
 from cascade_core.errors import ConfigurationError, InvalidRequestError
 from cascade_core.rules import DeferralRule
 from cascade_core.stops import StopFilter
@@ -81,6 +82,9 @@ class TierView:
     model_name: str
     cost: Callable[[Usage], float]
     count_tokens: Callable[[str], int]
+    modalities: frozenset[str] | None = None  # what the tier accepts (None: anything)
+    context_window: int | None = None  # prompt + answer tokens the tier takes (None: unknown)
+    max_new_tokens: int | None = None  # the tier's default answer length
 
 
 @dataclass
@@ -161,9 +165,16 @@ def plan(
     runs: list[TierRun] = []
     last = len(tiers) - 1
     must_buffer = check is not None or bool(request.tools)
+    media = check_media(tiers, request)
     for index in range(last):
         rule, tier = rules[index], tiers[index]
-        small_request = _small_request(request, rule)
+        if media and tier.modalities is not None and not media <= tier.modalities:
+            decisions.append(Decision(index, True, None, None, "multimodal", skip_reason(index, tier, media)))
+            continue
+        small_request, context_note = fit_small_request(index, tier, _small_request(request, rule))
+        if small_request is None:
+            decisions.append(Decision(index, True, None, None, "context", context_note))
+            continue
         run = _SmallRun(StopFilter(request.stop))
         started = time.perf_counter()
         outcome = None
@@ -217,7 +228,7 @@ def plan(
             continue
         if outcome is None:
             outcome = rule.decide(generation)
-        decision = Decision(index, outcome.defer, outcome.score, outcome.threshold, outcome.signal, outcome.reason, early)
+        decision = Decision(index, outcome.defer, outcome.score, outcome.threshold, outcome.signal, outcome.reason + context_note, early)
         if not outcome.defer:
             rejection, calls = _check_answer(generation, request, check)
             if rejection is not None:
