@@ -281,7 +281,8 @@ class ChatCascade(BaseChatModel):
         check = kwargs.pop(_CHECK_KWARG, None)
         tools = to_core_tools(kwargs.pop("tools", None))
         tool_choice = to_core_tool_choice(kwargs.pop("tool_choice", None), [t.name for t in tools]) if tools else None
-        max_tokens = kwargs.pop("max_tokens", None) or self.max_tokens
+        max_tokens = kwargs.pop("max_tokens", None)
+        max_tokens = self.max_tokens if max_tokens is None else max_tokens  # 0 / True are rejected by Request
         schema = response_schema_of(kwargs.pop("response_format", None))
         if kwargs:
             logger.debug("ChatCascade ignores call options that do not apply to a cascade: %s", sorted(kwargs))

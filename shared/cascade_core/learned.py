@@ -94,6 +94,7 @@ class LearnedDeferral:
     """
 
     first_step_only: bool = False
+    min_top_k: int = 0  # the margin feature falls back to a bound when a step has < 2 alternatives
 
     def __init__(
         self,

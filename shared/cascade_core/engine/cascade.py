@@ -31,6 +31,7 @@ from cascade_core.engine.machine import (
 from cascade_core.engine.result import CascadeChunk, CascadeResult
 from cascade_core.errors import ConfigurationError
 from cascade_core.rules import DeferralRule, ThresholdRule
+from cascade_core.scorers import min_top_k_of
 from cascade_core.types import Message, Request
 
 __all__ = ["Cascade", "Tier"]
@@ -134,11 +135,12 @@ class Cascade:
                     f"tier {i} ({tier.display_name}) must expose token log-probs (stream_steps/astream_steps, "
                     "top_k): only the last tier may be a text-only model"
                 )
-            needs_top = getattr(getattr(self.rules[i], "scorer", None), "name", "")
-            if needs_top.startswith(("margin", "entropy")) and tier.model.top_k < 2:
+            scorer = getattr(self.rules[i], "scorer", self.rules[i])
+            needs_top = min_top_k_of(scorer)
+            if tier.model.top_k < needs_top:
                 raise ConfigurationError(
-                    f"tier {i} ({tier.display_name}) has top_k={tier.model.top_k}; signal {needs_top!r} "
-                    "needs top_k >= 2"
+                    f"tier {i} ({tier.display_name}) has top_k={tier.model.top_k}; signal "
+                    f"{getattr(scorer, 'name', type(scorer).__name__)!r} needs top_k >= {needs_top}"
                 )
         if not isinstance(self.tiers[-1].model, LargeModel):
             raise ConfigurationError(
@@ -148,7 +150,7 @@ class Cascade:
             raise ConfigurationError(f"on_small_error must be 'defer' or 'raise', got {on_small_error!r}")
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
-        if max_new_tokens is not None and (not isinstance(max_new_tokens, int) or max_new_tokens < 1):
+        if max_new_tokens is not None and (isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1):
             raise ConfigurationError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
         self.max_concurrency = max_concurrency
         self.on_small_error = on_small_error

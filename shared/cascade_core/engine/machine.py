@@ -10,6 +10,7 @@ all share this one implementation of the decision logic.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,8 +18,8 @@ from typing import Any
 
 from cascade_core.backends.base import CompletionChunk, StepsEnd
 from cascade_core.engine.result import CascadeChunk, CascadeResult, Decision, TierRun
-from cascade_core.errors import ConfigurationError, InvalidRequestError
-from cascade_core.rules import DeferralRule
+from cascade_core.errors import ConfigurationError, InvalidRequestError, SignalError
+from cascade_core.rules import DeferralRule, RuleOutcome
 from cascade_core.stops import StopFilter
 from cascade_core.tool_calls import ToolCallError, parse_tool_calls, render_for_text_model
 from cascade_core.types import Completion, Generation, Request, TokenStep, ToolCall, Usage
@@ -118,6 +119,20 @@ def _generation(run: _SmallRun, tier: TierView, request: Request, early: bool) -
     )
 
 
+def _decide(rule: DeferralRule, generation: Generation, index: int) -> RuleOutcome:
+    """The rule's outcome; a reply the signal cannot score (NaN log-probs, missing alternatives) defers."""
+    try:
+        return rule.decide(generation)
+    except SignalError as err:
+        signal = getattr(getattr(rule, "scorer", None), "name", type(rule).__name__)
+        logger.warning("tier %d: %s; deferring", index, err)
+        return RuleOutcome(True, math.nan, math.nan, signal, f"defer: tier {index} reply cannot be scored: {err}")
+
+
+def _number(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else value
+
+
 def _check_answer(
     generation: Generation, request: Request, check: AnswerCheck | None
 ) -> tuple[str | None, tuple[ToolCall, ...]]:
@@ -190,7 +205,7 @@ def plan(
                     run.end = after if isinstance(after, StepsEnd) else None
                     break
                 if outcome is None and rule.first_step_only and len(run.steps) == 1:
-                    outcome = rule.decide(_generation(run, tier, small_request, early=False))
+                    outcome = _decide(rule, _generation(run, tier, small_request, early=False), index)
                     if outcome.defer:
                         early = True
                         break
@@ -216,12 +231,13 @@ def plan(
             decisions.append(Decision(index, True, None, None, "empty", f"tier {index} produced no tokens; deferring"))
             continue
         if outcome is None:
-            outcome = rule.decide(generation)
-        decision = Decision(index, outcome.defer, outcome.score, outcome.threshold, outcome.signal, outcome.reason, early)
+            outcome = _decide(rule, generation, index)
+        score, threshold = _number(outcome.score), _number(outcome.threshold)
+        decision = Decision(index, outcome.defer, score, threshold, outcome.signal, outcome.reason, early)
         if not outcome.defer:
             rejection, calls = _check_answer(generation, request, check)
             if rejection is not None:
-                decision = Decision(index, True, outcome.score, outcome.threshold, outcome.signal, rejection, early)
+                decision = Decision(index, True, score, threshold, outcome.signal, rejection, early)
             else:
                 generation = replace(generation, tool_calls=calls)
         decisions.append(decision)
