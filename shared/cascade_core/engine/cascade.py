@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from cascade_core.backends.base import LargeModel, SmallModel
 from cascade_core.cost import Pricing, count_tokens
+from cascade_core.engine.deadlines import AsyncLimits, SyncLimits, check_timeout
 from cascade_core.engine.machine import (
     END,
     AnswerCheck,
@@ -29,7 +30,7 @@ from cascade_core.engine.machine import (
     plan,
 )
 from cascade_core.engine.result import CascadeChunk, CascadeResult
-from cascade_core.errors import ConfigurationError
+from cascade_core.errors import ConfigurationError, DeadlineExceededError
 from cascade_core.rules import DeferralRule, ThresholdRule
 from cascade_core.scorers import min_top_k_of
 from cascade_core.types import Message, Request
@@ -39,6 +40,11 @@ __all__ = ["Cascade", "Tier"]
 logger = logging.getLogger(__name__)
 
 RequestLike = Request | str | Sequence[Message]
+
+#: Defaults (seconds): a small tier silent this long defers; a large tier this long fails; no call outlives the deadline.
+DEFAULT_SMALL_TIMEOUT = 10.0
+DEFAULT_LARGE_TIMEOUT = 60.0
+DEFAULT_DEADLINE = 120.0
 
 
 @dataclass
@@ -95,6 +101,15 @@ class Cascade:
         on_small_error: ``"defer"`` (default): a failing small tier defers to the next tier;
             ``"raise"``: the error propagates.
         max_new_tokens: Default generation cap for requests that set none.
+        small_timeout: Seconds a non-final tier may go without delivering its next step (the first
+            one included) before it counts as failed — then ``on_small_error`` applies. ``None``: no limit.
+        large_timeout: Seconds the last tier may take for its answer (or between streamed chunks).
+        deadline: Seconds one call may take in all; past it :class:`DeadlineExceededError` is raised
+            and no further tier is called.
+        on_large_error: ``"raise"`` (default): a failing last tier raises :class:`LargeTierError`
+            carrying the decisions taken (the provider's exception as ``__cause__``); ``"small"``:
+            answer from the small tier instead, flagged ``result.fallback=True`` with the reason
+            (the small answer is generated in full if the rule had stopped it after one token).
 
     Example:
         >>> from cascade_core import Cascade, ThresholdRule
@@ -115,6 +130,10 @@ class Cascade:
         max_concurrency: int = 4,
         on_small_error: Literal["defer", "raise"] = "defer",
         max_new_tokens: int | None = None,
+        small_timeout: float | None = DEFAULT_SMALL_TIMEOUT,
+        large_timeout: float | None = DEFAULT_LARGE_TIMEOUT,
+        deadline: float | None = DEFAULT_DEADLINE,
+        on_large_error: Literal["raise", "small"] = "raise",
     ) -> None:
         if isinstance(tiers, (str, bytes)) or len(tiers) < 2:
             raise ConfigurationError("a cascade needs at least 2 tiers, cheapest first")
@@ -152,9 +171,15 @@ class Cascade:
             raise ConfigurationError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
         if max_new_tokens is not None and (isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1):
             raise ConfigurationError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+        if on_large_error not in ("raise", "small"):
+            raise ConfigurationError(f"on_large_error must be 'raise' or 'small', got {on_large_error!r}")
         self.max_concurrency = max_concurrency
         self.on_small_error = on_small_error
+        self.on_large_error = on_large_error
         self.max_new_tokens = max_new_tokens
+        self.small_timeout = check_timeout(small_timeout, "small_timeout")
+        self.large_timeout = check_timeout(large_timeout, "large_timeout")
+        self.deadline = check_timeout(deadline, "deadline")
         self._views = [TierView(t.display_name, t.pricing.cost, t.count_tokens) for t in self.tiers]
 
     def __repr__(self) -> str:
@@ -166,10 +191,16 @@ class Cascade:
         req = _as_request(request)
         if req.max_new_tokens is None and self.max_new_tokens is not None:
             req = req.replace(max_new_tokens=self.max_new_tokens)
-        return plan(self._views, self.rules, req, streaming=streaming, check=check, on_small_error=self.on_small_error)
+        return plan(self._views, self.rules, req, streaming=streaming, check=check,
+                    on_small_error=self.on_small_error, on_large_error=self.on_large_error)
+
+    def _limits(self) -> tuple[tuple[float | None, ...], float | None]:
+        timeouts = (self.small_timeout,) * (len(self.tiers) - 1) + (self.large_timeout,)
+        return timeouts, self.deadline
 
     def _drive(self, machine: Any) -> Iterator[CascadeChunk]:
         open_streams: dict[int, Any] = {}
+        limits = SyncLimits(*self._limits())
         value: Any = None
         error: BaseException | None = None
         try:
@@ -179,24 +210,30 @@ class Cascade:
                     if isinstance(effect, Emit):
                         yield effect.chunk
                     elif isinstance(effect, NextStep | NextChunk):
-                        value = next(open_streams[effect.tier], END)
+                        value = limits.call(effect.tier, next, open_streams[effect.tier], END)
                     elif isinstance(effect, OpenSteps):
-                        open_streams[effect.tier] = iter(self.tiers[effect.tier].model.stream_steps(effect.request))
+                        model = self.tiers[effect.tier].model
+                        open_streams[effect.tier] = limits.call(effect.tier, _open, model.stream_steps, effect.request)
                     elif isinstance(effect, OpenChunks):
-                        open_streams[effect.tier] = iter(self.tiers[effect.tier].model.stream(effect.request))
+                        model = self.tiers[effect.tier].model
+                        open_streams[effect.tier] = limits.call(effect.tier, _open, model.stream, effect.request)
                     elif isinstance(effect, CloseSteps):
-                        _close(open_streams.pop(effect.tier, None))
+                        limits.close(effect.tier, open_streams.pop(effect.tier, None))
                     elif isinstance(effect, Complete):
-                        value = self.tiers[effect.tier].model.complete(effect.request)
+                        value = limits.call(effect.tier, self.tiers[effect.tier].model.complete, effect.request)
+                except DeadlineExceededError:
+                    raise  # past the deadline nothing more is called: not thrown into the plan
                 except Exception as err:
                     error = err
         finally:
-            for stream in open_streams.values():
-                _close(stream)
+            for tier, stream in open_streams.items():
+                limits.close(tier, stream)
+            limits.shutdown()
             machine.close()
 
     async def _adrive(self, machine: Any) -> AsyncIterator[CascadeChunk]:
         open_streams: dict[int, Any] = {}
+        limits = AsyncLimits(*self._limits())
         value: Any = None
         error: BaseException | None = None
         try:
@@ -206,7 +243,7 @@ class Cascade:
                     if isinstance(effect, Emit):
                         yield effect.chunk
                     elif isinstance(effect, NextStep | NextChunk):
-                        value = await anext(open_streams[effect.tier], END)
+                        value = await limits.call(effect.tier, anext(open_streams[effect.tier], END))
                     elif isinstance(effect, OpenSteps):
                         open_streams[effect.tier] = aiter(self.tiers[effect.tier].model.astream_steps(effect.request))
                     elif isinstance(effect, OpenChunks):
@@ -214,7 +251,9 @@ class Cascade:
                     elif isinstance(effect, CloseSteps):
                         await _aclose(open_streams.pop(effect.tier, None))
                     elif isinstance(effect, Complete):
-                        value = await self.tiers[effect.tier].model.acomplete(effect.request)
+                        value = await limits.call(effect.tier, self.tiers[effect.tier].model.acomplete(effect.request))
+                except DeadlineExceededError:
+                    raise
                 except Exception as err:
                     error = err
         finally:
@@ -316,10 +355,8 @@ def _final(chunks: Iterator[CascadeChunk]) -> CascadeResult:
     return result
 
 
-def _close(stream: Any) -> None:
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()
+def _open(open_stream: Any, request: Request) -> Any:
+    return iter(open_stream(request))
 
 
 async def _aclose(stream: Any) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 
 from cascade_core.backends.base import CompletionChunk, StepsEnd
 from cascade_core.engine.result import CascadeChunk, CascadeResult, Decision, TierRun
-from cascade_core.errors import ConfigurationError, InvalidRequestError, SignalError
+from cascade_core.errors import ConfigurationError, InvalidRequestError, LargeTierError, SignalError
+from cascade_core.redact import redact
 from cascade_core.rules import DeferralRule, RuleOutcome
 from cascade_core.stops import StopFilter
 from cascade_core.tool_calls import ToolCallError, parse_tool_calls, render_for_text_model
@@ -163,6 +164,7 @@ def plan(
     streaming: bool,
     check: AnswerCheck | None = None,
     on_small_error: str = "defer",
+    on_large_error: str = "raise",
 ) -> Generator[Effect, Any, CascadeResult]:
     """The cascade for one request, as a generator of effects returning a :class:`CascadeResult`.
 
@@ -170,9 +172,11 @@ def plan(
     the first step (first-token margin) is applied right after it: a deferral closes the stream at
     once; a kept answer is streamed from there on (when no answer check needs the whole text).
     Other rules and any answer check see the full generation; its text is emitted after the
-    decision. The last tier answers whatever reaches it.
+    decision. The last tier answers whatever reaches it; if it fails, ``on_large_error`` says
+    whether to raise :class:`LargeTierError` or fall back to the last small answer.
     """
     decisions: list[Decision] = []
+    fallback: _Fallback | None = None
     runs: list[TierRun] = []
     last = len(tiers) - 1
     must_buffer = check is not None or bool(request.tools)
@@ -230,6 +234,7 @@ def plan(
         if not generation.steps:
             decisions.append(Decision(index, True, None, None, "empty", f"tier {index} produced no tokens; deferring"))
             continue
+        fallback = _Fallback(index, small_request, generation)
         if outcome is None:
             outcome = _decide(rule, generation, index)
         score, threshold = _number(outcome.score), _number(outcome.threshold)
@@ -242,6 +247,8 @@ def plan(
                 generation = replace(generation, tool_calls=calls)
         decisions.append(decision)
         if decision.defer:
+            if decision.reason.startswith(("answer check failed", "small-tier tool call", "tool_choice=")):
+                fallback = None  # an answer that failed validation is no fallback
             continue
         if streaming and not emitted:
             for piece in run.pieces:
@@ -253,6 +260,46 @@ def plan(
 
     tier = tiers[last]
     started = time.perf_counter()
+    progress = _LargeProgress()
+    try:
+        completion = yield from _ask_large(tier, last, request, streaming, progress)
+    except (ConfigurationError, InvalidRequestError):
+        raise
+    except Exception as err:
+        record = decisions[-1].reason if decisions else "no decision"
+        message = f"tier {last} ({tier.model_name}) failed after the deferral ({record}): {type(err).__name__}: {redact(str(err))}"
+        runs.append(TierRun(last, tier.model_name, Usage(), time.perf_counter() - started, 0.0))
+        if on_large_error != "small" or progress.emitted or fallback is None:
+            raise LargeTierError(message, tier=last, decisions=tuple(decisions)) from err
+        logger.warning("%s; answering from tier %d (on_large_error='small')", message, fallback.tier)
+        result = yield from _fall_back(tiers, request, decisions, runs, fallback, streaming, message)
+        if result is None:
+            raise LargeTierError(message, tier=last, decisions=tuple(decisions)) from err
+        return result
+    runs.append(TierRun(last, completion.model_name or tier.model_name, completion.usage, time.perf_counter() - started, tier.cost(completion.usage)))
+    result = _result(tiers, request, decisions, runs, completion.text, last, completion=completion)
+    yield Emit(CascadeChunk("", last, result=result))
+    return result
+
+
+@dataclass
+class _LargeProgress:
+    emitted: bool = False
+
+
+@dataclass(frozen=True)
+class _Fallback:
+    """The last small answer that could stand in for a failed large tier."""
+
+    tier: int
+    request: Request
+    generation: Generation
+
+
+def _ask_large(
+    tier: TierView, last: int, request: Request, streaming: bool, progress: _LargeProgress
+) -> Generator[Effect, Any, Completion]:
+    """The last tier's completion (streamed chunks are emitted as they come)."""
     if streaming:
         yield OpenChunks(last, request)
         texts: list[str] = []
@@ -270,24 +317,76 @@ def plan(
             raws.append(chunk.raw)
             if chunk.text or chunk.raw is not None:
                 yield Emit(CascadeChunk(chunk.text, last, raw=chunk.raw))
+                progress.emitted = progress.emitted or bool(chunk.text)
         text = "".join(texts)
         usage = usage or Usage(tier.count_tokens(request.prompt_text), tier.count_tokens(text))
-        completion = Completion(text, usage, tier.model_name, large_calls, raw=raws)
-    else:
-        completion = yield Complete(last, request)
-        assert isinstance(completion, Completion)
-        if completion.usage == Usage():
-            completion = Completion(
-                completion.text,
-                Usage(tier.count_tokens(request.prompt_text), tier.count_tokens(completion.text)),
-                completion.model_name or tier.model_name,
-                completion.tool_calls,
-                completion.finish_reason,
-                completion.raw,
-            )
-    runs.append(TierRun(last, completion.model_name or tier.model_name, completion.usage, time.perf_counter() - started, tier.cost(completion.usage)))
-    result = _result(tiers, request, decisions, runs, completion.text, last, completion=completion)
-    yield Emit(CascadeChunk("", last, result=result))
+        return Completion(text, usage, tier.model_name, large_calls, raw=raws)
+    completion = yield Complete(last, request)
+    assert isinstance(completion, Completion)
+    if completion.usage == Usage():
+        completion = Completion(
+            completion.text,
+            Usage(tier.count_tokens(request.prompt_text), tier.count_tokens(completion.text)),
+            completion.model_name or tier.model_name,
+            completion.tool_calls,
+            completion.finish_reason,
+            completion.raw,
+        )
+    return completion
+
+
+def _regenerate(tier: TierView, fallback: _Fallback, stop: Sequence[str]) -> Generator[Effect, Any, Generation]:
+    """Run a small tier to the end (its answer was cut after one step by a first-step rule)."""
+    run = _SmallRun(StopFilter(tuple(stop)))
+    yield OpenSteps(fallback.tier, fallback.request)
+    while True:
+        event = yield NextStep(fallback.tier)
+        if isinstance(event, StepsEnd) or event is END:
+            run.end = event if isinstance(event, StepsEnd) else None
+            break
+        run.steps.append(event)
+        piece, stopped = run.stops.feed(event.output_text)
+        run.pieces.append(piece)
+        if stopped:
+            run.stopped_by_string = True
+            break
+    if not run.stopped_by_string:
+        run.pieces.append(run.stops.flush())
+    yield CloseSteps(fallback.tier)
+    return _generation(run, tier, fallback.request, early=False)
+
+
+def _fall_back(
+    tiers: Sequence[TierView],
+    request: Request,
+    decisions: list[Decision],
+    runs: list[TierRun],
+    fallback: _Fallback,
+    streaming: bool,
+    reason: str,
+) -> Generator[Effect, Any, CascadeResult | None]:
+    """Answer from the small tier after the large one failed; None if that answer fails the request's checks."""
+    tier = tiers[fallback.tier]
+    generation = fallback.generation
+    if not generation.complete:
+        started = time.perf_counter()
+        try:
+            generation = yield from _regenerate(tier, fallback, request.stop)
+        except (ConfigurationError, InvalidRequestError):
+            raise
+        except Exception as err:  # the small tier failed too: the large tier's error is the one to report
+            logger.warning("fallback generation on tier %d failed: %s", fallback.tier, err)
+            return None
+        runs.append(TierRun(fallback.tier, tier.model_name, generation.usage, time.perf_counter() - started, tier.cost(generation.usage)))
+    rejection, calls = _check_answer(generation, request, None)
+    if rejection is not None:
+        return None
+    generation = replace(generation, tool_calls=calls)
+    if streaming and generation.text:
+        yield Emit(CascadeChunk(generation.text, fallback.tier))
+    result = _result(tiers, request, decisions, runs, generation.text, fallback.tier, generation=generation)
+    result = replace(result, fallback=True, fallback_reason=reason)
+    yield Emit(CascadeChunk("", fallback.tier, result=result))
     return result
 
 
