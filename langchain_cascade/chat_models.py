@@ -25,7 +25,13 @@ from typing_extensions import Self
 from cascade_core.backends.base import LargeModel, SmallModel
 from cascade_core.backends.openai import OpenAIModel
 from cascade_core.cost import Pricing, token_ids
-from cascade_core.engine.cascade import Cascade, Tier
+from cascade_core.engine.cascade import (
+    DEFAULT_DEADLINE,
+    DEFAULT_LARGE_TIMEOUT,
+    DEFAULT_SMALL_TIMEOUT,
+    Cascade,
+    Tier,
+)
 from cascade_core.errors import ConfigurationError
 from cascade_core.rules import DeferralRule, ThresholdRule
 from cascade_core.types import Generation, Request
@@ -123,6 +129,15 @@ class ChatCascade(BaseChatModel):
     """Large-tier price per million tokens."""
     on_small_error: Literal["defer", "raise"] = "defer"
     """What a failing small tier does: defer to the large tier, or raise."""
+    on_large_error: Literal["raise", "small"] = "raise"
+    """What a failing large tier does: raise ``LargeTierError`` (with the decision), or answer from the
+    small tier (flagged ``fallback`` in the metadata)."""
+    small_timeout: float | None = DEFAULT_SMALL_TIMEOUT
+    """Seconds the small tier may stay silent (per step) before the query defers; ``None``: no limit."""
+    large_timeout: float | None = DEFAULT_LARGE_TIMEOUT
+    """Seconds the large tier may take for its answer (or between streamed chunks); ``None``: no limit."""
+    deadline: float | None = DEFAULT_DEADLINE
+    """Seconds one call may take in all (``DeadlineExceededError`` after); ``None``: no limit."""
     max_tokens: int | None = None
     """Cap on generated tokens per call (both tiers)."""
     stop: list[str] | None = None
@@ -167,7 +182,11 @@ class ChatCascade(BaseChatModel):
             raise ConfigurationError(f"ChatCascade.rule must be a cascade_core DeferralRule, got {rule!r}")
         small = Tier(self._small_model(), self.small_pricing or Pricing())
         large = Tier(self._large_model(), self.large_pricing or Pricing())
-        return Cascade([small, large], rules=rule, max_new_tokens=self.max_tokens, on_small_error=self.on_small_error)
+        return Cascade(
+            [small, large], rules=rule, max_new_tokens=self.max_tokens, on_small_error=self.on_small_error,
+            on_large_error=self.on_large_error, small_timeout=self.small_timeout, large_timeout=self.large_timeout,
+            deadline=self.deadline,
+        )
 
     def _client_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {}

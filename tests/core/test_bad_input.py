@@ -151,3 +151,53 @@ def test_redact_masks_given_secret_and_key_shapes():
     text = 'auth failed: {"authorization": "Bearer sk-live-1234567890abcdef", "key": "mysecretvalue"}'
     out = redact(text, secrets=("mysecretvalue",))
     assert "sk-live-1234567890abcdef" not in out and "mysecretvalue" not in out and "[redacted]" in out
+
+
+# -- learned-rule files ---------------------------------------------------------------------------------
+def _rule_dict() -> dict:
+    from cascade_core.learned import LearnedDeferral
+
+    rng = np.random.default_rng(0)
+    gens = []
+    for i in range(40):
+        lps = -rng.random(3) * (3.0 if i % 2 else 0.2)
+        gens.append(Generation("x", tuple(TokenStep(f"t{j}", float(lp)) for j, lp in enumerate(lps))))
+    return LearnedDeferral().fit_generations(gens, [i % 2 == 0 for i in range(40)]).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda d: d.update(scale=[0.0] * len(d["scale"])), "'scale' must be positive"),
+        (lambda d: d.update(scale=[-1.0] * len(d["scale"])), "'scale' must be positive"),
+        (lambda d: (d.update(n_features_in=3, mean=d["mean"][:3], scale=d["scale"][:3]),
+                    d["layers"][0].update(weight=d["layers"][0]["weight"][:3])), "does not match the feature extractor"),
+    ],
+    ids=["scale-zero", "scale-negative", "n_features_in-mismatch"],
+)
+def test_learned_rule_file_with_inconsistent_content_is_refused_at_load(tmp_path, mutate, match):
+    import json
+
+    from cascade_core import RuleFileError
+    from cascade_core.learned import LearnedDeferral
+
+    data = _rule_dict()
+    mutate(data)
+    path = tmp_path / "rule.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(RuleFileError, match=match):
+        LearnedDeferral.load(path)
+
+
+def test_learned_rule_file_nested_too_deeply_or_too_large_is_refused(tmp_path):
+    from cascade_core import RuleFileError
+    from cascade_core.learned import LearnedDeferral
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(RuleFileError, match="nested too deeply|corrupt"):
+        LearnedDeferral.load(deep)
+    big = tmp_path / "big.json"
+    big.write_text(" " * 2048)
+    with pytest.raises(RuleFileError, match="over the 1024-byte limit"):
+        LearnedDeferral.load(big, max_bytes=1024)

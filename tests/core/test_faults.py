@@ -190,3 +190,61 @@ def test_key_echoed_in_an_error_body_is_redacted_from_every_channel(caplog):
     assert "invalid credentials" in str(err)
     for channel in channels:
         assert key not in channel
+
+
+# -- concurrency: 200 async calls through one cascade with a shared dynamic threshold and tied scores ---
+class _Echo(ScriptedModel):
+    """Answers ``prefix + prompt``, every first token at the same confidence (so every margin ties)."""
+
+    prefix = ""
+
+    def stream_steps(self, request):  # type: ignore[override]
+        import re
+
+        from cascade_core.backends.base import StepsEnd
+        from cascade_core.types import Usage
+
+        with self._lock:
+            self.calls.append(request)
+        tokens = re.findall(r"\s*\S+", self.prefix + request.prompt_text)
+        for token in tokens:
+            yield self._step(token, 0.9)
+        yield StepsEnd(Usage(len(tokens), len(tokens)), "stop")
+
+
+class _EchoLarge(_Echo):
+    prefix = "LARGE "
+
+
+async def test_200_concurrent_calls_with_shared_dynamic_threshold_and_tied_scores():
+    from cascade_core import DynamicBudgetThreshold
+
+    policy = DynamicBudgetThreshold(deferral_rate=0.3, warmup=10)
+    small, large = _Echo("", name="small"), _EchoLarge("", name="large")
+    cascade = Cascade([small, large], rules=ThresholdRule("margin", policy), small_timeout=5, deadline=10)
+    prompts = [f"q{i} body{i}" for i in range(200)]
+    results = await cascade.abatch(prompts, max_concurrency=50)
+    assert len(results) == 200 and policy.n_seen == 200
+    for prompt, result in zip(prompts, results, strict=True):  # nothing lost, duplicated, reordered or spliced
+        assert result.text == (prompt if result.tier == 0 else "LARGE " + prompt)
+    rate = sum(r.tier == 1 for r in results) / 200
+    assert 0.2 <= rate <= 0.4  # every margin is tied; the old strict '<' deferred none of them
+    assert len(small.calls) == 200 and len(large.calls) == sum(r.tier == 1 for r in results)
+
+
+def test_key_never_reaches_result_dicts_logs_or_reprs_on_the_fallback_path(caplog):
+    import logging
+
+    key = "sk-test-key-000"
+    caplog.set_level(logging.DEBUG)
+    tied = Action("logprobs", top=[("Paris", math.log(0.45)), ("Lyon", math.log(0.45))])
+    with FaultServer(tied, Action("echo_auth"), tied) as server:
+        small, large = _model(server), _model(server)
+        cascade = Cascade([small, large], rules=ThresholdRule("margin", 0.5), on_large_error="small")
+        result = cascade.invoke("q")
+        assert len(server.requests) == 3  # small (cut after 1 token), large (401), small again in full
+    assert result.fallback and result.tier == 0 and result.text == ANSWER
+    assert "invalid credentials" in result.fallback_reason and "[redacted]" in result.fallback_reason
+    channels = [repr(result), str(result.as_dict()), result.fallback_reason, caplog.text, repr(cascade), repr(large)]
+    for channel in channels:
+        assert key not in channel
