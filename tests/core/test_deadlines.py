@@ -243,3 +243,15 @@ def test_defaults_are_documented_values():
     assert (cascade.small_timeout, cascade.large_timeout, cascade.deadline) == (10.0, 60.0, 120.0)
     assert cascade.on_large_error == "raise"
     assert issubclass(LargeTierError, CascadeError) and issubclass(DeadlineExceededError, CascadeError)
+
+
+def test_fallback_answer_must_pass_the_answer_check_too():
+    small, large = ScriptedModel("not json", confidence=0.9), ScriptedModel("y", fail=True)
+    cascade = Cascade([small, large], rules=ThresholdRule("margin", 0.3), on_large_error="small")
+    with pytest.raises(LargeTierError) as info:  # the small answer was rejected: it is no fallback
+        cascade.invoke("q", check=lambda g: "not JSON" if not g.text.startswith("{") else None)
+    assert "answer check failed" in info.value.decision.reason
+    kept = Cascade([ScriptedModel("Paris", confidence=0.2), ScriptedModel("y", fail=True)],
+                   rules=ThresholdRule("chow_average", -0.01), on_large_error="small")
+    result = kept.invoke("q", check=lambda g: None)
+    assert result.fallback and result.text == "Paris" and len(kept.tiers[0].model.calls) == 1  # no regeneration

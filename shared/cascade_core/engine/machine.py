@@ -243,12 +243,11 @@ def plan(
             rejection, calls = _check_answer(generation, request, check)
             if rejection is not None:
                 decision = Decision(index, True, score, threshold, outcome.signal, rejection, early)
+                fallback = None  # an answer that failed validation is no fallback
             else:
                 generation = replace(generation, tool_calls=calls)
         decisions.append(decision)
         if decision.defer:
-            if decision.reason.startswith(("answer check failed", "small-tier tool call", "tool_choice=")):
-                fallback = None  # an answer that failed validation is no fallback
             continue
         if streaming and not emitted:
             for piece in run.pieces:
@@ -272,7 +271,7 @@ def plan(
         if on_large_error != "small" or progress.emitted or fallback is None:
             raise LargeTierError(message, tier=last, decisions=tuple(decisions)) from err
         logger.warning("%s; answering from tier %d (on_large_error='small')", message, fallback.tier)
-        result = yield from _fall_back(tiers, request, decisions, runs, fallback, streaming, message)
+        result = yield from _fall_back(tiers, request, decisions, runs, fallback, streaming, message, check)
         if result is None:
             raise LargeTierError(message, tier=last, decisions=tuple(decisions)) from err
         return result
@@ -364,6 +363,7 @@ def _fall_back(
     fallback: _Fallback,
     streaming: bool,
     reason: str,
+    check: AnswerCheck | None,
 ) -> Generator[Effect, Any, CascadeResult | None]:
     """Answer from the small tier after the large one failed; None if that answer fails the request's checks."""
     tier = tiers[fallback.tier]
@@ -378,7 +378,7 @@ def _fall_back(
             logger.warning("fallback generation on tier %d failed: %s", fallback.tier, err)
             return None
         runs.append(TierRun(fallback.tier, tier.model_name, generation.usage, time.perf_counter() - started, tier.cost(generation.usage)))
-    rejection, calls = _check_answer(generation, request, None)
+    rejection, calls = _check_answer(generation, request, check)
     if rejection is not None:
         return None
     generation = replace(generation, tool_calls=calls)
