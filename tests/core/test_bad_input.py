@@ -155,14 +155,25 @@ def test_redact_masks_given_secret_and_key_shapes():
 
 # -- learned-rule files ---------------------------------------------------------------------------------
 def _rule_dict() -> dict:
+    """A valid saved logistic rule (what ``LearnedDeferral.to_dict`` writes), built without fitting."""
+    from cascade_core.learned import BASE_FEATURE_NAMES, FORMAT_NAME, FORMAT_VERSION, LearnedDeferral
+
+    d = len(BASE_FEATURE_NAMES)
+    return {
+        "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "params": LearnedDeferral().get_params(),
+        "feature_names": list(BASE_FEATURE_NAMES), "n_features_in": d, "n_samples_fit": 40,
+        "mean": [0.0] * d, "scale": [1.0] * d, "layers": [{"weight": [[0.1]] * d, "bias": [0.0]}],
+    }
+
+
+def test_rule_dict_helper_is_a_loadable_rule(tmp_path):
+    import json
+
     from cascade_core.learned import LearnedDeferral
 
-    rng = np.random.default_rng(0)
-    gens = []
-    for i in range(40):
-        lps = -rng.random(3) * (3.0 if i % 2 else 0.2)
-        gens.append(Generation("x", tuple(TokenStep(f"t{j}", float(lp)) for j, lp in enumerate(lps))))
-    return LearnedDeferral().fit_generations(gens, [i % 2 == 0 for i in range(40)]).to_dict()
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps(_rule_dict()))
+    assert 0.0 < LearnedDeferral.load(path)(_gen(-0.1, (TokenAlternative("Paris", -0.1),))) < 1.0
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
 
 pytestmark = pytest.mark.timeout(20)
 
-DELAY = 0.6  # how long a "silent" tier blocks; every limit below is far shorter
+DELAY = 0.4  # how long a "silent" tier blocks; every limit below is far shorter
 
 
 class ThreadBackedSmall(TokenModelBase):
@@ -255,3 +255,26 @@ def test_fallback_answer_must_pass_the_answer_check_too():
                    rules=ThresholdRule("chow_average", -0.01), on_large_error="small")
     result = kept.invoke("q", check=lambda g: None)
     assert result.fallback and result.text == "Paris" and len(kept.tiers[0].model.calls) == 1  # no regeneration
+
+
+def test_a_call_stuck_forever_does_not_keep_the_process_from_exiting(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "stuck.py"
+    script.write_text(
+        "import threading\n"
+        "from cascade_core import Cascade, LargeTierError, ThresholdRule\n"
+        "from cascade_core.testing import ScriptedModel\n"
+        "class Stuck(ScriptedModel):\n"
+        "    def complete(self, request):\n"
+        "        threading.Event().wait()  # a client with no timeout of its own\n"
+        "c = Cascade([ScriptedModel('a', confidence=0.1), Stuck('b')], rules=ThresholdRule('margin', 0.5), large_timeout=0.2)\n"
+        "try:\n"
+        "    c.invoke('q')\n"
+        "except LargeTierError as err:\n"
+        "    print('raised', type(err.__cause__).__name__)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=15,
+                          env={**__import__("os").environ, "PYTHONPATH": ":".join(sys.path)})
+    assert done.returncode == 0 and "raised TierTimeoutError" in done.stdout, done.stderr

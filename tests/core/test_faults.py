@@ -99,7 +99,7 @@ async def test_large_tier_non_json_200_is_a_backend_error_in_acomplete_and_astre
 
 
 # -- 429: retries stay with the openai client ----------------------------------------------------------
-@pytest.mark.parametrize("headers", [{"Retry-After": "1"}, {}], ids=["retry-after", "no-retry-after"])
+@pytest.mark.parametrize("headers", [{"Retry-After": "0.2"}, {}], ids=["retry-after", "no-retry-after"])
 def test_429_is_retried_by_the_client_then_answers(headers):
     with FaultServer(Action("status", status=429, headers=headers), Action("ok")) as server:
         cascade = Cascade([ScriptedModel("?", confidence=0.1), _model(server, retries=1)],
@@ -135,23 +135,28 @@ SMALL_FAULTS = [
 
 
 @pytest.mark.parametrize(("action", "reason"), SMALL_FAULTS, ids=lambda v: getattr(v, "kind", str(v)[:20]))
-@pytest.mark.parametrize("signal", ["margin", "entropy"])
-def test_small_tier_fault_defers_with_a_clear_reason(action, reason, signal):
-    one_alternative = action.kind == "logprobs" and action.top == [("Paris", -0.01)]
+def test_small_tier_fault_defers_with_a_clear_reason(action, reason):
     large = ScriptedModel("Paris, France", name="large")
     with FaultServer(action) as server:
-        threshold = 0.5 if signal == "margin" else -1.0
-        cascade = Cascade([_model(server), large], rules=ThresholdRule(signal, threshold))
+        cascade = Cascade([_model(server), large], rules=ThresholdRule("margin", 0.5))
         result = cascade.invoke("Where is Paris?")
         assert len(server.requests) == 1
-    if signal == "entropy" and one_alternative:
-        # one alternative + the remainder bucket is a valid (lower-bound) entropy estimate: kept, whole
-        assert result.tier == 0 and result.text == ANSWER and not large.calls
-        return
     assert result.tier == 1 and result.text == "Paris, France"
     assert result.decision.defer and reason in result.decision.reason
     assert result.decision.score is None or not math.isnan(result.decision.score)
     assert len(large.calls) == 1
+
+
+@pytest.mark.parametrize(("top", "kept"), [([], False), ([("Paris", -0.01)], True)], ids=["none", "one"])
+def test_entropy_signal_with_missing_alternatives(top, kept):
+    large = ScriptedModel("Paris, France", name="large")
+    with FaultServer(Action("logprobs", top=top)) as server:
+        result = Cascade([_model(server), large], rules=ThresholdRule("entropy", -1.0)).invoke("Where is Paris?")
+        assert len(server.requests) == 1
+    if kept:  # one alternative + the remainder bucket is a valid (lower-bound) estimate: kept, whole
+        assert result.tier == 0 and result.text == ANSWER and not large.calls
+    else:  # no alternatives must never read as "fully confident"
+        assert result.tier == 1 and "cannot be scored" in result.decision.reason and len(large.calls) == 1
 
 
 async def test_small_tier_truncated_stream_defers_async_too():

@@ -27,9 +27,11 @@ import asyncio
 import contextvars
 import logging
 import math
+import queue
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
@@ -85,13 +87,43 @@ def _close_quietly(stream: Any) -> None:
         logger.debug("closing an abandoned stream failed: %s", err)
 
 
+class _Worker:
+    """One daemon thread running submitted calls in order.
+
+    A daemon, unlike a ``ThreadPoolExecutor`` worker, so a call the driver gave up on (a model
+    client with no timeout of its own, stuck forever) cannot keep the interpreter from exiting.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="cascade-call", daemon=True).start()
+
+    def _run(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            future, fn, args = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as err:  # handed to the waiting driver
+                future.set_exception(err)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._tasks.put((future, fn, args))
+        return future
+
+    def stop(self) -> None:
+        self._tasks.put(None)
+
+
 class SyncLimits:
     """Runs blocking model calls under the timeouts (in a worker thread when any limit is set)."""
 
     def __init__(self, tier_timeouts: Sequence[float | None], deadline: float | None) -> None:
         self.clock = _Clock(tier_timeouts, deadline)
         self._bounded = deadline is not None or any(t is not None for t in tier_timeouts)
-        self._pool: ThreadPoolExecutor | None = None
+        self._worker: _Worker | None = None
         self._abandoned: dict[int, Future[Any]] = {}
 
     def call(self, tier: int, fn: Callable[..., T], *args: Any) -> T:
@@ -99,16 +131,16 @@ class SyncLimits:
         if not self._bounded:
             return fn(*args)
         timeout, by_deadline = self.clock.limit(tier)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cascade-call")
-        future = self._pool.submit(contextvars.copy_context().run, fn, *args)
+        if self._worker is None:
+            self._worker = _Worker()
+        future = self._worker.submit(contextvars.copy_context().run, fn, *args)
         try:
             return future.result(timeout)
         except FutureTimeout:
             if not future.cancel():  # still running: leave it to finish on its own thread
                 self._abandoned[tier] = future
-                self._pool.shutdown(wait=False)
-                self._pool = None
+                self._worker.stop()
+                self._worker = None
             raise self.clock.expired(tier, by_deadline) from None
 
     def close(self, tier: int, stream: Any) -> None:
@@ -122,9 +154,9 @@ class SyncLimits:
             _close_quietly(stream)
 
     def shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
 
 
 class AsyncLimits:
