@@ -278,3 +278,21 @@ def test_a_call_stuck_forever_does_not_keep_the_process_from_exiting(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=15,
                           env={**__import__("os").environ, "PYTHONPATH": ":".join(sys.path)})
     assert done.returncode == 0 and "raised TierTimeoutError" in done.stdout, done.stderr
+
+
+def test_no_fallback_once_large_tier_text_was_streamed():
+    class BreaksMidStream(ScriptedModel):
+        def stream(self, request):  # type: ignore[override]
+            chunks = super().stream(request)
+            yield next(chunks)
+            raise ConnectionError("cut mid-stream")
+
+    small = ScriptedModel("Paris", confidence=0.2)
+    cascade = Cascade([small, BreaksMidStream("Lima is the capital")], rules=ThresholdRule("margin", 0.5),
+                      on_large_error="small")
+    texts = []
+    with pytest.raises(LargeTierError, match="cut mid-stream"):
+        for chunk in cascade.stream("q"):
+            texts.append(chunk.text)
+    assert texts == ["Lima"]  # what was sent stays the large tier's; nothing spliced after it
+    assert len(small.calls) == 1  # and the small tier was not asked again

@@ -137,11 +137,18 @@ class SyncLimits:
         try:
             return future.result(timeout)
         except FutureTimeout:
-            if not future.cancel():  # still running: leave it to finish on its own thread
-                self._abandoned[tier] = future
-                self._worker.stop()
-                self._worker = None
+            self._abandon(tier, future)
             raise self.clock.expired(tier, by_deadline) from None
+        except BaseException:  # KeyboardInterrupt while waiting: same, the call may still be running
+            if not future.done():
+                self._abandon(tier, future)
+            raise
+
+    def _abandon(self, tier: int, future: Future[Any]) -> None:
+        if not future.cancel() and self._worker is not None:  # running: let it finish on its own thread
+            self._abandoned[tier] = future
+            self._worker.stop()
+            self._worker = None
 
     def close(self, tier: int, stream: Any) -> None:
         """Close a tier's stream now, or right after the call still running on it returns."""

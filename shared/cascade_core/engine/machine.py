@@ -316,7 +316,7 @@ def _ask_large(
             raws.append(chunk.raw)
             if chunk.text or chunk.raw is not None:
                 yield Emit(CascadeChunk(chunk.text, last, raw=chunk.raw))
-                progress.emitted = progress.emitted or bool(chunk.text)
+                progress.emitted = True  # the caller has large-tier output: no fallback may follow it
         text = "".join(texts)
         usage = usage or Usage(tier.count_tokens(request.prompt_text), tier.count_tokens(text))
         return Completion(text, usage, tier.model_name, large_calls, raw=raws)
