@@ -174,6 +174,11 @@ class ChatCascade(BaseChatModel):
                 raise ConfigurationError(f"ChatCascade.cascade must be a cascade_core.Cascade, got {type(self.cascade).__name__}")
             if self.small is not None or self.large is not None or self.rule is not None:
                 raise ConfigurationError("ChatCascade: give either cascade= or small=/large= (with rule options), not both")
+            policies = {"on_large_error": "raise", "small_timeout": DEFAULT_SMALL_TIMEOUT,
+                        "large_timeout": DEFAULT_LARGE_TIMEOUT, "deadline": DEFAULT_DEADLINE}
+            changed = sorted(name for name, default in policies.items() if getattr(self, name) != default)
+            if changed:
+                raise ConfigurationError(f"ChatCascade: with cascade=, set {changed} on the Cascade itself")
             return self.cascade
         if self.small is None or self.large is None:
             raise ConfigurationError("ChatCascade needs cascade=, or both small= and large=")

@@ -206,6 +206,12 @@ class CascadeLLM(FunctionCallingLLM):
             raise ConfigurationError(
                 "CascadeLLM: pass either cascade= or small=/large=/rules=/threshold=, not both"
             )
+        elif (on_small_error, on_large_error, small_timeout, large_timeout, deadline) != (
+            "defer", "raise", DEFAULT_SMALL_TIMEOUT, DEFAULT_LARGE_TIMEOUT, DEFAULT_DEADLINE
+        ):
+            raise ConfigurationError(
+                "CascadeLLM: with cascade=, set the failure policies and timeouts on the Cascade itself"
+            )
         elif not isinstance(cascade, Cascade):
             raise ConfigurationError(
                 f"CascadeLLM.cascade must be a cascade_core.Cascade, got {type(cascade).__name__}"

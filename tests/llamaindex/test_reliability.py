@@ -50,3 +50,12 @@ def test_per_call_max_tokens_zero_or_bool_is_rejected(bad):
     llm = CascadeLLM(small=ScriptedModel("a"), large=ScriptedModel("b"))
     with pytest.raises(InvalidRequestError, match="max_new_tokens"):
         llm.complete("q", max_tokens=bad)
+
+
+def test_policies_given_beside_a_ready_cascade_are_refused_not_ignored():
+    from cascade_core import Cascade, ConfigurationError
+
+    cascade = Cascade([ScriptedModel("a"), ScriptedModel("b")])
+    with pytest.raises(ConfigurationError, match="on the Cascade itself"):
+        CascadeLLM(cascade=cascade, on_large_error="small")
+    assert CascadeLLM(cascade=cascade).complete("q").text == "a"
