@@ -7,6 +7,9 @@ catches ``ValueError`` for bad arguments keeps working.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "BackendError",
     "DeadlineExceededError",
@@ -63,13 +66,13 @@ class LargeTierError(BackendError):
         decisions: The :class:`~cascade_core.engine.result.Decision` records taken before the call.
     """
 
-    def __init__(self, message: str, *, tier: int, decisions: tuple = ()) -> None:  # type: ignore[type-arg]
+    def __init__(self, message: str, *, tier: int, decisions: Sequence[Any] = ()) -> None:
         super().__init__(message)
         self.tier = tier
-        self.decisions = tuple(decisions)
+        self.decisions: tuple[Any, ...] = tuple(decisions)
 
     @property
-    def decision(self) -> object | None:
+    def decision(self) -> Any:
         """The last decision before the failing call (the deferral), if any."""
         return self.decisions[-1] if self.decisions else None
 

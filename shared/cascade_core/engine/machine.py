@@ -271,10 +271,10 @@ def plan(
         if on_large_error != "small" or progress.emitted or fallback is None:
             raise LargeTierError(message, tier=last, decisions=tuple(decisions)) from err
         logger.warning("%s; answering from tier %d (on_large_error='small')", message, fallback.tier)
-        result = yield from _fall_back(tiers, request, decisions, runs, fallback, streaming, message, check)
-        if result is None:
+        answer = yield from _fall_back(tiers, request, decisions, runs, fallback, streaming, message, check)
+        if answer is None:
             raise LargeTierError(message, tier=last, decisions=tuple(decisions)) from err
-        return result
+        return answer
     runs.append(TierRun(last, completion.model_name or tier.model_name, completion.usage, time.perf_counter() - started, tier.cost(completion.usage)))
     result = _result(tiers, request, decisions, runs, completion.text, last, completion=completion)
     yield Emit(CascadeChunk("", last, result=result))
