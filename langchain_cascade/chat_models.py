@@ -25,7 +25,13 @@ from typing_extensions import Self
 from cascade_core.backends.base import LargeModel, SmallModel
 from cascade_core.backends.openai import OpenAIModel
 from cascade_core.cost import Pricing, token_ids
-from cascade_core.engine.cascade import Cascade, Tier
+from cascade_core.engine.cascade import (
+    DEFAULT_DEADLINE,
+    DEFAULT_LARGE_TIMEOUT,
+    DEFAULT_SMALL_TIMEOUT,
+    Cascade,
+    Tier,
+)
 from cascade_core.errors import ConfigurationError
 from cascade_core.rules import DeferralRule, ThresholdRule
 from cascade_core.types import Generation, Request
@@ -124,6 +130,15 @@ class ChatCascade(BaseChatModel):
     """Large-tier price per million tokens."""
     on_small_error: Literal["defer", "raise"] = "defer"
     """What a failing small tier does: defer to the large tier, or raise."""
+    on_large_error: Literal["raise", "small"] = "raise"
+    """What a failing large tier does: raise ``LargeTierError`` (with the decision), or answer from the
+    small tier (flagged ``fallback`` in the metadata)."""
+    small_timeout: float | None = DEFAULT_SMALL_TIMEOUT
+    """Seconds the small tier may stay silent (per step) before the query defers; ``None``: no limit."""
+    large_timeout: float | None = DEFAULT_LARGE_TIMEOUT
+    """Seconds the large tier may take for its answer (or between streamed chunks); ``None``: no limit."""
+    deadline: float | None = DEFAULT_DEADLINE
+    """Seconds one call may take in all (``DeadlineExceededError`` after); ``None``: no limit."""
     max_tokens: int | None = None
     """Cap on generated tokens per call (both tiers)."""
     stop: list[str] | None = None
@@ -160,6 +175,11 @@ class ChatCascade(BaseChatModel):
                 raise ConfigurationError(f"ChatCascade.cascade must be a cascade_core.Cascade, got {type(self.cascade).__name__}")
             if self.small is not None or self.large is not None or self.rule is not None:
                 raise ConfigurationError("ChatCascade: give either cascade= or small=/large= (with rule options), not both")
+            policies = {"on_large_error": "raise", "small_timeout": DEFAULT_SMALL_TIMEOUT,
+                        "large_timeout": DEFAULT_LARGE_TIMEOUT, "deadline": DEFAULT_DEADLINE}
+            changed = sorted(name for name, default in policies.items() if getattr(self, name) != default)
+            if changed:
+                raise ConfigurationError(f"ChatCascade: with cascade=, set {changed} on the Cascade itself")
             return self.cascade
         if self.small is None or self.large is None:
             raise ConfigurationError("ChatCascade needs cascade=, or both small= and large=")
@@ -168,7 +188,11 @@ class ChatCascade(BaseChatModel):
             raise ConfigurationError(f"ChatCascade.rule must be a cascade_core DeferralRule, got {rule!r}")
         small = Tier(self._small_model(), self.small_pricing or Pricing())
         large = Tier(self._large_model(), self.large_pricing or Pricing())
-        return Cascade([small, large], rules=rule, max_new_tokens=self.max_tokens, on_small_error=self.on_small_error)
+        return Cascade(
+            [small, large], rules=rule, max_new_tokens=self.max_tokens, on_small_error=self.on_small_error,
+            on_large_error=self.on_large_error, small_timeout=self.small_timeout, large_timeout=self.large_timeout,
+            deadline=self.deadline,
+        )
 
     def _client_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {}
@@ -282,7 +306,8 @@ class ChatCascade(BaseChatModel):
         check = kwargs.pop(_CHECK_KWARG, None)
         tools = to_core_tools(kwargs.pop("tools", None))
         tool_choice = to_core_tool_choice(kwargs.pop("tool_choice", None), [t.name for t in tools]) if tools else None
-        max_tokens = kwargs.pop("max_tokens", None) or self.max_tokens
+        max_tokens = kwargs.pop("max_tokens", None)
+        max_tokens = self.max_tokens if max_tokens is None else max_tokens  # 0 / True are rejected by Request
         schema = response_schema_of(kwargs.pop("response_format", None))
         if kwargs:
             logger.debug("ChatCascade ignores call options that do not apply to a cascade: %s", sorted(kwargs))

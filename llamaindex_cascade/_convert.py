@@ -213,7 +213,7 @@ def build_request(
         tool_choice=_tool_choice(kwargs.get("tool_choice"), bool(kwargs.get("tool_required")))
         if tools
         else None,
-        max_new_tokens=kwargs.get("max_tokens") or default_max_tokens,
+        max_new_tokens=default_max_tokens if kwargs.get("max_tokens") is None else kwargs["max_tokens"],
         stop=(stop,) if isinstance(stop, str) else tuple(stop),
     )
     return request, tools

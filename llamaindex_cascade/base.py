@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.base.llms.types import (
@@ -32,7 +32,13 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
 from cascade_core.cost import Pricing
-from cascade_core.engine.cascade import Cascade, Tier
+from cascade_core.engine.cascade import (
+    DEFAULT_DEADLINE,
+    DEFAULT_LARGE_TIMEOUT,
+    DEFAULT_SMALL_TIMEOUT,
+    Cascade,
+    Tier,
+)
 from cascade_core.engine.machine import AnswerCheck
 from cascade_core.engine.result import CascadeChunk
 from cascade_core.errors import ConfigurationError
@@ -113,6 +119,11 @@ class CascadeLLM(FunctionCallingLLM):
             ``"chow_sum"``, ``"chow_average"``, ``"chow_quantile"``, ``"entropy"``; a number or a
             threshold policy such as ``DynamicBudgetThreshold``).
         small_pricing / large_pricing: Prices per million tokens, for the cost figures.
+        on_small_error / on_large_error: Failure policies (see :class:`cascade_core.Cascade`):
+            a failing small tier defers (or raises); a failing large tier raises ``LargeTierError``
+            (or, with ``"small"``, the small tier answers, flagged ``fallback`` in the metadata).
+        small_timeout / large_timeout / deadline: Seconds (``None`` = no limit): a silent small
+            tier defers, a silent large tier fails, no call outlives the deadline. Defaults 10 / 60 / 120.
         context_window: Reported context window (default: the small tier's).
 
     Instantiate:
@@ -164,6 +175,11 @@ class CascadeLLM(FunctionCallingLLM):
         threshold: float | ThresholdPolicy | None = None,
         small_pricing: Pricing | None = None,
         large_pricing: Pricing | None = None,
+        on_small_error: Literal["defer", "raise"] = "defer",
+        on_large_error: Literal["raise", "small"] = "raise",
+        small_timeout: float | None = DEFAULT_SMALL_TIMEOUT,
+        large_timeout: float | None = DEFAULT_LARGE_TIMEOUT,
+        deadline: float | None = DEFAULT_DEADLINE,
         **kwargs: Any,
     ) -> None:
         if cascade is None:
@@ -180,10 +196,21 @@ class CascadeLLM(FunctionCallingLLM):
             cascade = Cascade(
                 [Tier(small, small_pricing or Pricing()), Tier(large, large_pricing or Pricing())],
                 rules=rules,
+                on_small_error=on_small_error,
+                on_large_error=on_large_error,
+                small_timeout=small_timeout,
+                large_timeout=large_timeout,
+                deadline=deadline,
             )
         elif small is not None or large is not None or rules is not None or threshold is not None:
             raise ConfigurationError(
                 "CascadeLLM: pass either cascade= or small=/large=/rules=/threshold=, not both"
+            )
+        elif (on_small_error, on_large_error, small_timeout, large_timeout, deadline) != (
+            "defer", "raise", DEFAULT_SMALL_TIMEOUT, DEFAULT_LARGE_TIMEOUT, DEFAULT_DEADLINE
+        ):
+            raise ConfigurationError(
+                "CascadeLLM: with cascade=, set the failure policies and timeouts on the Cascade itself"
             )
         elif not isinstance(cascade, Cascade):
             raise ConfigurationError(

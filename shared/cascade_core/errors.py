@@ -7,8 +7,13 @@ catches ``ValueError`` for bad arguments keeps working.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "BackendError",
+    "DeadlineExceededError",
+    "LargeTierError",
     "CascadeError",
     "ConfigurationError",
     "DataFormatError",
@@ -16,6 +21,8 @@ __all__ = [
     "ModelNotAvailableError",
     "NotFittedError",
     "RuleFileError",
+    "SignalError",
+    "TierTimeoutError",
 ]
 
 
@@ -33,6 +40,41 @@ class InvalidRequestError(CascadeError, ValueError):
 
 class BackendError(CascadeError, RuntimeError):
     """A model backend failed (HTTP error, malformed server reply, model crash)."""
+
+
+class TierTimeoutError(BackendError, TimeoutError):
+    """A tier sent nothing within its timeout (``Cascade(small_timeout=…, large_timeout=…)``)."""
+
+
+class DeadlineExceededError(CascadeError, TimeoutError):
+    """The whole call ran past ``Cascade(deadline=…)``; no further tier is called."""
+
+
+class SignalError(CascadeError, ValueError):
+    """A signal cannot be computed from what the small tier returned (NaN or positive log-probs,
+    too few alternatives). A runtime fault of the reply, not of the configuration: the cascade
+    defers and records the reason."""
+
+
+class LargeTierError(BackendError):
+    """The last tier failed. Carries the decisions taken before it (``decisions``) so the caller
+    knows the query was deferred, from which tier, with which score; the provider's exception is
+    ``__cause__``.
+
+    Attributes:
+        tier: Index of the tier that failed (the last).
+        decisions: The :class:`~cascade_core.engine.result.Decision` records taken before the call.
+    """
+
+    def __init__(self, message: str, *, tier: int, decisions: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.tier = tier
+        self.decisions: tuple[Any, ...] = tuple(decisions)
+
+    @property
+    def decision(self) -> Any:
+        """The last decision before the failing call (the deferral), if any."""
+        return self.decisions[-1] if self.decisions else None
 
 
 class ModelNotAvailableError(CascadeError, RuntimeError):

@@ -57,6 +57,9 @@ __all__ = [
 FORMAT_NAME = "llm-cascade/learned-deferral"
 FORMAT_VERSION = 1
 MODELS = ("logistic", "mlp")
+#: Largest rule file :meth:`LearnedDeferral.load` reads (a fitted rule is a few KB; an MLP over a
+#: 4096-d embedding with 64 hidden units ~ 10 MB of JSON).
+MAX_RULE_FILE_BYTES = 32 * 1024 * 1024
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -94,6 +97,7 @@ class LearnedDeferral:
     """
 
     first_step_only: bool = False
+    min_top_k: int = 0  # the margin feature falls back to a bound when a step has < 2 alternatives
 
     def __init__(
         self,
@@ -381,25 +385,47 @@ class LearnedDeferral:
             arrays = [mean, scale, *(a for layer in layers for a in layer)]
             if not all(np.isfinite(a).all() for a in arrays):
                 raise RuleFileError(f"{source}: weights contain NaN or inf")
+            if (scale <= 0).any():
+                raise RuleFileError(f"{source}: 'scale' must be positive (a standard deviation), got {scale.min():g}")
+            base = len(BASE_FEATURE_NAMES)
+            expected = "> " + str(base) if rule.use_embedding else str(base)
+            if (d != base) if not rule.use_embedding else (d <= base):
+                raise RuleFileError(
+                    f"{source}: n_features_in={d} does not match the feature extractor "
+                    f"({expected} features with use_embedding={rule.use_embedding})"
+                )
             names = [str(n) for n in data["feature_names"]]
             n_fit = int(data.get("n_samples_fit", 0))
         except RuleFileError:
             raise
-        except (KeyError, TypeError, ValueError) as err:
-            raise RuleFileError(f"{source} is corrupt: {type(err).__name__}: {err}") from err
+        except (KeyError, TypeError, ValueError, RecursionError) as err:
+            raise RuleFileError(f"{source} is corrupt: {type(err).__name__}: {str(err)[:200]}") from err
         rule.mean_, rule.scale_, rule.layers_ = mean, scale, layers
         rule.n_features_in_, rule.feature_names_, rule.n_samples_fit_ = d, names, n_fit
         rule.estimator_ = None
         return rule
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> LearnedDeferral:
+    def load(cls, path: str | os.PathLike[str], *, max_bytes: int = MAX_RULE_FILE_BYTES) -> LearnedDeferral:
         """Load a rule saved by :meth:`save`.
 
+        Args:
+            path: The JSON file.
+            max_bytes: Refuse larger files (default :data:`MAX_RULE_FILE_BYTES`) before reading them.
+
         Raises:
-            RuleFileError: the file is missing, not JSON, not a rule, of another format version, or corrupt.
+            RuleFileError: the file is missing, too large, not JSON (or nested too deeply), not a
+                rule, of another format version, inconsistent with the feature extractor, or corrupt.
         """
         source = f"rule file {os.fspath(path)!r}"
+        try:
+            size = Path(path).stat().st_size
+        except FileNotFoundError as err:
+            raise RuleFileError(f"{source} does not exist") from err
+        except OSError as err:
+            raise RuleFileError(f"{source} cannot be read: {err}") from err
+        if size > max_bytes:
+            raise RuleFileError(f"{source} is {size} bytes, over the {max_bytes}-byte limit for a rule file")
         try:
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError as err:
@@ -410,4 +436,6 @@ class LearnedDeferral:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise RuleFileError(f"{source} is not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}") from err
+        except RecursionError as err:
+            raise RuleFileError(f"{source} is nested too deeply to be a rule file") from err
         return cls.from_dict(data, source=source)

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from cascade_core.errors import ConfigurationError
+from cascade_core.errors import CascadeError, SignalError
 from cascade_core.scorers import Scorer, labels_of, make_scorer
 from cascade_core.thresholds import FixedThreshold, ThresholdPolicy, check_threshold
 from cascade_core.types import Generation
@@ -91,14 +91,14 @@ class ThresholdRule:
     def decide(self, generation: Generation) -> RuleOutcome:
         try:
             score = float(self.scorer(generation))
-        except ConfigurationError:
+        except CascadeError:
             raise
-        except Exception as err:  # a scorer bug must not be silent: surface it with context
-            raise ConfigurationError(f"scorer {self.scorer.name!r} failed on the generation: {err}") from err
+        except Exception as err:  # a runtime fault while scoring this reply: the engine defers, with the reason
+            raise SignalError(f"scorer {self.scorer.name!r} failed on the generation: {type(err).__name__}: {err}") from err
         if math.isnan(score):
             return RuleOutcome(True, score, math.nan, self.scorer.name, f"{self.scorer.name} is NaN; deferring")
         defer, threshold = self.policy.decide(score)
-        relation = "<" if defer else ">="
+        relation = ">=" if not defer else "<" if score < threshold else "= (tie, deferred at random to meet the rate)"
         verdict = "defer" if defer else "keep"
         reason = f"{verdict}: {self.scorer.name}={score:.4g} {relation} threshold {threshold:.4g}"
         return RuleOutcome(defer, score, threshold, self.scorer.name, reason)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from cascade_core import signals
-from cascade_core.errors import ConfigurationError
+from cascade_core.errors import ConfigurationError, SignalError
 from cascade_core.types import Generation
 
 __all__ = [
@@ -42,6 +42,8 @@ class Scorer(Protocol):
         name: Readable name recorded in every decision.
         first_step_only: True when the score only needs the first decoding step.
         score_range: ``(low, high)`` of valid scores, for threshold validation.
+        min_top_k: Alternatives per step the small tier must record (checked against its
+            ``top_k`` when the cascade is built; optional, default 0).
     """
 
     @property
@@ -60,7 +62,7 @@ class Scorer(Protocol):
 
 def _require_steps(generation: Generation, name: str) -> None:
     if not generation.steps:
-        raise ConfigurationError(f"scorer {name!r} needs at least one generated token; the generation is empty")
+        raise SignalError(f"scorer {name!r} needs at least one generated token; the generation is empty")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Margin:
     labels: tuple[str, ...] | None = None
     distinct: bool = True
     first_step_only: bool = field(default=True, init=False)
+    min_top_k: int = field(default=2, init=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("probability", "logit"):
@@ -113,6 +116,7 @@ class Margin:
 @dataclass(frozen=True)
 class _SequenceScorer:
     first_step_only: bool = field(default=False, init=False)
+    min_top_k: int = field(default=0, init=False)
     score_range: tuple[float, float] = field(default=(float("-inf"), 0.0), init=False)
 
 
@@ -161,6 +165,7 @@ class NegativeEntropy(_SequenceScorer):
     """Minus the mean per-token entropy estimated from the top-k (higher = more confident)."""
 
     name: str = field(default="entropy", init=False)
+    min_top_k: int = field(default=2, init=False)
 
     def __call__(self, generation: Generation) -> float:
         _require_steps(generation, self.name)
@@ -197,6 +202,12 @@ def make_scorer(name: str | Scorer, **params: Any) -> Scorer:
         return SCORERS[key](**params)
     except TypeError as err:
         raise ConfigurationError(f"invalid parameters for signal {name!r}: {err}") from err
+
+
+def min_top_k_of(scorer: Any) -> int:
+    """Alternatives per step a scorer needs (its declared ``min_top_k``; 0 when it declares none)."""
+    value = getattr(scorer, "min_top_k", 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def labels_of(scorer: Scorer) -> Sequence[str]:

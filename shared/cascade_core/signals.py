@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cascade_core.errors import ConfigurationError
+from cascade_core.errors import ConfigurationError, SignalError
 from cascade_core.types import TokenAlternative, TokenStep
 
 __all__ = [
@@ -49,10 +49,21 @@ MarginKind = Literal["probability", "logit"]
 QUANTILE_ALPHAS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
 
 
+_LOGPROB_TOLERANCE = 1e-6  # rounding of a certain token's log-prob; anything above is not a log-prob
+
+
 def _as_logprobs(logprobs: ArrayLike) -> np.ndarray:
-    arr = np.asarray(logprobs, dtype=np.float64).reshape(-1)
-    if arr.size and np.isnan(arr).any():
-        raise ValueError("log-probs contain NaN")
+    """Log-probs as a float array, validated: no NaN, none positive (→ :class:`SignalError`)."""
+    try:
+        arr = np.asarray(logprobs, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise SignalError(f"log-probs are not numbers: {err}") from err
+    if arr.size:
+        if np.isnan(arr).any():
+            raise SignalError("log-probs contain NaN")
+        if (arr > _LOGPROB_TOLERANCE).any():
+            raise SignalError(f"log-probs must be <= 0, got {float(arr.max())!r}")
+        arr = np.minimum(arr, 0.0)
     return arr
 
 
@@ -113,18 +124,15 @@ def margin_from_logprobs(top_logprobs: ArrayLike, kind: MarginKind = "probabilit
     ``probability``: ``p(top1) − p(top2)`` in ``[0, 1]`` (the paper's definition).
     ``logit``: ``z(top1) − z(top2)`` in ``[0, ∞)`` — the raw-logit variant of the official code.
     Because ``log p = z − logsumexp(z)``, the logit difference equals the log-prob difference, so it
-    is computed exactly from log-probs. Fewer than two candidates → ``ConfigurationError`` (a
-    margin needs top-k ≥ 2).
+    is computed exactly from log-probs. Fewer than two candidates, NaN or positive log-probs →
+    :class:`~cascade_core.errors.SignalError` (a runtime fault of the reply: the cascade defers).
 
     >>> round(margin_from_logprobs([np.log(0.5), np.log(0.2)], kind="logit"), 6)
     0.916291
     """
     arr = np.sort(_as_logprobs(top_logprobs))[::-1]
     if arr.size < 2:
-        raise ConfigurationError(
-            "first-token margin needs at least 2 candidates per step (top_k >= 2); "
-            f"got {arr.size}. Configure the small model with top_k >= 2."
-        )
+        raise SignalError(f"first-token margin needs at least 2 candidates at the step; the small tier sent {arr.size}")
     if kind == "probability":
         return float(np.exp(arr[0]) - np.exp(arr[1]))
     if kind == "logit":
@@ -216,13 +224,15 @@ def step_entropy(top_logprobs: ArrayLike) -> float:
 
     The mass outside the top-k, ``r = 1 − Σ p_i``, is counted as one extra outcome, so the value
     is a lower bound of the true entropy that is exact when the top-k covers the distribution.
+    A step without alternatives has no entropy estimate → :class:`~cascade_core.errors.SignalError`
+    (it must never read as "fully confident").
 
     >>> round(step_entropy(np.log([0.5, 0.5])), 6)
     0.693147
     """
     arr = _as_logprobs(top_logprobs)
     if not arr.size:
-        return 0.0
+        raise SignalError("entropy needs the step's top-k alternatives; the small tier sent none")
     probs = np.exp(arr)
     rest = max(0.0, 1.0 - float(probs.sum()))
     ent = -float(np.sum(probs * arr))

@@ -17,7 +17,9 @@ Example:
 from __future__ import annotations
 
 import bisect
+import collections
 import math
+import random
 import threading
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -164,10 +166,19 @@ class DynamicBudgetThreshold:
 
     The target deferral fraction is ``p = (budget − small_cost) / large_cost`` (clipped to [0, 1]),
     or ``deferral_rate`` directly. Each score is recorded; once ``warmup`` scores have been seen,
-    the threshold is the p-quantile of all scores seen so far (including the current one), so the
+    the threshold is the p-quantile of the recorded scores (including the current one), so the
     running deferral rate tracks ``p``. Before that, ``initial_threshold`` is used.
 
-    Thread- and asyncio-safe: ``decide`` holds a lock and does no I/O.
+    Scores equal to the threshold are deferred at random with the probability that brings the
+    deferred fraction to ``p`` (uniform tie-breaking), so a signal with many identical scores —
+    a margin of exactly 1.0 for every confident answer — still defers its share.
+
+    Memory is bounded: ``window=N`` keeps the last ``N`` scores (a sliding window); with
+    ``window=None`` a uniform reservoir sample of at most ``capacity`` scores stands for all
+    scores seen (exact until ``capacity`` scores, an unbiased sample after).
+
+    Thread- and asyncio-safe: ``decide`` holds a lock and does no I/O; its cost is O(``capacity``)
+    at worst (a list insert), independent of how many scores were seen.
 
     Example:
         >>> policy = DynamicBudgetThreshold(deferral_rate=0.5, warmup=4, initial_threshold=0.0)
@@ -185,6 +196,8 @@ class DynamicBudgetThreshold:
         warmup: int = 16,
         initial_threshold: float = 0.0,
         window: int | None = None,
+        capacity: int = 10_000,
+        seed: int | None = 0,
     ) -> None:
         if (deferral_rate is None) == (budget is None):
             raise ConfigurationError("DynamicBudgetThreshold: give exactly one of budget or deferral_rate")
@@ -194,22 +207,28 @@ class DynamicBudgetThreshold:
             deferral_rate = budget_deferral_rate(budget, small_cost, large_cost)
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
             raise ConfigurationError(f"warmup must be a positive int, got {warmup!r}")
-        if window is not None and (not isinstance(window, int) or window < warmup):
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < warmup):
             raise ConfigurationError(f"window must be an int >= warmup ({warmup}), got {window!r}")
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < warmup:
+            raise ConfigurationError(f"capacity must be an int >= warmup ({warmup}), got {capacity!r}")
         self.deferral_rate = _check_rate(deferral_rate)  # type: ignore[arg-type]
         self.budget, self.small_cost, self.large_cost = budget, small_cost, large_cost
         self.warmup = warmup
         self.initial_threshold = check_threshold(initial_threshold, name="initial_threshold")
         self.window = window
+        self.capacity = capacity if window is None else window
+        self.seed = seed
         self._lock = threading.Lock()
+        self._rng = random.Random(seed)
         self._sorted: list[float] = []
-        self._order: list[float] = []
+        self._kept: collections.deque[float] | list[float] = collections.deque() if window is not None else []
+        self._seen = 0
 
     @property
     def n_seen(self) -> int:
         """How many scores have been recorded."""
         with self._lock:
-            return len(self._order)
+            return self._seen
 
     @property
     def current_threshold(self) -> float:
@@ -221,27 +240,58 @@ class DynamicBudgetThreshold:
             return self.initial_threshold
         return _quantile_threshold(self._sorted, self.deferral_rate)
 
+    def _record_locked(self, score: float) -> None:
+        self._seen += 1
+        if self.window is not None:  # sliding window: drop the oldest
+            kept = self._kept
+            assert isinstance(kept, collections.deque)
+            kept.append(score)
+            if len(kept) > self.window:
+                old = kept.popleft()
+                del self._sorted[bisect.bisect_left(self._sorted, old)]
+        elif len(self._kept) < self.capacity:  # reservoir still filling: keep everything
+            self._kept.append(score)
+        else:  # reservoir sampling (Vitter's algorithm R): keep with probability capacity / seen
+            slot = self._rng.randrange(self._seen)
+            if slot >= self.capacity:
+                return
+            old, self._kept[slot] = self._kept[slot], score
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        bisect.insort(self._sorted, score)
+
+    def _tie_defers_locked(self, threshold: float) -> bool:
+        """For a score equal to the threshold: defer with the probability that meets the rate."""
+        n = len(self._sorted)
+        k = int(round(self.deferral_rate * n))
+        below = bisect.bisect_left(self._sorted, threshold)
+        equal = bisect.bisect_right(self._sorted, threshold) - below
+        if equal <= 0 or k <= below:
+            return False
+        return self._rng.random() < (k - below) / equal
+
     def decide(self, score: float) -> tuple[bool, float]:
         score = float(score)
         if math.isnan(score):
             raise ConfigurationError("score is NaN")
         with self._lock:
-            bisect.insort(self._sorted, score)
-            self._order.append(score)
-            if self.window is not None and len(self._order) > self.window:
-                old = self._order.pop(0)
-                del self._sorted[bisect.bisect_left(self._sorted, old)]
+            self._record_locked(score)
             threshold = self._threshold_locked()
-        return bool(score < threshold), threshold
+            if score < threshold:
+                return True, threshold
+            if score == threshold and len(self._sorted) >= self.warmup:
+                return self._tie_defers_locked(threshold), threshold
+        return False, threshold
 
     def reset(self) -> None:
         """Forget all recorded scores."""
         with self._lock:
             self._sorted.clear()
-            self._order.clear()
+            self._kept.clear()
+            self._seen = 0
+            self._rng = random.Random(self.seed)
 
     def __repr__(self) -> str:
         return (
             f"DynamicBudgetThreshold(deferral_rate={self.deferral_rate:.3f}, warmup={self.warmup}, "
-            f"initial_threshold={self.initial_threshold}, seen={len(self._order)})"
+            f"initial_threshold={self.initial_threshold}, seen={self._seen})"
         )

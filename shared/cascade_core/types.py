@@ -35,6 +35,17 @@ __all__ = [
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
+
+
+def _check_text(value: str, where: str) -> None:
+    """Reject text that cannot be sent as UTF-8 (a lone surrogate such as ``"\\ud800"``)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InvalidRequestError(
+            f"{where} is not valid Unicode: lone surrogate {value[err.start]!r} at position {err.start}; "
+            "decode the text properly (e.g. errors='replace') before sending it"
+        ) from None
 _ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 
 
@@ -108,6 +119,7 @@ class Message:
                 f"message content must be text (str), got {type(self.content).__name__}; "
                 "pass images, audio, files and other non-text content as parts=(MediaPart(...), ...)"
             )
+        _check_text(self.content, f"{self.role} message content")
         from cascade_core.content import MediaPart
 
         if not isinstance(self.parts, tuple):
@@ -175,7 +187,7 @@ class Request:
                     f"messages[{i}] must be a cascade_core.types.Message, got {type(message).__name__}"
                 )
         if self.max_new_tokens is not None and (
-            not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1
+            isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1
         ):
             raise InvalidRequestError(f"max_new_tokens must be a positive int, got {self.max_new_tokens!r}")
         if self.temperature is not None and (
@@ -189,6 +201,8 @@ class Request:
             object.__setattr__(self, "stop", tuple(self.stop))
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise InvalidRequestError(f"stop must be non-empty strings, got {self.stop!r}")
+        for stop in self.stop:
+            _check_text(stop, "stop string")
         if not isinstance(self.tools, tuple):
             object.__setattr__(self, "tools", tuple(self.tools))
         names = [t.name for t in self.tools]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from cascade_core import ConfigurationError, Generation, TokenAlternative, TokenStep, make_scorer
+from cascade_core import ConfigurationError, Generation, SignalError, TokenAlternative, TokenStep, make_scorer
 from cascade_core.signals import (
     chow_average,
     chow_quantile,
@@ -81,10 +81,12 @@ def test_margin_restricted_to_label_first_tokens():
     assert first_token_margin(s, labels=["yes", "no"]) == 0.0
 
 
-def test_margin_needs_two_candidates():
-    with pytest.raises(ConfigurationError, match="top_k >= 2"):
+def test_margin_with_fewer_than_two_candidates_is_a_runtime_signal_error():
+    # a reply with < 2 alternatives is a fault of that reply, not of the configuration
+    with pytest.raises(SignalError, match="at least 2 candidates") as info:
         first_token_margin(step("a", ("a", 0.9)))
-    with pytest.raises(ConfigurationError, match="top_k"):
+    assert not isinstance(info.value, ConfigurationError)
+    with pytest.raises(SignalError, match="sent 1"):
         margin_from_logprobs([-0.1])
 
 
@@ -117,5 +119,5 @@ def test_unknown_signal_name_lists_allowed_values():
 
 
 def test_scorer_on_empty_generation_is_a_clear_error():
-    with pytest.raises(ConfigurationError, match="at least one generated token"):
+    with pytest.raises(SignalError, match="at least one generated token"):
         make_scorer("chow_average")(Generation("", ()))

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -104,22 +105,52 @@ class LargeModel(Protocol):
 _END = object()
 
 
+class _SerialIterator:
+    """A blocking iterator whose ``next`` and ``close`` never overlap, whichever thread calls them."""
+
+    def __init__(self, iterator: Iterator[Any]) -> None:
+        self.iterator = iterator
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def next(self) -> Any:
+        with self.lock:
+            return _END if self.closed else next(self.iterator, _END)
+
+    def close(self) -> None:
+        with self.lock:  # waits for a step still running in a worker thread
+            if self.closed:
+                return
+            self.closed = True
+            close = getattr(self.iterator, "close", None)
+            if close is not None:
+                close()
+
+
 async def iterate_in_thread(iterator: Iterator[Any]) -> AsyncIterator[Any]:
     """Drive a blocking iterator from asyncio, one ``next`` per worker-thread call.
 
     Used to give CPU-bound local models an async interface without a second implementation. The
-    iterator is closed (in a worker thread) if the consumer stops early.
+    iterator is closed (in a worker thread) if the consumer stops early. If the consumer is
+    *cancelled* while a step runs, ``CancelledError`` propagates at once and the iterator is
+    closed by a background thread as soon as that step returns (closing a generator while
+    another thread runs it would raise ``ValueError: generator already executing``).
     """
+    serial = _SerialIterator(iterator)
+    cancelled = False
     try:
         while True:
-            item = await asyncio.to_thread(next, iterator, _END)
+            item = await asyncio.to_thread(serial.next)
             if item is _END:
                 return
             yield item
+    except asyncio.CancelledError:
+        cancelled = True
+        threading.Thread(target=serial.close, name="cascade-close-cancelled", daemon=True).start()
+        raise
     finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            await asyncio.to_thread(close)
+        if not cancelled:
+            await asyncio.to_thread(serial.close)
 
 
 @dataclass

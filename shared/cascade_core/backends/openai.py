@@ -14,15 +14,20 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 import os
+import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from cascade_core.backends.base import CompletionChunk, StepsEnd, TokenModelBase
 from cascade_core.cost import count_tokens
 from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
+from cascade_core.redact import redact, redact_exception
 from cascade_core.tool_calls import recover_tool_calls, strip_tool_calls
 from cascade_core.types import Completion, Request, TokenAlternative, TokenStep, ToolCall, Usage
 
@@ -47,18 +52,33 @@ def _tool_choice(choice: str | None) -> Any:
     return {"type": "function", "function": {"name": choice}}
 
 
+_LOGPROB_TOLERANCE = 1e-6  # servers round; a log-prob a hair above 0 is 0, anything more is garbage
+
+
+def _logprob(value: Any, token: Any, what: str) -> float:
+    """A server-sent log-prob, checked: a number, not NaN, not positive (tiny rounding excepted)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if math.isnan(number) or number > _LOGPROB_TOLERANCE:
+        raise BackendError(f"server sent an invalid {what} log-prob {value!r} for token {str(token)[:40]!r} (must be <= 0)")
+    return min(0.0, number)
+
+
 def _field(obj: Any, name: str) -> Any:
     """``obj.name`` or ``obj[name]`` (completion chunks carry llama.cpp's chat-style log-probs as plain dicts)."""
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
-def _step(token: str, logprob: float, alternatives: list[tuple[str, float]]) -> TokenStep:
-    top = tuple(sorted((TokenAlternative(t, float(lp)) for t, lp in alternatives), key=lambda a: a.logprob, reverse=True))
-    return TokenStep(token, min(0.0, float(logprob)), top)
+def _step(token: str, logprob: Any, alternatives: list[tuple[str, Any]]) -> TokenStep:
+    top = tuple(sorted((TokenAlternative(t, _logprob(lp, t, "alternative")) for t, lp in alternatives),
+                       key=lambda a: a.logprob, reverse=True))
+    return TokenStep(token, _logprob(logprob, token, "token"), top)
 
 
 def _steps(chunk: Any) -> list[TokenStep]:
-    """TokenSteps from one streamed chunk's ``choices[0].logprobs``.
+    """TokenSteps from one streamed chunk's ``choices[0].logprobs`` (validated).
 
     Chat chunks carry ``logprobs.content`` (a list of tokens with ``top_logprobs``); completion chunks
     carry either the same list (llama.cpp) or the legacy ``tokens`` / ``token_logprobs`` /
@@ -185,7 +205,9 @@ class OpenAIModel(TokenModelBase):
         self.max_retries = max_retries
         self.__api_key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
         self._client: Any = None
-        self._aclient: Any = None
+        # one async client per event loop: an httpx pool is bound to the loop that opened it
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._aclients_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"OpenAIModel(model={self.model_name!r}, base_url={self.base_url!r}, top_k={self.top_k})"
@@ -201,12 +223,17 @@ class OpenAIModel(TokenModelBase):
 
     @property
     def aclient(self) -> Any:
-        if self._aclient is None:
-            openai = _import_openai()
-            self._aclient = openai.AsyncOpenAI(
-                base_url=self.base_url, api_key=self.__api_key, timeout=self.timeout, max_retries=self.max_retries
-            )
-        return self._aclient
+        """The ``AsyncOpenAI`` client of the running event loop (a new loop gets its own client)."""
+        loop = asyncio.get_running_loop()
+        with self._aclients_lock:
+            client = self._aclients.get(loop)
+            if client is None:
+                openai = _import_openai()
+                client = openai.AsyncOpenAI(
+                    base_url=self.base_url, api_key=self.__api_key, timeout=self.timeout, max_retries=self.max_retries
+                )
+                self._aclients[loop] = client
+        return client
 
     def count_tokens(self, text: str) -> int:
         return count_tokens(text)
@@ -260,8 +287,17 @@ class OpenAIModel(TokenModelBase):
         return kwargs
 
     def _error(self, err: Exception) -> BackendError:
-        # the openai client's messages never contain the key; still, say only what failed and where
-        return BackendError(f"{self.model_name} at {self.base_url or 'api.openai.com'}: {type(err).__name__}: {err}")
+        # an error body is server text: it may echo our Authorization header. Mask the key in the
+        # message and in the provider exception kept as __cause__.
+        redact_exception(err, (self.__api_key,))
+        detail = redact(str(err), (self.__api_key,))[:500]
+        return BackendError(f"{self.model_name} at {self.base_url or 'api.openai.com'}: {type(err).__name__}: {detail}")
+
+    def _truncated(self) -> BackendError:
+        return BackendError(
+            f"{self.model_name} at {self.base_url or 'api.openai.com'}: the stream ended without a finish_reason "
+            "(connection cut or not an SSE chat-completions stream); the answer may be truncated"
+        )
 
     def _check_logprobs(self, chunk: Any, steps: list[TokenStep]) -> None:
         if steps or not chunk.choices:
@@ -274,7 +310,9 @@ class OpenAIModel(TokenModelBase):
             )
 
     @staticmethod
-    def _end(chunk: Any, finish: str) -> str:
+    def _end(chunk: Any, finish: str | None) -> str | None:
+        if not hasattr(chunk, "choices"):
+            raise BackendError(f"server sent a stream event that is not a chat-completion chunk: {redact(str(chunk))[:80]!r}")
         if chunk.choices and chunk.choices[0].finish_reason:
             return str(chunk.choices[0].finish_reason)
         return finish
@@ -282,10 +320,10 @@ class OpenAIModel(TokenModelBase):
     # -- small-tier step streams -------------------------------------------------------------
     def _read(self, chunk: Any, state: dict[str, Any]) -> list[TokenStep]:
         """Steps of one streamed chunk; records usage and finish reason in ``state``."""
+        state["finish"] = self._end(chunk, state.get("finish"))
         steps = _steps(chunk)
         self._check_logprobs(chunk, steps)
         state["usage"] = _usage(getattr(chunk, "usage", None)) or state.get("usage")
-        state["finish"] = self._end(chunk, state.get("finish", "stop"))
         return steps
 
     def stream_steps(self, request: Request) -> Iterator[TokenStep | StepsEnd]:
@@ -301,7 +339,9 @@ class OpenAIModel(TokenModelBase):
             raise
         except Exception as err:
             raise self._error(err) from err
-        yield StepsEnd(state.get("usage"), state.get("finish", "stop"))
+        if state.get("finish") is None:
+            raise self._truncated()
+        yield StepsEnd(state.get("usage"), state["finish"])
 
     async def astream_steps(self, request: Request) -> AsyncIterator[TokenStep | StepsEnd]:  # type: ignore[override]
         state: dict[str, Any] = {}
@@ -317,10 +357,17 @@ class OpenAIModel(TokenModelBase):
             raise
         except Exception as err:
             raise self._error(err) from err
-        yield StepsEnd(state.get("usage"), state.get("finish", "stop"))
+        if state.get("finish") is None:
+            raise self._truncated()
+        yield StepsEnd(state.get("usage"), state["finish"])
 
     # -- large-tier text API -------------------------------------------------------------------
     def _to_completion(self, response: Any, request: Request) -> Completion:
+        if not hasattr(response, "choices"):
+            raise BackendError(
+                f"{self.model_name} at {self.base_url or 'api.openai.com'} sent a reply that is not a chat completion "
+                f"(not JSON?): {redact(str(response), (self.__api_key,))[:80]!r}"
+            )
         if not response.choices:
             raise BackendError(f"{self.model_name} returned no choices")
         message = response.choices[0].message
@@ -337,21 +384,26 @@ class OpenAIModel(TokenModelBase):
             return super().complete(request)
         try:
             response = self.client.chat.completions.create(**self._kwargs(request, scored=False, stream=False))
+            return self._to_completion(response, request)
+        except BackendError:
+            raise
         except Exception as err:
             raise self._error(err) from err
-        return self._to_completion(response, request)
 
     async def acomplete(self, request: Request) -> Completion:
         if self.prompt_format == "completion":
             return await super().acomplete(request)
         try:
             response = await self.aclient.chat.completions.create(**self._kwargs(request, scored=False, stream=False))
+            return self._to_completion(response, request)
+        except BackendError:
+            raise
         except Exception as err:
             raise self._error(err) from err
-        return self._to_completion(response, request)
 
     @staticmethod
-    def _chunk(chunk: Any, deltas: _ToolCallDeltas) -> CompletionChunk | None:
+    def _chunk(chunk: Any, deltas: _ToolCallDeltas, state: dict[str, Any]) -> CompletionChunk | None:
+        state["finish"] = OpenAIModel._end(chunk, state.get("finish"))
         deltas.add(chunk)
         text = (chunk.choices[0].delta.content or "") if chunk.choices else ""
         usage = _usage(getattr(chunk, "usage", None))
@@ -366,15 +418,18 @@ class OpenAIModel(TokenModelBase):
             yield from super().stream(request)
             return
         deltas = _ToolCallDeltas(request)
+        state: dict[str, Any] = {}
         try:
             for chunk in self.client.chat.completions.create(**self._kwargs(request, scored=False, stream=True)):
-                piece = self._chunk(chunk, deltas)
+                piece = self._chunk(chunk, deltas, state)
                 if piece is not None:
                     yield piece
         except BackendError:
             raise
         except Exception as err:
             raise self._error(err) from err
+        if state.get("finish") is None:
+            raise self._truncated()
         yield from deltas.end()
 
     async def astream(self, request: Request) -> AsyncIterator[CompletionChunk]:
@@ -383,14 +438,17 @@ class OpenAIModel(TokenModelBase):
                 yield piece
             return
         deltas = _ToolCallDeltas(request)
+        state: dict[str, Any] = {}
         try:
             async for chunk in await self.aclient.chat.completions.create(**self._kwargs(request, scored=False, stream=True)):
-                piece = self._chunk(chunk, deltas)
+                piece = self._chunk(chunk, deltas, state)
                 if piece is not None:
                     yield piece
         except BackendError:
             raise
         except Exception as err:
             raise self._error(err) from err
+        if state.get("finish") is None:
+            raise self._truncated()
         for piece in deltas.end():
             yield piece

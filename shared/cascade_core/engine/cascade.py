@@ -17,6 +17,7 @@ from cascade_core.backends.base import LargeModel, SmallModel
 from cascade_core.content import input_modalities
 from cascade_core.context import check_context_window
 from cascade_core.cost import Pricing, count_tokens
+from cascade_core.engine.deadlines import AsyncLimits, SyncLimits, check_timeout
 from cascade_core.engine.machine import (
     END,
     AnswerCheck,
@@ -32,8 +33,9 @@ from cascade_core.engine.machine import (
 )
 from cascade_core.engine.observers import PlanObserver, observe
 from cascade_core.engine.result import CascadeChunk, CascadeResult
-from cascade_core.errors import ConfigurationError
+from cascade_core.errors import ConfigurationError, DeadlineExceededError
 from cascade_core.rules import DeferralRule, ThresholdRule
+from cascade_core.scorers import min_top_k_of
 from cascade_core.types import Message, Request
 
 __all__ = ["Cascade", "Tier"]
@@ -41,6 +43,11 @@ __all__ = ["Cascade", "Tier"]
 logger = logging.getLogger(__name__)
 
 RequestLike = Request | str | Sequence[Message]
+
+#: Defaults (seconds): a small tier silent this long defers; a large tier this long fails; no call outlives the deadline.
+DEFAULT_SMALL_TIMEOUT = 10.0
+DEFAULT_LARGE_TIMEOUT = 60.0
+DEFAULT_DEADLINE = 120.0
 
 
 @dataclass
@@ -109,6 +116,15 @@ class Cascade:
         max_new_tokens: Default generation cap for requests that set none.
         monitor: A :class:`~cascade_core.monitor.DriftMonitor` told about every call (its status is
             added to ``result.metadata["drift"]``).
+        small_timeout: Seconds a non-final tier may go without delivering its next step (the first
+            one included) before it counts as failed — then ``on_small_error`` applies. ``None``: no limit.
+        large_timeout: Seconds the last tier may take for its answer (or between streamed chunks).
+        deadline: Seconds one call may take in all; past it :class:`DeadlineExceededError` is raised
+            and no further tier is called.
+        on_large_error: ``"raise"`` (default): a failing last tier raises :class:`LargeTierError`
+            carrying the decisions taken (the provider's exception as ``__cause__``); ``"small"``:
+            answer from the small tier instead, flagged ``result.fallback=True`` with the reason
+            (the small answer is generated in full if the rule had stopped it after one token).
 
     Example:
         >>> from cascade_core import Cascade, ThresholdRule
@@ -130,6 +146,10 @@ class Cascade:
         on_small_error: Literal["defer", "raise"] = "defer",
         max_new_tokens: int | None = None,
         monitor: PlanObserver | None = None,
+        small_timeout: float | None = DEFAULT_SMALL_TIMEOUT,
+        large_timeout: float | None = DEFAULT_LARGE_TIMEOUT,
+        deadline: float | None = DEFAULT_DEADLINE,
+        on_large_error: Literal["raise", "small"] = "raise",
     ) -> None:
         if isinstance(tiers, (str, bytes)) or len(tiers) < 2:
             raise ConfigurationError("a cascade needs at least 2 tiers, cheapest first")
@@ -150,11 +170,12 @@ class Cascade:
                     f"tier {i} ({tier.display_name}) must expose token log-probs (stream_steps/astream_steps, "
                     "top_k): only the last tier may be a text-only model"
                 )
-            needs_top = getattr(getattr(self.rules[i], "scorer", None), "name", "")
-            if needs_top.startswith(("margin", "entropy")) and tier.model.top_k < 2:
+            scorer = getattr(self.rules[i], "scorer", self.rules[i])
+            needs_top = min_top_k_of(scorer)
+            if tier.model.top_k < needs_top:
                 raise ConfigurationError(
-                    f"tier {i} ({tier.display_name}) has top_k={tier.model.top_k}; signal {needs_top!r} "
-                    "needs top_k >= 2"
+                    f"tier {i} ({tier.display_name}) has top_k={tier.model.top_k}; signal "
+                    f"{getattr(scorer, 'name', type(scorer).__name__)!r} needs top_k >= {needs_top}"
                 )
         if not isinstance(self.tiers[-1].model, LargeModel):
             raise ConfigurationError(
@@ -164,11 +185,17 @@ class Cascade:
             raise ConfigurationError(f"on_small_error must be 'defer' or 'raise', got {on_small_error!r}")
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
-        if max_new_tokens is not None and (not isinstance(max_new_tokens, int) or max_new_tokens < 1):
+        if max_new_tokens is not None and (isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1):
             raise ConfigurationError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+        if on_large_error not in ("raise", "small"):
+            raise ConfigurationError(f"on_large_error must be 'raise' or 'small', got {on_large_error!r}")
         self.max_concurrency = max_concurrency
         self.on_small_error = on_small_error
+        self.on_large_error = on_large_error
         self.max_new_tokens = max_new_tokens
+        self.small_timeout = check_timeout(small_timeout, "small_timeout")
+        self.large_timeout = check_timeout(large_timeout, "large_timeout")
+        self.deadline = check_timeout(deadline, "deadline")
         if monitor is not None and not callable(getattr(monitor, "on_effect", None)):
             raise ConfigurationError(f"monitor must be a DriftMonitor (or another plan observer), got {monitor!r}")
         self.monitor = monitor
@@ -188,7 +215,8 @@ class Cascade:
         req = _as_request(request)
         if req.max_new_tokens is None and self.max_new_tokens is not None:
             req = req.replace(max_new_tokens=self.max_new_tokens)
-        machine = plan(self._views, self.rules, req, streaming=streaming, check=check, on_small_error=self.on_small_error)
+        machine = plan(self._views, self.rules, req, streaming=streaming, check=check,
+                       on_small_error=self.on_small_error, on_large_error=self.on_large_error)
         return observe(machine, self._observers(streaming))
 
     def _observers(self, streaming: bool) -> list[PlanObserver]:
@@ -198,8 +226,13 @@ class Cascade:
         observers: list[PlanObserver] = [] if self.monitor is None else [self.monitor]
         return observers + ([tracing] if tracing is not None else [])
 
+    def _limits(self) -> tuple[tuple[float | None, ...], float | None]:
+        timeouts = (self.small_timeout,) * (len(self.tiers) - 1) + (self.large_timeout,)
+        return timeouts, self.deadline
+
     def _drive(self, machine: Any) -> Iterator[CascadeChunk]:
         open_streams: dict[int, Any] = {}
+        limits = SyncLimits(*self._limits())
         value: Any = None
         error: BaseException | None = None
         try:
@@ -209,24 +242,30 @@ class Cascade:
                     if isinstance(effect, Emit):
                         yield effect.chunk
                     elif isinstance(effect, NextStep | NextChunk):
-                        value = next(open_streams[effect.tier], END)
+                        value = limits.call(effect.tier, next, open_streams[effect.tier], END)
                     elif isinstance(effect, OpenSteps):
-                        open_streams[effect.tier] = iter(self.tiers[effect.tier].model.stream_steps(effect.request))
+                        model = self.tiers[effect.tier].model
+                        open_streams[effect.tier] = limits.call(effect.tier, _open, model.stream_steps, effect.request)
                     elif isinstance(effect, OpenChunks):
-                        open_streams[effect.tier] = iter(self.tiers[effect.tier].model.stream(effect.request))
+                        model = self.tiers[effect.tier].model
+                        open_streams[effect.tier] = limits.call(effect.tier, _open, model.stream, effect.request)
                     elif isinstance(effect, CloseSteps):
-                        _close(open_streams.pop(effect.tier, None))
+                        limits.close(effect.tier, open_streams.pop(effect.tier, None))
                     elif isinstance(effect, Complete):
-                        value = self.tiers[effect.tier].model.complete(effect.request)
+                        value = limits.call(effect.tier, self.tiers[effect.tier].model.complete, effect.request)
+                except DeadlineExceededError:
+                    raise  # past the deadline nothing more is called: not thrown into the plan
                 except Exception as err:
                     error = err
         finally:
-            for stream in open_streams.values():
-                _close(stream)
+            for tier, stream in open_streams.items():
+                limits.close(tier, stream)
+            limits.shutdown()
             machine.close()
 
     async def _adrive(self, machine: Any) -> AsyncIterator[CascadeChunk]:
         open_streams: dict[int, Any] = {}
+        limits = AsyncLimits(*self._limits())
         value: Any = None
         error: BaseException | None = None
         try:
@@ -236,7 +275,7 @@ class Cascade:
                     if isinstance(effect, Emit):
                         yield effect.chunk
                     elif isinstance(effect, NextStep | NextChunk):
-                        value = await anext(open_streams[effect.tier], END)
+                        value = await limits.call(effect.tier, anext(open_streams[effect.tier], END))
                     elif isinstance(effect, OpenSteps):
                         open_streams[effect.tier] = aiter(self.tiers[effect.tier].model.astream_steps(effect.request))
                     elif isinstance(effect, OpenChunks):
@@ -244,7 +283,9 @@ class Cascade:
                     elif isinstance(effect, CloseSteps):
                         await _aclose(open_streams.pop(effect.tier, None))
                     elif isinstance(effect, Complete):
-                        value = await self.tiers[effect.tier].model.acomplete(effect.request)
+                        value = await limits.call(effect.tier, self.tiers[effect.tier].model.acomplete(effect.request))
+                except DeadlineExceededError:
+                    raise
                 except Exception as err:
                     error = err
         finally:
@@ -346,10 +387,8 @@ def _final(chunks: Iterator[CascadeChunk]) -> CascadeResult:
     return result
 
 
-def _close(stream: Any) -> None:
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()
+def _open(open_stream: Any, request: Request) -> Any:
+    return iter(open_stream(request))
 
 
 async def _aclose(stream: Any) -> None:

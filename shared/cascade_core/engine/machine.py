@@ -10,6 +10,7 @@ all share this one implementation of the decision logic.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,8 +19,9 @@ from typing import Any
 from cascade_core.backends.base import CompletionChunk, StepsEnd
 from cascade_core.engine.result import CascadeChunk, CascadeResult, Decision, TierRun
 from cascade_core.engine.routing import check_media, fit_small_request, skip_reason
-from cascade_core.errors import ConfigurationError, InvalidRequestError
-from cascade_core.rules import DeferralRule
+from cascade_core.errors import ConfigurationError, InvalidRequestError, LargeTierError, SignalError
+from cascade_core.redact import redact
+from cascade_core.rules import DeferralRule, RuleOutcome
 from cascade_core.stops import StopFilter
 from cascade_core.tool_calls import ToolCallError, parse_tool_calls, render_for_text_model
 from cascade_core.types import Completion, Generation, Request, TokenStep, ToolCall, Usage
@@ -122,6 +124,20 @@ def _generation(run: _SmallRun, tier: TierView, request: Request, early: bool) -
     )
 
 
+def _decide(rule: DeferralRule, generation: Generation, index: int) -> RuleOutcome:
+    """The rule's outcome; a reply the signal cannot score (NaN log-probs, missing alternatives) defers."""
+    try:
+        return rule.decide(generation)
+    except SignalError as err:
+        signal = getattr(getattr(rule, "scorer", None), "name", type(rule).__name__)
+        logger.warning("tier %d: %s; deferring", index, err)
+        return RuleOutcome(True, math.nan, math.nan, signal, f"defer: tier {index} reply cannot be scored: {err}")
+
+
+def _number(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else value
+
+
 def _check_answer(
     generation: Generation, request: Request, check: AnswerCheck | None
 ) -> tuple[str | None, tuple[ToolCall, ...]]:
@@ -152,6 +168,7 @@ def plan(
     streaming: bool,
     check: AnswerCheck | None = None,
     on_small_error: str = "defer",
+    on_large_error: str = "raise",
 ) -> Generator[Effect, Any, CascadeResult]:
     """The cascade for one request, as a generator of effects returning a :class:`CascadeResult`.
 
@@ -159,9 +176,11 @@ def plan(
     the first step (first-token margin) is applied right after it: a deferral closes the stream at
     once; a kept answer is streamed from there on (when no answer check needs the whole text).
     Other rules and any answer check see the full generation; its text is emitted after the
-    decision. The last tier answers whatever reaches it.
+    decision. The last tier answers whatever reaches it; if it fails, ``on_large_error`` says
+    whether to raise :class:`LargeTierError` or fall back to the last small answer.
     """
     decisions: list[Decision] = []
+    fallback: _Fallback | None = None
     runs: list[TierRun] = []
     last = len(tiers) - 1
     must_buffer = check is not None or bool(request.tools)
@@ -201,7 +220,7 @@ def plan(
                     run.end = after if isinstance(after, StepsEnd) else None
                     break
                 if outcome is None and rule.first_step_only and len(run.steps) == 1:
-                    outcome = rule.decide(_generation(run, tier, small_request, early=False))
+                    outcome = _decide(rule, _generation(run, tier, small_request, early=False), index)
                     if outcome.defer:
                         early = True
                         break
@@ -226,13 +245,16 @@ def plan(
         if not generation.steps:
             decisions.append(Decision(index, True, None, None, "empty", f"tier {index} produced no tokens; deferring"))
             continue
+        fallback = _Fallback(index, small_request, generation)
         if outcome is None:
-            outcome = rule.decide(generation)
-        decision = Decision(index, outcome.defer, outcome.score, outcome.threshold, outcome.signal, outcome.reason + context_note, early)
+            outcome = _decide(rule, generation, index)
+        score, threshold = _number(outcome.score), _number(outcome.threshold)
+        decision = Decision(index, outcome.defer, score, threshold, outcome.signal, outcome.reason + context_note, early)
         if not outcome.defer:
             rejection, calls = _check_answer(generation, request, check)
             if rejection is not None:
-                decision = Decision(index, True, outcome.score, outcome.threshold, outcome.signal, rejection, early)
+                decision = Decision(index, True, score, threshold, outcome.signal, rejection, early)
+                fallback = None  # an answer that failed validation is no fallback
             else:
                 generation = replace(generation, tool_calls=calls)
         decisions.append(decision)
@@ -248,6 +270,46 @@ def plan(
 
     tier = tiers[last]
     started = time.perf_counter()
+    progress = _LargeProgress()
+    try:
+        completion = yield from _ask_large(tier, last, request, streaming, progress)
+    except (ConfigurationError, InvalidRequestError):
+        raise
+    except Exception as err:
+        record = decisions[-1].reason if decisions else "no decision"
+        message = f"tier {last} ({tier.model_name}) failed after the deferral ({record}): {type(err).__name__}: {redact(str(err))}"
+        runs.append(TierRun(last, tier.model_name, Usage(), time.perf_counter() - started, 0.0))
+        if on_large_error != "small" or progress.emitted or fallback is None:
+            raise LargeTierError(message, tier=last, decisions=tuple(decisions)) from err
+        logger.warning("%s; answering from tier %d (on_large_error='small')", message, fallback.tier)
+        answer = yield from _fall_back(tiers, request, decisions, runs, fallback, streaming, message, check)
+        if answer is None:
+            raise LargeTierError(message, tier=last, decisions=tuple(decisions)) from err
+        return answer
+    runs.append(TierRun(last, completion.model_name or tier.model_name, completion.usage, time.perf_counter() - started, tier.cost(completion.usage)))
+    result = _result(tiers, request, decisions, runs, completion.text, last, completion=completion)
+    yield Emit(CascadeChunk("", last, result=result))
+    return result
+
+
+@dataclass
+class _LargeProgress:
+    emitted: bool = False
+
+
+@dataclass(frozen=True)
+class _Fallback:
+    """The last small answer that could stand in for a failed large tier."""
+
+    tier: int
+    request: Request
+    generation: Generation
+
+
+def _ask_large(
+    tier: TierView, last: int, request: Request, streaming: bool, progress: _LargeProgress
+) -> Generator[Effect, Any, Completion]:
+    """The last tier's completion (streamed chunks are emitted as they come)."""
     if streaming:
         yield OpenChunks(last, request)
         texts: list[str] = []
@@ -265,24 +327,77 @@ def plan(
             raws.append(chunk.raw)
             if chunk.text or chunk.raw is not None:
                 yield Emit(CascadeChunk(chunk.text, last, raw=chunk.raw))
+                progress.emitted = True  # the caller has large-tier output: no fallback may follow it
         text = "".join(texts)
         usage = usage or Usage(tier.count_tokens(request.prompt_text), tier.count_tokens(text))
-        completion = Completion(text, usage, tier.model_name, large_calls, raw=raws)
-    else:
-        completion = yield Complete(last, request)
-        assert isinstance(completion, Completion)
-        if completion.usage == Usage():
-            completion = Completion(
-                completion.text,
-                Usage(tier.count_tokens(request.prompt_text), tier.count_tokens(completion.text)),
-                completion.model_name or tier.model_name,
-                completion.tool_calls,
-                completion.finish_reason,
-                completion.raw,
-            )
-    runs.append(TierRun(last, completion.model_name or tier.model_name, completion.usage, time.perf_counter() - started, tier.cost(completion.usage)))
-    result = _result(tiers, request, decisions, runs, completion.text, last, completion=completion)
-    yield Emit(CascadeChunk("", last, result=result))
+        return Completion(text, usage, tier.model_name, large_calls, raw=raws)
+    completion = yield Complete(last, request)
+    assert isinstance(completion, Completion)
+    if completion.usage == Usage():
+        completion = Completion(
+            completion.text,
+            Usage(tier.count_tokens(request.prompt_text), tier.count_tokens(completion.text)),
+            completion.model_name or tier.model_name,
+            completion.tool_calls,
+            completion.finish_reason,
+            completion.raw,
+        )
+    return completion
+
+
+def _regenerate(tier: TierView, fallback: _Fallback, stop: Sequence[str]) -> Generator[Effect, Any, Generation]:
+    """Run a small tier to the end (its answer was cut after one step by a first-step rule)."""
+    run = _SmallRun(StopFilter(tuple(stop)))
+    yield OpenSteps(fallback.tier, fallback.request)
+    while True:
+        event = yield NextStep(fallback.tier)
+        if isinstance(event, StepsEnd) or event is END:
+            run.end = event if isinstance(event, StepsEnd) else None
+            break
+        run.steps.append(event)
+        piece, stopped = run.stops.feed(event.output_text)
+        run.pieces.append(piece)
+        if stopped:
+            run.stopped_by_string = True
+            break
+    if not run.stopped_by_string:
+        run.pieces.append(run.stops.flush())
+    yield CloseSteps(fallback.tier)
+    return _generation(run, tier, fallback.request, early=False)
+
+
+def _fall_back(
+    tiers: Sequence[TierView],
+    request: Request,
+    decisions: list[Decision],
+    runs: list[TierRun],
+    fallback: _Fallback,
+    streaming: bool,
+    reason: str,
+    check: AnswerCheck | None,
+) -> Generator[Effect, Any, CascadeResult | None]:
+    """Answer from the small tier after the large one failed; None if that answer fails the request's checks."""
+    tier = tiers[fallback.tier]
+    generation = fallback.generation
+    if not generation.complete:
+        started = time.perf_counter()
+        try:
+            generation = yield from _regenerate(tier, fallback, request.stop)
+        except (ConfigurationError, InvalidRequestError):
+            raise
+        except Exception as err:  # the small tier failed too: the large tier's error is the one to report
+            logger.warning("fallback generation on tier %d failed: %s", fallback.tier, err)
+            return None
+        runs.append(TierRun(fallback.tier, tier.model_name, generation.usage, time.perf_counter() - started, tier.cost(generation.usage)))
+    rejection, calls = _check_answer(generation, request, check)
+    if rejection is not None:
+        return None
+    generation = replace(generation, tool_calls=calls)
+    if streaming and generation.text:
+        yield Emit(CascadeChunk(generation.text, fallback.tier))
+    result = _result(tiers, request, decisions, runs, generation.text, fallback.tier, generation=generation)
+    result = replace(result, fallback=True, fallback_reason=reason)
+    yield Emit(CascadeChunk("", fallback.tier, result=result))
     return result
 
 

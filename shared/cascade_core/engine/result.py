@@ -80,6 +80,8 @@ class CascadeResult:
         all_large_cost: Estimated cost had the query gone straight to the last tier.
         generation: The small-tier generation with token scores, when a small tier answered.
         completion: The last tier's completion, when it answered (its ``raw`` holds the framework object).
+        fallback: True when the last tier failed and a small tier's answer was given instead
+            (``Cascade(on_large_error="small")``); ``fallback_reason`` says what failed.
     """
 
     text: str
@@ -93,6 +95,8 @@ class CascadeResult:
     generation: Generation | None = None
     completion: Completion | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    fallback: bool = False
+    fallback_reason: str | None = None
 
     @property
     def decision(self) -> Decision | None:
@@ -133,6 +137,8 @@ class CascadeResult:
             "cost": self.cost,
             "all_large_cost": self.all_large_cost,
             "saved": self.saved,
+            "fallback": self.fallback,
+            "fallback_reason": self.fallback_reason,
         }
 
 
