@@ -40,7 +40,6 @@ def fake():
 @pytest.fixture(scope="module")
 def running(fake):
     large = OpenAIModel("fake-large", base_url=fake.base_url, api_key=TIER_KEY, top_k=0, max_retries=0)
-    assert large.aclient is not None  # build the HTTP client now, not inside a timed request
     settings = ServerSettings(api_keys=(KEY, "sk-second-key"), max_concurrency=2, retry_after_s=3, request_timeout_s=1.0,
                               max_request_bytes=4000, max_tokens_limit=100)
     with socket.socket() as sock:  # a port nothing listens on: a tier that is down

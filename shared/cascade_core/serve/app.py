@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -285,7 +286,18 @@ def create_app(cascades: Mapping[str, Cascade], settings: ServerSettings | None 
         raise ValueError("create_app needs at least one cascade")
     settings = settings or ServerSettings()
     server = _Server(cascades, settings, metrics or ServeMetrics(cascades))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        from cascade_core.serve.build import warm_up
+
+        for cascade in cascades.values():  # the serving loop's HTTP clients, before the first request
+            for tier in cascade.tiers:
+                warm_up(tier.model)
+        yield
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/v1/chat/completions", server.chat_completions, methods=["POST"]),
             Route("/v1/models", server.models, methods=["GET"]),

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any
@@ -68,7 +69,9 @@ def warm_up(model: Any) -> None:
     """Create a tier's async HTTP client now: building one loads TLS certificates (~0.5-2 s), which
     must not happen on the event loop during the first request."""
     if hasattr(type(model), "aclient"):
-        model.aclient  # noqa: B018 - the property creates and caches the client
+        # outside a running loop there is nothing to warm: OpenAIModel keeps one client per event loop
+        with contextlib.suppress(RuntimeError):
+            model.aclient  # noqa: B018 - the property creates and caches the running loop's client
 
 
 def build_cascade(config: CascadeConfig) -> Cascade:
