@@ -4,9 +4,10 @@ Both tiers are real models served by llama.cpp's OpenAI-compatible server on 127
 tier is SmolLM2-135M-Instruct through the core ``OpenAIModel`` (top-5 log-probs per token), the large
 tier is Qwen2.5-Coder-1.5B-Instruct through LangChain's own ``ChatOpenAI``. The suite runs twice:
 
-* ``TestRealCascadeKept`` — threshold 0, so every small answer that is *valid* is kept. Plain text
-  comes from SmolLM2; its tool calls and structured answers are often invalid (a 135M model) and
-  then correctly defer to Qwen. The contract under test is the returned message either way.
+* ``TestRealCascadeKept`` — the library's default threshold (first-token margin 0.3): confident
+  SmolLM2 answers are kept (``"Hello"``: margin 0.62, measured), unsure ones defer to Qwen, and so do
+  its tool calls and structured answers whenever they are invalid (often, for a 135M model). The
+  contract under test is the returned message either way.
 * ``TestRealCascadeDeferred`` — threshold +inf, so every answer comes from Qwen via ``ChatOpenAI``
   (which writes tool calls as a ```json block in content; the large-tier wrapper recovers them).
 
@@ -43,7 +44,7 @@ def _large_chat_openai(server: Any) -> Any:
 
 
 class _RealIntegration(ChatModelIntegrationTests):
-    threshold = 0.0
+    threshold = 0.3
 
     @pytest.fixture(autouse=True)
     def _servers(self, llama_small_server: Any, llama_large_server: Any) -> None:
@@ -77,9 +78,15 @@ class _RealIntegration(ChatModelIntegrationTests):
 
 
 class TestRealCascadeKept(_RealIntegration):
-    """Threshold 0: valid small-tier (SmolLM2) answers are kept; invalid calls/JSON defer to Qwen."""
+    """Default threshold 0.3: confident, valid SmolLM2 answers are kept; the rest defer to Qwen.
 
-    threshold = 0.0
+    Not threshold 0 ("keep every valid small answer"): measured, SmolLM2 answers test_agent_loop's
+    weather question in prose instead of calling the offered tool (margin 0.15). With
+    ``tool_choice="auto"`` prose is a valid answer, so at threshold 0 it is kept and the test fails;
+    the uncertainty signal is what catches it, which is the cascade working as designed.
+    """
+
+    threshold = 0.3
 
 
 class TestRealCascadeDeferred(_RealIntegration):
