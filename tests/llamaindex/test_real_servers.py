@@ -55,8 +55,7 @@ async def test_function_agent_really_calls_the_tool(llama_small_server, llama_la
     assert calls == [(1234, 5678)]
     answer = str(result.response.content).replace(",", "")
     assert "7006652" in answer, answer
-    tiers = [c.tool_name for c in result.tool_calls]
-    assert tiers == ["multiply"]
+    assert [c.tool_name for c in result.tool_calls] == ["multiply"]
 
 
 class City(BaseModel):
