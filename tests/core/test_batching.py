@@ -140,3 +140,37 @@ def test_max_batch_size_is_validated_and_one_turns_batching_off(tiny_pair):
     sizes = _count_forwards(single)
     Cascade([single, ScriptedModel("L")], rules=ThresholdRule("margin", 1.0)).batch(PROMPTS[:3])
     assert sizes == [1, 1, 1]
+
+
+TEMPLATE = "the cat sat on the mat . the dog ate the bone . paris is the capital of france . rome is the capital of"
+
+
+def test_prompts_sharing_a_template_prefix_compute_it_once_and_match_unbatched():
+    tok = tiny_tokenizer()
+    model = TransformersModel(tiny_model(tok, layers=2), tok, top_k=3, max_new_tokens=5, prompt_format="completion")
+    prompts = [f"{TEMPLATE} {end}" for end in ("italy . what", "spain ? madrid", "france", "italy . yes no maybe")]
+    prompts += ["the cat", "what is the capital of spain ?"]  # share nothing long: prefilled in a plain group
+    requests = [Request.from_prompt(p) for p in prompts]
+    solo = [_events(model.stream_steps(r)) for r in requests]
+    sizes = _count_forwards(model)
+    batched = [_events(s) for s in model.stream_steps_batch(requests)]
+    for a, b in zip(solo, batched):
+        _assert_same_steps(a, b)
+    # the template once (batch of 1), the four suffixes together, the two other prompts together, then decoding
+    assert sizes[:3] == [1, 4, 2] and set(sizes[3:]) == {1}
+
+
+@pytest.mark.slow
+def test_real_small_model_batch_decisions_identical_to_one_by_one(embedded_small_completion):
+    from cascade_core.datasets.world_facts import few_shot_prompt, load_world_facts
+
+    prompts = [few_shot_prompt(e) for e in load_world_facts("test", limit=16)]
+    requests = [Request.from_prompt(p, stop=("\n",)) for p in prompts]
+    cascade = Cascade([embedded_small_completion, ScriptedModel("large")], rules=ThresholdRule("margin", 0.3))
+    one_by_one = [cascade.invoke(r) for r in requests]
+    batched = cascade.batch(requests)
+    assert {r.tier for r in one_by_one} == {0, 1}  # both kept and deferred answers are compared
+    for a, b in zip(one_by_one, batched):
+        assert (a.tier, a.text, a.decision.defer) == (b.tier, b.text, b.decision.defer)
+        assert b.decision.score == pytest.approx(a.decision.score, abs=1e-3)
+        assert a.runs[0].usage == b.runs[0].usage

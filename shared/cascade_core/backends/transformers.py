@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 
 from cascade_core.backends.base import StepsEnd, TokenModelBase
+from cascade_core.backends.prefill import shared_prefix_groups, split_kv
 from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
 from cascade_core.stops import truncate_at_stop
 from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
@@ -253,26 +254,44 @@ class TransformersModel(TokenModelBase):
         return streams
 
     def _prefill_rows(self, inputs: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor | None, Any]]:
-        """One left-padded forward over ``inputs``; per input its last logits, hidden state and KV cache."""
+        """Batched prefill of ``inputs``; per input its last logits, hidden state and own KV cache.
+
+        Prompts sharing a long token prefix (one few-shot template) are grouped: the prefix is
+        computed once per group, then the differing suffixes in one left-padded forward pass.
+        """
+        rows: list[Any] = [None] * len(inputs)
+        for members, shared in shared_prefix_groups([ids[0].tolist() for ids in inputs]):
+            for i, row in zip(members, self._prefill_group([inputs[i] for i in members], shared)):
+                rows[i] = row
+        return rows
+
+    def _prefill_group(self, inputs: list[torch.Tensor], shared: int) -> list[tuple[torch.Tensor, torch.Tensor | None, Any]]:
         from transformers import DynamicCache
         from transformers.cache_utils import DynamicLayer
 
-        width = max(int(ids.shape[1]) for ids in inputs)
+        past: dict[str, Any] = {}
+        if shared:  # the common prefix once, its cache then repeated for every member
+            prefix = self._forward(input_ids=inputs[0][:, :shared], **self._last_logits)
+            cache = getattr(prefix, self._cache_arg)
+            cache.batch_repeat_interleave(len(inputs))
+            past = {self._cache_arg: cache}
+        width = max(int(ids.shape[1]) - shared for ids in inputs)
         batch = torch.full((len(inputs), width), self._pad_id, dtype=torch.long)
         mask = torch.zeros((len(inputs), width), dtype=torch.long)
         for row, ids in enumerate(inputs):
-            batch[row, width - ids.shape[1]:] = ids[0]
-            mask[row, width - ids.shape[1]:] = 1
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # each prompt starts at position 0, as unbatched
-        out = self._forward(input_ids=batch, attention_mask=mask, position_ids=positions, **self._last_logits)
+            batch[row, width - (ids.shape[1] - shared):] = ids[0, shared:]
+            mask[row, width - (ids.shape[1] - shared):] = 1
+        positions = shared + (mask.cumsum(-1) - 1).clamp(min=0)  # positions as in the unbatched prompt
+        full_mask = torch.cat([torch.ones((len(inputs), shared), dtype=torch.long), mask], dim=1)
+        out = self._forward(input_ids=batch, attention_mask=full_mask, position_ids=positions, **past, **self._last_logits)
         layers = getattr(getattr(out, self._cache_arg, None), "layers", None)
         if not layers or any(type(layer) is not DynamicLayer for layer in layers):
             raise BackendError(f"cache {type(getattr(out, self._cache_arg, None)).__name__} cannot be split per request")
         rows = []
         for row, ids in enumerate(inputs):
-            pad = width - int(ids.shape[1])  # drop the padding: the cache is then that of the prompt alone
-            cache = DynamicCache([(layer.keys[row:row + 1, :, pad:], layer.values[row:row + 1, :, pad:]) for layer in layers])
-            rows.append(self._row(out, row, cache))
+            pad = width - (int(ids.shape[1]) - shared)  # dropped: the cache is then that of the prompt alone
+            kv = [(split_kv(layer.keys, row, shared, pad), split_kv(layer.values, row, shared, pad)) for layer in layers]
+            rows.append(self._row(out, row, DynamicCache(kv)))
         return rows
 
     def _row(self, out: Any, row: int, cache: Any) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
