@@ -3,7 +3,8 @@
 1. A long generation (``--tokens``, default 1,000) with the cascade's step stream, which keeps
    only each step's top-k, vs ``model.generate(output_scores=True)``, which keeps the full
    vocabulary's scores per step. Each runs in a fresh child process; the peak RSS increase over
-   the child's own warmed-up baseline is printed, with the bytes per generated token.
+   the child's own warmed-up baseline is printed, and the bytes each keeps per generated token
+   (the steps' Python objects, traced with ``tracemalloc``; the score tensors' ``nbytes``).
 2. ``Cascade.abatch`` over ``--calls`` requests (default 200 and 2,000; batched prefill, margin
    rule at the median score: about half of the answers kept, scripted large tier), each in a fresh child process: peak RSS
    must grow with the results kept, not without bound. This check uses the tiny from-config model
@@ -21,6 +22,7 @@ import os
 import resource
 import subprocess
 import sys
+import tracemalloc
 
 import _common
 
@@ -35,14 +37,18 @@ def child_generation(args) -> dict[str, float]:
     from cascade_core import Request
 
     small = _common.small_model(args.tiny, max_new_tokens=args.tokens)
-    prompt = _common.prompts(args.tiny, 1)[0]
+    prompt = _common.prompts(True, 1)[0] if args.tiny else "Once upon a time, in a small village by the sea,"
     list(small.stream_steps(Request.from_prompt(prompt, max_new_tokens=2)))  # warm-up: allocator, caches
     ids = small.tokenizer(small.render(Request.from_prompt(prompt)), return_tensors="pt")
     with torch.inference_mode():
         small.model.generate(**ids, max_new_tokens=2, do_sample=False, pad_token_id=small.tokenizer.eos_token_id)
     baseline = peak_rss_mb()
+    kept_bytes = 0
     if args.child == "topk":
+        tracemalloc.start()  # the Python objects the recording keeps (steps, alternatives, strings)
         steps = list(small.stream_steps(Request.from_prompt(prompt)))[:-1]  # what a Generation keeps
+        kept_bytes = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
         tokens = len(steps)
     else:
         with torch.inference_mode():
@@ -51,7 +57,8 @@ def child_generation(args) -> dict[str, float]:
                 return_dict_in_generate=True, pad_token_id=small.tokenizer.eos_token_id, top_p=None, top_k=None, temperature=None,
             )
         tokens = len(out.scores)
-    return {"tokens": tokens, "baseline_mb": baseline, "increase_mb": peak_rss_mb() - baseline}
+        kept_bytes = sum(t.nbytes for t in out.scores)
+    return {"tokens": tokens, "baseline_mb": baseline, "increase_mb": peak_rss_mb() - baseline, "kept_bytes": kept_bytes}
 
 
 def child_abatch(args) -> dict[str, float]:
@@ -93,9 +100,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"generation of {args.tokens} tokens ({'tiny' if args.tiny else 'SmolLM2-135M'}), peak RSS increase over a warm baseline:")
     for name, r in (("top-k steps (cascade)", topk), ("output_scores=True", scores)):
         per_token = r["increase_mb"] * 2**20 / max(r["tokens"], 1)
-        print(f"  {name:>22}: {r['increase_mb']:8.1f} MB for {r['tokens']} tokens ({per_token / 1024:.1f} KiB/token)")
-    ratio = (scores["increase_mb"] / scores["tokens"]) / max(topk["increase_mb"] / max(topk["tokens"], 1), 1e-9)
-    print(f"  output_scores / top-k, per token: {ratio:.0f}x")
+        kept = r["kept_bytes"] / max(r["tokens"], 1) / 1024
+        print(f"  {name:>22}: {r['increase_mb']:8.1f} MB peak RSS for {r['tokens']} tokens ({per_token / 1024:.1f} KiB/token); "
+              f"kept: {kept:.1f} KiB/token")
+    ratio = (scores["kept_bytes"] / scores["tokens"]) / max(topk["kept_bytes"] / max(topk["tokens"], 1), 1e-9)
+    print(f"  output_scores / top-k, kept bytes per token: {ratio:.0f}x")
     rows = {n: spawn("--child", "abatch", "--calls", str(n), *common) for n in args.calls}
     print("abatch (tiny model, batched prefill, margin at the median score), peak RSS increase over a warm baseline:")
     for n, r in rows.items():

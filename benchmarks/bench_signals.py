@@ -1,6 +1,7 @@
 """Benchmark 4: what the deferral signals cost next to the generation they judge.
 
-Generates one answer of up to 256 tokens with the small model (``Cascade.invoke``, answer kept),
+Generates one answer of up to 256 tokens to an open-ended prompt with the small model
+(``Cascade.invoke``, answer kept),
 then times every signal's rule on that generation — first-token margin, Chow-Sum, Chow-Average,
 Chow-Quantile, entropy, and a fitted learned rule (logistic, paper A's features) — as
 ``ThresholdRule(...).decide``, averaged over ``--repeats`` calls. Prints each as a share of the
@@ -35,11 +36,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p = _common.parser(__doc__)
     p.add_argument("--tokens", type=int, default=256)
     p.add_argument("--repeats", type=int, default=200)
+    p.add_argument("--prompt", default="Once upon a time, in a small village by the sea,", help="an open-ended prompt")
     args = p.parse_args(argv)
     _common.set_threads(args.threads)
     small = _common.small_model(args.tiny, max_new_tokens=args.tokens)
     cascade = Cascade([small, ScriptedModel("stub")], rules=ThresholdRule("margin", 0.0))
-    request = Request.from_prompt(_common.prompts(args.tiny, 1)[0])
+    request = Request.from_prompt(_common.prompts(True, 1)[0] if args.tiny else args.prompt)
     cascade.invoke(Request.from_prompt("Hello", max_new_tokens=2))  # warm-up
     started = time.perf_counter()
     result = cascade.invoke(request)
