@@ -1,7 +1,7 @@
 # The two commands of the README. Each sets up .venv by itself (idempotent; see scripts/setup.sh).
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-fast lint three-tier
+.PHONY: setup demo test test-fast lint three-tier bench
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +17,12 @@ test: setup
 ## test-fast: everything except the tests that load the real embedded models
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+## bench: every benchmark in benchmarks/ with the embedded SmolLM2-135M (ratios measured in one run; see docs/performance.md)
+bench: setup
+	@for b in overhead adapters early_exit signals batch memory; do \
+		echo "== benchmarks/bench_$$b.py"; $(PY) benchmarks/bench_$$b.py --quiet || exit 1; echo; \
+	done
 
 lint: setup
 	$(PY) -m ruff check shared langchain_cascade llamaindex_cascade tests examples

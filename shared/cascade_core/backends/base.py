@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -21,6 +21,7 @@ from cascade_core.stops import StopFilter, truncate_at_stop
 from cascade_core.types import Completion, Request, TokenStep, ToolCall, Usage
 
 __all__ = [
+    "BatchPrefillModel",
     "CompletionChunk",
     "LargeModel",
     "SmallModel",
@@ -82,6 +83,25 @@ class SmallModel(Protocol):
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens of ``text`` for this model."""
+        ...
+
+
+@runtime_checkable
+class BatchPrefillModel(Protocol):
+    """A small tier that can prefill many requests in one forward pass (a local model).
+
+    ``Cascade.batch`` / ``abatch`` use it: they open the first tier's step streams for up to
+    ``max_batch_size`` requests at once, so a batch of first-token-margin decisions costs about one
+    padded forward pass instead of one per request.
+
+    Attributes:
+        max_batch_size: Most requests prefilled together (1 turns batching off).
+    """
+
+    max_batch_size: int
+
+    def stream_steps_batch(self, requests: Sequence[Request]) -> list[Iterator[TokenStep | StepsEnd]]:
+        """One step stream per request, each yielding what ``stream_steps`` would for it."""
         ...
 
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import torch
 
 from cascade_core.backends.base import StepsEnd, TokenModelBase
+from cascade_core.backends.prefill import shared_prefix_groups, split_kv
 from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
 from cascade_core.stops import truncate_at_stop
 from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
@@ -65,6 +66,9 @@ class TransformersModel(TokenModelBase):
         record_embedding: Also record the mean last-layer hidden state of the generated tokens
             (the "Post-Hoc-Embed" feature of paper A).
         name: Model name for results (default: the model's ``name_or_path``).
+        dtype: Weights' dtype when ``model`` is a path to load.
+        max_batch_size: Most requests :meth:`stream_steps_batch` prefills in one forward pass
+            (``Cascade.batch`` / ``abatch`` group requests by it); 1 turns batched prefill off.
 
     Example:
         >>> from cascade_core.testing import tiny_model, tiny_tokenizer
@@ -88,6 +92,7 @@ class TransformersModel(TokenModelBase):
         record_embedding: bool = False,
         name: str | None = None,
         dtype: torch.dtype = torch.float32,
+        max_batch_size: int = 16,
     ) -> None:
         if isinstance(model, str):
             model, tokenizer = _load(model, dtype)
@@ -97,6 +102,8 @@ class TransformersModel(TokenModelBase):
             raise ConfigurationError(f"TransformersModel.top_k must be a positive int, got {top_k!r}")
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ConfigurationError(f"TransformersModel.max_new_tokens must be a positive int, got {max_new_tokens!r}")
+        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
+            raise ConfigurationError(f"TransformersModel.max_batch_size must be a positive int, got {max_batch_size!r}")
         if prompt_format not in _FORMATS:
             raise ConfigurationError(f"prompt_format must be one of {list(_FORMATS)}, got {prompt_format!r}")
         has_template = bool(getattr(tokenizer, "chat_template", None))
@@ -112,11 +119,19 @@ class TransformersModel(TokenModelBase):
         self.temperature = float(temperature)
         self.seed = seed
         self.record_embedding = record_embedding
+        self.max_batch_size = max_batch_size
         self.model_name = name or str(getattr(model, "name_or_path", "") or type(model).__name__)
         self.context_window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
         self._lock = threading.Lock()
         # transformers >= 5.2x names the KV cache ``cache``; older releases ``past_key_values``
-        self._cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        forward_params = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in forward_params else "past_key_values"
+        # a prefill needs the last position's logits only (as ``generate`` does): skips the LM head elsewhere
+        self._last_logits: dict[str, Any] = {"logits_to_keep": 1} if "logits_to_keep" in forward_params else {}
+        self._pieces: dict[int, str] = {}  # token id -> its text alone (decoded once per id)
+        self._batchable = True  # False once a batched prefill failed (e.g. a cache that cannot be split)
+        pad = getattr(tokenizer, "pad_token_id", None)
+        self._pad_id = int(pad if pad is not None else tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0)
         eos = getattr(model.generation_config, "eos_token_id", None) if getattr(model, "generation_config", None) else None
         eos = eos if eos is not None else tokenizer.eos_token_id
         self._eos: set[int] = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
@@ -169,7 +184,13 @@ class TransformersModel(TokenModelBase):
         for token_id in extra:
             pairs.setdefault(token_id, float(logprobs[token_id]))
         ranked = sorted(pairs.items(), key=lambda kv: kv[1], reverse=True)
-        return tuple(TokenAlternative(self.tokenizer.decode([i]), float(v)) for i, v in ranked)
+        return tuple(TokenAlternative(self._piece(i), float(v)) for i, v in ranked)
+
+    def _piece(self, token_id: int) -> str:
+        piece = self._pieces.get(token_id)
+        if piece is None:
+            piece = self._pieces[token_id] = self.tokenizer.decode([token_id])
+        return piece
 
     def _choose(self, logits: torch.Tensor, logprobs: torch.Tensor, generator: torch.Generator) -> int:
         if self.temperature == 0:
@@ -189,43 +210,149 @@ class TransformersModel(TokenModelBase):
         uncertainty) with empty ``text``. Closing the iterator stops decoding immediately.
         """
         input_ids = self._encode(request)
+        try:
+            out = self._forward(input_ids=input_ids, **self._last_logits)
+        except Exception as err:
+            raise BackendError(f"{self.model_name}: forward pass failed: {err}") from err
+        yield from self._decode(request, int(input_ids.shape[1]), *self._row(out, 0, getattr(out, self._cache_arg, None)))
+
+    def stream_steps_batch(self, requests: Sequence[Request]) -> list[Iterator[TokenStep | StepsEnd]]:
+        """Prefill ``requests`` in one left-padded forward pass; one step stream per request.
+
+        Each stream yields what :meth:`stream_steps` yields for its request (equal up to float
+        rounding): its first step comes from the shared forward pass, later steps decode that
+        request alone from its own slice of the KV cache. A caller that closes a stream after its
+        first step (a first-token-margin deferral) has paid only its share of one batched prefill.
+        A request that cannot join (a prompt over the context window) gets a plain
+        :meth:`stream_steps` stream, which raises on first use.
+
+        Example:
+            >>> from cascade_core.testing import tiny_model, tiny_tokenizer
+            >>> tok = tiny_tokenizer()
+            >>> small = TransformersModel(tiny_model(tok), tok, max_new_tokens=3, prompt_format="completion")
+            >>> streams = small.stream_steps_batch([Request.from_prompt("the cat"), Request.from_prompt("paris is the")])
+            >>> [type(next(s)).__name__ for s in streams]
+            ['TokenStep', 'TokenStep']
+        """
+        streams = [self.stream_steps(r) for r in requests]  # lazy: nothing runs until iterated
+        encoded: dict[int, torch.Tensor] = {}
+        for i, request in enumerate(requests):
+            try:
+                encoded[i] = self._encode(request)
+            except BackendError:
+                continue  # its plain stream raises the same error when used
+        if len(encoded) < 2 or not self._batchable:
+            return streams
+        try:
+            rows = self._prefill_rows(list(encoded.values()))
+        except Exception as err:  # e.g. a cache layout that cannot be split per request
+            logger.warning("%s: batched prefill failed (%s); prefilling one request at a time", self.model_name, err)
+            self._batchable = False
+            return streams
+        for (i, ids), row in zip(encoded.items(), rows):
+            streams[i] = self._decode(requests[i], int(ids.shape[1]), *row)
+        return streams
+
+    def _prefill_rows(self, inputs: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor | None, Any]]:
+        """Batched prefill of ``inputs``; per input its last logits, hidden state and own KV cache.
+
+        Prompts sharing a long token prefix (one few-shot template) are grouped: the prefix is
+        computed once per group, then the differing suffixes in one left-padded forward pass.
+        """
+        rows: list[Any] = [None] * len(inputs)
+        for members, shared in shared_prefix_groups([ids[0].tolist() for ids in inputs]):
+            for i, row in zip(members, self._prefill_group([inputs[i] for i in members], shared)):
+                rows[i] = row
+        return rows
+
+    def _prefill_group(self, inputs: list[torch.Tensor], shared: int) -> list[tuple[torch.Tensor, torch.Tensor | None, Any]]:
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        past: dict[str, Any] = {}
+        if shared:  # the common prefix once, its cache then repeated for every member
+            prefix = self._forward(input_ids=inputs[0][:, :shared], **self._last_logits)
+            cache = getattr(prefix, self._cache_arg)
+            cache.batch_repeat_interleave(len(inputs))
+            past = {self._cache_arg: cache}
+        width = max(int(ids.shape[1]) - shared for ids in inputs)
+        batch = torch.full((len(inputs), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(inputs), width), dtype=torch.long)
+        for row, ids in enumerate(inputs):
+            batch[row, width - (ids.shape[1] - shared):] = ids[0, shared:]
+            mask[row, width - (ids.shape[1] - shared):] = 1
+        positions = shared + (mask.cumsum(-1) - 1).clamp(min=0)  # positions as in the unbatched prompt
+        full_mask = torch.cat([torch.ones((len(inputs), shared), dtype=torch.long), mask], dim=1)
+        out = self._forward(input_ids=batch, attention_mask=full_mask, position_ids=positions, **past, **self._last_logits)
+        layers = getattr(getattr(out, self._cache_arg, None), "layers", None)
+        if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+            raise BackendError(f"cache {type(getattr(out, self._cache_arg, None)).__name__} cannot be split per request")
+        rows = []
+        for row, ids in enumerate(inputs):
+            pad = width - (int(ids.shape[1]) - shared)  # dropped: the cache is then that of the prompt alone
+            kv = [(split_kv(layer.keys, row, shared, pad), split_kv(layer.values, row, shared, pad)) for layer in layers]
+            rows.append(self._row(out, row, DynamicCache(kv)))
+        return rows
+
+    def _row(self, out: Any, row: int, cache: Any) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
+        hidden = out.hidden_states[-1][row, -1] if self.record_embedding else None
+        return out.logits[row, -1], hidden, cache
+
+    def _decode(
+        self, request: Request, prompt_tokens: int, logits: torch.Tensor, state: torch.Tensor | None, cache: Any
+    ) -> Iterator[TokenStep | StepsEnd]:
+        """The step loop, from the prefill's last logits (and hidden state) and its KV cache."""
         limit = request.max_new_tokens or self.max_new_tokens
         extra = self._label_ids(request.first_step_tokens) if request.first_step_tokens else []
         generator = torch.Generator().manual_seed(self.seed)
-        try:
-            out = self._forward(input_ids=input_ids)
-        except Exception as err:
-            raise BackendError(f"{self.model_name}: forward pass failed: {err}") from err
-        generated: list[int] = []
+        text_of = _IncrementalText(self.tokenizer)
         hidden: list[torch.Tensor] = []
+        generated = 0
         shown = ""
         finish = "length"
         for step in range(limit):
-            if self.record_embedding:  # the state that produces this step's token
-                hidden.append(out.hidden_states[-1][0, -1].float())
-            logits = out.logits[0, -1].float()
+            if state is not None:  # the state that produces this step's token
+                hidden.append(state.float())
+            logits = logits.float()
             logprobs = torch.log_softmax(logits, dim=-1)
             token_id = self._choose(logits, logprobs, generator)
             top = self._alternatives(logprobs, extra if step == 0 else [])
             is_eos = token_id in self._eos
             text = ""
             if not is_eos:
-                generated.append(token_id)
-                decoded = self.tokenizer.decode(generated, skip_special_tokens=True)
-                if not decoded.endswith("\ufffd") and decoded.startswith(shown):
-                    text, shown = decoded[len(shown):], decoded
-            yield TokenStep(
-                self.tokenizer.decode([token_id]),
-                min(0.0, float(logprobs[token_id])),
-                top,
-                token_id=token_id,
-                text=text,
-            )
+                generated += 1
+                text = text_of.add(token_id)
+                shown += text
+            yield TokenStep(self._piece(token_id), min(0.0, float(logprobs[token_id])), top, token_id=token_id, text=text)
             if is_eos or (request.stop and truncate_at_stop(shown, request.stop) != shown):
                 finish = "stop"  # end of sequence, or a stop string was produced (callers cut the text)
                 break
             if step + 1 < limit:
-                cache = getattr(out, self._cache_arg, None)
                 out = self._forward(input_ids=torch.tensor([[token_id]]), **{self._cache_arg: cache})
+                logits, state, cache = self._row(out, 0, getattr(out, self._cache_arg, None))
         embedding = torch.stack(hidden).mean(0).numpy() if hidden else None
-        yield StepsEnd(Usage(int(input_ids.shape[1]), len(generated) + (finish == "stop")), finish, embedding)
+        yield StepsEnd(Usage(prompt_tokens, generated + (finish == "stop")), finish, embedding)
+
+
+class _IncrementalText:
+    """Text of each new token in context, re-decoding only a short window (as TGI and vLLM do).
+
+    Decoding the whole generated prefix at every step costs O(n) per step; the window (the tokens
+    since the last complete piece, plus one before them for context) keeps it O(1). A token that
+    ends inside a multi-byte character yields "" until the character is complete.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.prefix = 0  # start of the context window
+        self.read = 0  # end of the text already returned
+
+    def add(self, token_id: int) -> str:
+        self.ids.append(token_id)
+        before = self.tokenizer.decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
+        after = self.tokenizer.decode(self.ids[self.prefix:], skip_special_tokens=True)
+        if len(after) > len(before) and not after.endswith("\ufffd") and after.startswith(before):
+            self.prefix, self.read = self.read, len(self.ids)
+            return after[len(before):]
+        return ""

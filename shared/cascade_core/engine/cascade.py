@@ -13,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cascade_core.backends.base import LargeModel, SmallModel
+from cascade_core.backends.base import LargeModel, SmallModel, iterate_in_thread
 from cascade_core.content import input_modalities
 from cascade_core.context import check_context_window
 from cascade_core.cost import Pricing, count_tokens
+from cascade_core.engine.batching import PrimedSteps, batch_groups, prime_first_tier
 from cascade_core.engine.deadlines import AsyncLimits, SyncLimits, check_timeout
 from cascade_core.engine.machine import (
     END,
@@ -211,10 +212,14 @@ class Cascade:
         return f"Cascade(tiers=[{names}], rules={self.rules!r})"
 
     # -- the single plan, two drivers --------------------------------------------------------
-    def _plan(self, request: RequestLike, streaming: bool, check: AnswerCheck | None) -> Any:
+    def _request(self, request: RequestLike) -> Request:
         req = _as_request(request)
         if req.max_new_tokens is None and self.max_new_tokens is not None:
             req = req.replace(max_new_tokens=self.max_new_tokens)
+        return req
+
+    def _plan(self, request: RequestLike, streaming: bool, check: AnswerCheck | None) -> Any:
+        req = self._request(request)
         machine = plan(self._views, self.rules, req, streaming=streaming, check=check,
                        on_small_error=self.on_small_error, on_large_error=self.on_large_error)
         return observe(machine, self._observers(streaming))
@@ -230,7 +235,17 @@ class Cascade:
         timeouts = (self.small_timeout,) * (len(self.tiers) - 1) + (self.large_timeout,)
         return timeouts, self.deadline
 
-    def _drive(self, machine: Any) -> Iterator[CascadeChunk]:
+    def _prime(self, requests: Sequence[RequestLike]) -> list[PrimedSteps | None]:
+        """Batched prefill of the first tier for ``requests`` (see :mod:`cascade_core.engine.batching`)."""
+        converted: list[Request | None] = []
+        for request in requests:
+            try:
+                converted.append(self._request(request))
+            except Exception:  # the request's own plan raises it, in its slot
+                converted.append(None)
+        return prime_first_tier(self.tiers[0].model, self.rules[0], converted)
+
+    def _drive(self, machine: Any, primed: PrimedSteps | None = None) -> Iterator[CascadeChunk]:
         open_streams: dict[int, Any] = {}
         limits = SyncLimits(*self._limits())
         value: Any = None
@@ -244,8 +259,12 @@ class Cascade:
                     elif isinstance(effect, NextStep | NextChunk):
                         value = limits.call(effect.tier, next, open_streams[effect.tier], END)
                     elif isinstance(effect, OpenSteps):
+                        ready = primed.take(effect) if primed is not None else None
                         model = self.tiers[effect.tier].model
-                        open_streams[effect.tier] = limits.call(effect.tier, _open, model.stream_steps, effect.request)
+                        open_streams[effect.tier] = (
+                            ready if ready is not None
+                            else limits.call(effect.tier, _open, model.stream_steps, effect.request)
+                        )
                     elif isinstance(effect, OpenChunks):
                         model = self.tiers[effect.tier].model
                         open_streams[effect.tier] = limits.call(effect.tier, _open, model.stream, effect.request)
@@ -261,9 +280,11 @@ class Cascade:
             for tier, stream in open_streams.items():
                 limits.close(tier, stream)
             limits.shutdown()
+            if primed is not None:
+                primed.close()
             machine.close()
 
-    async def _adrive(self, machine: Any) -> AsyncIterator[CascadeChunk]:
+    async def _adrive(self, machine: Any, primed: PrimedSteps | None = None) -> AsyncIterator[CascadeChunk]:
         open_streams: dict[int, Any] = {}
         limits = AsyncLimits(*self._limits())
         value: Any = None
@@ -277,7 +298,11 @@ class Cascade:
                     elif isinstance(effect, NextStep | NextChunk):
                         value = await limits.call(effect.tier, anext(open_streams[effect.tier], END))
                     elif isinstance(effect, OpenSteps):
-                        open_streams[effect.tier] = aiter(self.tiers[effect.tier].model.astream_steps(effect.request))
+                        ready = primed.take(effect) if primed is not None else None
+                        model = self.tiers[effect.tier].model
+                        open_streams[effect.tier] = (
+                            iterate_in_thread(ready) if ready is not None else aiter(model.astream_steps(effect.request))
+                        )
                     elif isinstance(effect, OpenChunks):
                         open_streams[effect.tier] = aiter(self.tiers[effect.tier].model.astream(effect.request))
                     elif isinstance(effect, CloseSteps):
@@ -291,6 +316,8 @@ class Cascade:
         finally:
             for stream in open_streams.values():
                 await _aclose(stream)
+            if primed is not None:
+                primed.close()
             machine.close()
 
     # -- public entry points -------------------------------------------------------------------
@@ -300,15 +327,11 @@ class Cascade:
         ``check`` may reject a small-tier answer (return a reason string) to force a deferral —
         the adapters use it for structured output.
         """
-        return _final(self._drive(self._plan(request, False, check)))
+        return self._invoke_primed(request, None, check)
 
     async def ainvoke(self, request: RequestLike, *, check: AnswerCheck | None = None) -> CascadeResult:
         """Async :meth:`invoke`."""
-        result = None
-        async for chunk in self._adrive(self._plan(request, False, check)):
-            result = chunk.result or result
-        assert result is not None
-        return result
+        return await self._ainvoke_primed(request, None, check)
 
     def stream(self, request: RequestLike, *, check: AnswerCheck | None = None) -> Iterator[CascadeChunk]:
         """Stream the answer; the last chunk carries the full :class:`CascadeResult` in ``result``."""
@@ -331,12 +354,15 @@ class Cascade:
         the first failure is raised after every request has finished.
         """
         workers = _check_concurrency(max_concurrency or self.max_concurrency)
+        outcomes: list[CascadeResult | Exception] = []
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(self.invoke, r) for r in requests]
-            outcomes: list[CascadeResult | Exception] = []
-            for future in futures:
-                error = future.exception()
-                outcomes.append(error if isinstance(error, Exception) else future.result())
+            for group in batch_groups(self.tiers[0].model, len(requests)):
+                chunk = [requests[i] for i in group]
+                primed = self._prime(chunk) if len(chunk) > 1 else [None]
+                futures = [pool.submit(self._invoke_primed, r, p) for r, p in zip(chunk, primed)]
+                for future in futures:
+                    error = future.exception()
+                    outcomes.append(error if isinstance(error, Exception) else future.result())
         return _settle(outcomes, return_exceptions)
 
     async def abatch(
@@ -349,12 +375,30 @@ class Cascade:
         """Async :meth:`batch` (a semaphore bounds concurrency)."""
         gate = asyncio.Semaphore(_check_concurrency(max_concurrency or self.max_concurrency))
 
-        async def one(request: RequestLike) -> CascadeResult:
+        async def one(request: RequestLike, primed: PrimedSteps | None) -> CascadeResult:
             async with gate:
-                return await self.ainvoke(request)
+                return await self._ainvoke_primed(request, primed)
 
-        outcomes = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
-        return _settle([o if isinstance(o, Exception) else o for o in outcomes], return_exceptions)  # type: ignore[misc]
+        outcomes: list[Any] = []
+        for group in batch_groups(self.tiers[0].model, len(requests)):
+            chunk = [requests[i] for i in group]
+            primed = await asyncio.to_thread(self._prime, chunk) if len(chunk) > 1 else [None]
+            outcomes += await asyncio.gather(*(one(r, p) for r, p in zip(chunk, primed)), return_exceptions=True)
+        return _settle(outcomes, return_exceptions)
+
+    def _invoke_primed(
+        self, request: RequestLike, primed: PrimedSteps | None, check: AnswerCheck | None = None
+    ) -> CascadeResult:
+        return _final(self._drive(self._plan(request, False, check), primed))
+
+    async def _ainvoke_primed(
+        self, request: RequestLike, primed: PrimedSteps | None, check: AnswerCheck | None = None
+    ) -> CascadeResult:
+        result = None
+        async for chunk in self._adrive(self._plan(request, False, check), primed):
+            result = chunk.result or result
+        assert result is not None
+        return result
 
 
 def _advance(machine: Any, value: Any, error: BaseException | None) -> Any:

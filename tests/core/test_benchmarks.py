@@ -1,0 +1,58 @@
+"""Smoke test: every benchmark script runs on its tiny setting and reports finite ratios.
+
+The numbers of a tiny run mean nothing; the real ones come from ``make bench`` (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))  # the scripts import their shared _common module
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"bench_{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("name", "argv"),
+    [
+        ("overhead", ["--queries", "2", "--repeats", "1", "--max-new-tokens", "4"]),
+        ("adapters", ["--queries", "2", "--repeats", "1", "--max-new-tokens", "4", "--calls", "20"]),
+        ("early_exit", ["--queries", "2", "--repeats", "1", "--max-new-tokens", "4"]),
+        ("signals", ["--tokens", "16", "--repeats", "5"]),
+        ("batch", ["--sizes", "1", "4", "--max-new-tokens", "3", "--max-batch-size", "2"]),
+    ],
+)
+def test_benchmark_runs_on_the_tiny_model(name, argv, capsys):
+    results = _load(name).main(["--tiny", "--quiet", *argv])
+    out = capsys.readouterr().out
+    assert "machine:" in out and results
+    assert all(math.isfinite(v) and v > 0 for v in results.values()), results
+
+
+def test_batch_benchmark_covers_every_mode_and_size(capsys):
+    results = _load("batch").main(["--tiny", "--quiet", "--sizes", "2", "3", "--max-new-tokens", "2"])
+    modes = {key.split(":")[1].split("/")[0] for key in results}
+    sizes = {key.split("/")[-1] for key in results}
+    assert modes == {"threads", "batched", "abatched"} and sizes == {"2", "3"}
+
+
+@pytest.mark.parametrize("child", ["topk", "scores", "abatch"])
+def test_memory_benchmark_children_report_peak_rss(child, capsys):
+    bench = _load("memory")
+    bench.main(["--tiny", "--child", child, "--tokens", "12", "--calls", "24"])
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["baseline_mb"] > 0 and row["increase_mb"] >= 0
+    assert row.get("tokens", 12) > 0 and row.get("calls", 24) == 24
