@@ -257,14 +257,18 @@ def main(argv: list[str] | None = None) -> int:
                         tally = Tally(f"{label} cascade, calibrated to {args.deferral_rate:.0%}", threshold=threshold)
                         run(make_llm(framework, small, large_server, threshold, args.max_tokens), tally, test)
                     tallies.append(tally)
-                    print(f"\n{markdown_table([tally], 'task success')}\n", flush=True)
-                table = markdown_table(tallies, "task success")
-                print(f"\n## Agent, {framework}: {len(test)} test tasks, {len(calib)} calibration tasks\n\n{table}\n")
-                if not args.tiny:
-                    print("wrote", save(f"agent_{framework}", {
-                        "framework": framework, "tasks": len(test), "calibration_tasks": len(calib),
-                        "max_tokens": args.max_tokens, "table": table,
-                        "summaries": [t.summary() for t in tallies], "rows": {t.name: t.rows for t in tallies}}))
+                    if args.tiny:
+                        for row in tally.rows:
+                            print(f"  {row['task']} gold={row['gold']} -> {row['answer']!r} tiers={row['tiers']} "
+                                  f"reasons={row['reasons']}")
+                    table = markdown_table(tallies, "task success")
+                    print(f"\n## Agent, {framework}: {len(test)} test tasks, {len(calib)} calibration tasks\n\n"
+                          f"{table}\n", flush=True)
+                    if not args.tiny:  # saved after every configuration: a long run keeps what it measured
+                        save(f"agent_{framework}", {
+                            "framework": framework, "tasks": len(test), "calibration_tasks": len(calib),
+                            "max_tokens": args.max_tokens, "table": table,
+                            "summaries": [t.summary() for t in tallies], "rows": {t.name: t.rows for t in tallies}})
         finally:
             if medium_ctx:
                 medium_ctx.__exit__(None, None, None)
