@@ -49,8 +49,8 @@ from workloads_common import (  # noqa: E402
 )
 
 SEED = 20
-SYSTEM = ("You answer with the tools. Look facts up with country_facts, do arithmetic with calculator, "
-          "then reply with the final number only.")
+SYSTEM = ("Always use the tools and do not explain your steps. First call country_facts, then call calculator "
+          "with the numbers it returned. After the calculator's result, reply with the final number only.")
 CONFIGS = ["large", "smollm2-t0", "smollm2-cal", "qwen05-t0", "qwen05-cal"]
 _RECORDS: dict[str, dict[str, Any]] = {}
 
