@@ -1,7 +1,7 @@
 # The two commands of the README. Each sets up .venv by itself (idempotent; see scripts/setup.sh).
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-fast lint three-tier bench
+.PHONY: setup demo test test-fast lint three-tier bench workload-rag workload-agent
 
 setup:
 	@bash scripts/setup.sh
@@ -9,6 +9,14 @@ setup:
 ## demo: run the cascade over the bundled world-facts test split with the embedded models
 demo: setup
 	$(PY) -m cascade_core.demo
+
+## workload-rag: LangChain retriever chain + LlamaIndex query engine over countryinfo, real models (docs/workloads.md)
+workload-rag: setup
+	OMP_NUM_THREADS=1 $(PY) benchmarks/workload_rag.py
+
+## workload-agent: LangChain create_agent + LlamaIndex FunctionAgent with two tools, real models (docs/workloads.md)
+workload-agent: setup
+	OMP_NUM_THREADS=1 $(PY) benchmarks/workload_agent.py
 
 ## test: the full test suite (includes the slow tests that load the real embedded models)
 test: setup

@@ -1,13 +1,14 @@
 """A LangChain tool-calling agent (``create_agent``) whose model is a cascade — offline, no key needed.
 
-    python examples/langchain_agent.py               # embedded SmolLM2-135M small tier
+    python examples/langchain_agent.py               # SmolLM2-135M small tier, Qwen2.5-Coder-1.5B large tier
     python examples/langchain_agent.py --small-url http://127.0.0.1:8000/v1 --small-model qwen2.5-1.5b-instruct
     python examples/langchain_agent.py --large-url https://api.openai.com/v1 --large-model gpt-4o-mini
 
 The small tier sees the tools in its prompt and may answer ``<tool_call>{...}</tool_call>``; a
 malformed call, a call of an unknown tool, or a low first-token margin defers to the large tier,
-which gets the tools natively. Unless ``--large-url`` is given, the large tier is ``ChatOpenAI``
-pointed at a local fake server standing in for a hosted model. Every model call of the agent is
+which gets the tools natively. Both tiers are real models: SmolLM2-135M-Instruct in-process (small)
+and, unless ``--large-url`` is given, ``ChatOpenAI`` talking to Qwen2.5-Coder-1.5B-Instruct on a
+llama.cpp server started on 127.0.0.1 (large; its tool calls written as a ```json block are recovered). Every model call of the agent is
 printed with the tier that answered it and the cost saved.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from contextlib import ExitStack
 from typing import Any
 
@@ -26,8 +26,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
 from cascade_core.backends.openai import OpenAIModel
-from cascade_core.defaults import DEFAULT_PRICES, default_small_model
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
+from cascade_core.defaults import DEFAULT_PRICES
 from langchain_cascade import ChatCascade
 
 QUESTIONS = ["What is 17 + 25?", "What is the weather in Paris?", "Say hello in French."]
@@ -45,20 +44,23 @@ def get_weather(city: str) -> str:
     return f"Sunny and 21°C in {city}."
 
 
-def stand_in_large(body: dict[str, Any]) -> FakeReply:
-    """Plays the hosted large model: calls the matching tool, then answers from its result."""
-    messages = body["messages"]
-    question = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-    if messages[-1]["role"] == "tool":
-        return FakeReply(f"The answer is: {messages[-1]['content']}")
-    numbers = [int(n) for n in re.findall(r"\d+", question)]
-    if body.get("tools") and len(numbers) >= 2:
-        return FakeReply(tool_calls=[{"name": "add", "arguments": {"a": numbers[0], "b": numbers[1]}}])
-    if body.get("tools") and "weather" in question.lower():
-        city = question.rstrip("?").split(" in ")[-1]
-        return FakeReply(tool_calls=[{"name": "get_weather", "arguments": {"city": city}}])
-    return FakeReply("Bonjour !")
+def local_large(stack: ExitStack) -> Any:
+    """Qwen2.5-Coder-1.5B-Instruct (the embedded large model, sha256-verified) on llama.cpp's OpenAI-compatible
+    server on 127.0.0.1, one thread; stopped when ``stack`` closes."""
+    from cascade_core.backends.llamacpp import LlamaCppServer
+    from cascade_core.embedded import locate_gguf
 
+    return stack.enter_context(LlamaCppServer(locate_gguf("large"), alias="qwen2.5-coder-1.5b-instruct", threads=1))
+
+
+def local_small(max_new_tokens: int) -> Any:
+    """SmolLM2-135M-Instruct in-process (transformers, one torch thread), with top-k log-probs."""
+    import torch
+
+    from cascade_core.defaults import default_small_model
+
+    torch.set_num_threads(1)
+    return default_small_model(max_new_tokens=max_new_tokens)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -73,10 +75,14 @@ def main() -> None:
         if args.small_url:
             small = OpenAIModel(args.small_model, base_url=args.small_url)
         else:
-            small = default_small_model(max_new_tokens=48)
-        large_url = args.large_url or stack.enter_context(FakeOpenAIServer(stand_in_large)).base_url
-        large = ChatOpenAI(model=args.large_model, base_url=large_url,
-                           api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), max_retries=0)
+            small = local_small(max_new_tokens=48)
+        if args.large_url:
+            large = ChatOpenAI(model=args.large_model, base_url=args.large_url,
+                               api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), max_retries=0)
+        else:
+            server = local_large(stack)
+            large = ChatOpenAI(model=server.alias, base_url=server.base_url, api_key="not-needed", temperature=0,
+                               max_tokens=64, max_retries=0)
         llm = ChatCascade(small=small, large=large, threshold=args.threshold,
                           small_pricing=DEFAULT_PRICES["small"], large_pricing=DEFAULT_PRICES["large"])
         agent = create_agent(llm, tools=[add, get_weather], system_prompt="Use the tools when they help.")

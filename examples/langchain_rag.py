@@ -1,12 +1,13 @@
 """A LangChain RAG chain whose chat model is a cascade — runs offline, no key needed.
 
-    python examples/langchain_rag.py                 # embedded SmolLM2-135M small tier
+    python examples/langchain_rag.py                 # SmolLM2-135M small tier, Qwen2.5-Coder-1.5B large tier
     python examples/langchain_rag.py --small-url http://127.0.0.1:8000/v1 --small-model qwen2.5-1.5b-instruct
     python examples/langchain_rag.py --large-url https://api.openai.com/v1 --large-model gpt-4o-mini  # real large
 
 The retriever is LangChain's in-memory vector store over a deterministic bag-of-words embedding.
-Unless ``--large-url`` is given, the large tier is ``ChatOpenAI`` pointed at a local fake
-OpenAI-compatible server standing in for a hosted model. For each question the script prints the
+Both tiers are real models: SmolLM2-135M-Instruct in-process (small) and, unless ``--large-url``
+is given, ``ChatOpenAI`` talking to Qwen2.5-Coder-1.5B-Instruct on a llama.cpp server that the script
+starts on 127.0.0.1 (large). For each question the script prints the
 tier that answered, the deciding score, and the cost saved versus sending everything to the large tier.
 """
 
@@ -28,8 +29,7 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_openai import ChatOpenAI
 
 from cascade_core.backends.openai import OpenAIModel
-from cascade_core.defaults import DEFAULT_PRICES, default_small_model
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
+from cascade_core.defaults import DEFAULT_PRICES
 from langchain_cascade import ChatCascade
 
 DOCS = [
@@ -63,11 +63,23 @@ class WordHashEmbeddings(Embeddings):
         return [self.embed_query(t) for t in texts]
 
 
-def stand_in_large(body: dict[str, Any]) -> FakeReply:
-    """Plays the hosted large model: answers with the first retrieved sentence."""
-    context = body["messages"][0]["content"].split("Context:", 1)[-1].strip()
-    return FakeReply(context.split(". ")[0].rstrip(".") + ".")
+def local_large(stack: ExitStack) -> Any:
+    """Qwen2.5-Coder-1.5B-Instruct (the embedded large model, sha256-verified) on llama.cpp's OpenAI-compatible
+    server on 127.0.0.1, one thread; stopped when ``stack`` closes."""
+    from cascade_core.backends.llamacpp import LlamaCppServer
+    from cascade_core.embedded import locate_gguf
 
+    return stack.enter_context(LlamaCppServer(locate_gguf("large"), alias="qwen2.5-coder-1.5b-instruct", threads=1))
+
+
+def local_small(max_new_tokens: int) -> Any:
+    """SmolLM2-135M-Instruct in-process (transformers, one torch thread), with top-k log-probs."""
+    import torch
+
+    from cascade_core.defaults import default_small_model
+
+    torch.set_num_threads(1)
+    return default_small_model(max_new_tokens=max_new_tokens)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,10 +94,14 @@ def main() -> None:
         if args.small_url:
             small = OpenAIModel(args.small_model, base_url=args.small_url)
         else:
-            small = default_small_model(max_new_tokens=24)
-        large_url = args.large_url or stack.enter_context(FakeOpenAIServer(stand_in_large)).base_url
-        large = ChatOpenAI(model=args.large_model, base_url=large_url,
-                           api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), max_retries=0)
+            small = local_small(max_new_tokens=24)
+        if args.large_url:
+            large = ChatOpenAI(model=args.large_model, base_url=args.large_url,
+                               api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), max_retries=0)
+        else:
+            server = local_large(stack)
+            large = ChatOpenAI(model=server.alias, base_url=server.base_url, api_key="not-needed", temperature=0,
+                               max_tokens=48, max_retries=0)
         llm = ChatCascade(small=small, large=large, threshold=args.threshold,
                           small_pricing=DEFAULT_PRICES["small"], large_pricing=DEFAULT_PRICES["large"])
 

@@ -1,12 +1,13 @@
 """A LlamaIndex query engine whose LLM is a cascade — runs offline, no key needed.
 
-    python examples/llamaindex_query_engine.py                 # embedded SmolLM2-135M small tier
+    python examples/llamaindex_query_engine.py                 # SmolLM2-135M small, Qwen2.5-Coder-1.5B large
     python examples/llamaindex_query_engine.py --small-url http://127.0.0.1:8000/v1 --small-model qwen2.5-1.5b-instruct
     python examples/llamaindex_query_engine.py --large-url https://api.openai.com/v1 --large-model gpt-4o-mini
 
 The index is a real ``VectorStoreIndex`` over a deterministic hashed bag-of-words embedding.
-Unless ``--large-url`` is given, the large tier is LlamaIndex's ``OpenAI`` LLM pointed at a local
-fake OpenAI-compatible server standing in for a hosted model. ``Settings.llm = CascadeLLM(...)``
+Both tiers are real models: SmolLM2-135M-Instruct in-process (small) and, unless ``--large-url`` is
+given, LlamaIndex's ``OpenAILike`` talking to Qwen2.5-Coder-1.5B-Instruct on a llama.cpp server the
+script starts on 127.0.0.1 (large). ``Settings.llm = CascadeLLM(...)``
 is the only change to an ordinary LlamaIndex app. For each LLM call the script prints the tier
 that answered, the deciding score, and the cost saved versus sending everything to the large tier.
 """
@@ -23,10 +24,10 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
 from llama_index.llms.openai import OpenAI
+from llama_index.llms.openai_like import OpenAILike
 
 from cascade_core import Pricing, ThresholdRule
 from cascade_core.backends.openai import OpenAIModel
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
 from llamaindex_cascade import CascadeLLM, HashingEmbedding
 
 DOCS = [
@@ -43,13 +44,23 @@ QUESTIONS = [
 ]
 
 
-def stand_in_large(body: dict[str, Any]) -> FakeReply:
-    """Plays the hosted large model: answers with the first sentence of the retrieved context."""
-    prompt = body["messages"][-1]["content"]
-    context = prompt.split("---------------------", 2)[1].strip() if "-----" in prompt else prompt
-    first_line = next(line for line in context.splitlines() if line.strip())
-    return FakeReply(first_line.split(". ")[0].rstrip(".") + ".")
+def local_large(stack: ExitStack) -> Any:
+    """Qwen2.5-Coder-1.5B-Instruct (the embedded large model, sha256-verified) on llama.cpp's OpenAI-compatible
+    server on 127.0.0.1, one thread; stopped when ``stack`` closes."""
+    from cascade_core.backends.llamacpp import LlamaCppServer
+    from cascade_core.embedded import locate_gguf
 
+    return stack.enter_context(LlamaCppServer(locate_gguf("large"), alias="qwen2.5-coder-1.5b-instruct", threads=1))
+
+
+def local_small(max_new_tokens: int) -> Any:
+    """SmolLM2-135M-Instruct in-process (transformers, one torch thread), with top-k log-probs."""
+    import torch
+
+    from cascade_core.defaults import default_small_model
+
+    torch.set_num_threads(1)
+    return default_small_model(max_new_tokens=max_new_tokens)
 
 class PrintDecisions(BaseEventHandler):
     """Prints the cascade decision of every LLM call (LlamaIndex instrumentation)."""
@@ -89,14 +100,14 @@ def main() -> None:
         if args.small_url:
             small = OpenAIModel(args.small_model, base_url=args.small_url)
         else:  # the embedded SmolLM2-135M-Instruct, offline (imports torch: loaded only when used)
-            from cascade_core.defaults import default_small_model
-
-            small = default_small_model(max_new_tokens=32)
+            small = local_small(max_new_tokens=32)
         if args.large_url:
-            large_url, key = args.large_url, os.environ.get("OPENAI_API_KEY", "not-needed")
+            key = os.environ.get("OPENAI_API_KEY", "not-needed")
+            large = OpenAI(model=args.large_model, api_base=args.large_url, api_key=key, timeout=60, max_retries=1)
         else:
-            large_url, key = stack.enter_context(FakeOpenAIServer(stand_in_large)).base_url, "sk-fake"
-        large = OpenAI(model=args.large_model, api_base=large_url, api_key=key, timeout=60, max_retries=1)
+            server = local_large(stack)
+            large = OpenAILike(model=server.alias, api_base=server.base_url, api_key="not-needed", temperature=0.0,
+                               max_tokens=48, is_chat_model=True, context_window=4096, timeout=300, max_retries=1)
 
         # The drop-in swap: every LlamaIndex component now asks the cascade.
         Settings.llm = CascadeLLM(

@@ -1,4 +1,5 @@
-"""Smoke runs of the LangChain examples: fast with a fake small-tier server, slow with the embedded model."""
+"""Smoke runs of the LangChain examples. Their large tier is always the real Qwen-1.5B on a llama.cpp server, so
+all are slow: once with a fake small-tier server (a kept answer is certain), once with the real SmolLM2."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def run_example(name: str, *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_runs_with_a_small_tier_server(name: str, small_server: Any) -> None:
     out = run_example(name, "--small-url", small_server.base_url)

@@ -1,4 +1,6 @@
-"""The LlamaIndex examples run offline (smoke runs in a subprocess, with timeouts)."""
+"""The LlamaIndex examples run offline with real models on both tiers (smoke runs in a subprocess, with timeouts).
+
+Their large tier is Qwen-1.5B on a llama.cpp server the example starts, so every run is slow."""
 
 from __future__ import annotations
 
@@ -32,15 +34,17 @@ def _run(script: str, *args: str, timeout: float = 120) -> str:
     return done.stdout
 
 
-def test_agent_example_runs_offline():
-    out = _run("llamaindex_agent.py")
-    assert "A: 12 times 7 is 84." in out and "A: Paris has about 2.1 million inhabitants." in out
-    assert "tier 0 (small)" in out and "tier 1 (gpt-4o-mini)" in out and "saved $" in out
+@pytest.mark.slow
+def test_agent_example_runs_with_real_models():
+    out = _run("llamaindex_agent.py", timeout=600)
+    assert out.count("Q: ") == 2 and out.count("A: ") == 2
+    assert "step: tier" in out and "saved $" in out
 
 
+@pytest.mark.slow
 def test_query_engine_example_runs_against_a_small_server():
     with FakeOpenAIServer(replies(default=FakeReply("From the documents.", confidence=0.95))) as small:
-        out = _run("llamaindex_query_engine.py", "--small-url", small.base_url)
+        out = _run("llamaindex_query_engine.py", "--small-url", small.base_url, timeout=600)
     assert out.count("A: From the documents.") == 4 and "0 deferred" in out
 
 
