@@ -74,8 +74,13 @@ def test_collect_fit_calibrate_eval_end_to_end(server, data, tmp_path, capsys):
     assert rows[0].small.text == f" {COUNTRIES[0][1]}"  # cut at the stop string
 
     rule = tmp_path / "rule.json"
-    assert main(["fit", "--cache", str(cache), "--out", str(rule)]) == 0
-    assert json.loads(rule.read_text())["format"] == "llm-cascade/learned-deferral"
+    assert main(["fit", "--cache", str(cache), "--out", str(rule), "--cv", "3"]) == 0
+    fitted = json.loads(rule.read_text())
+    assert fitted["format"] in ("llm-cascade/learned-deferral", "llm-cascade/signal-rule")
+    table = fitted["selection"]["table"]
+    assert {"margin", "chow_sum", "entropy"} <= {r["candidate"] for r in table}
+    assert any(r["kind"] == "learned" for r in table)
+    assert "winner:" in capsys.readouterr().out
 
     cal_json = tmp_path / "cal.json"
     code = main(["calibrate", "--cache", str(cache), "--rule", str(rule), "--deferral-rate", "0.5",
@@ -161,7 +166,9 @@ def cache_and_rule(server, data, tmp_path):
     cache = tmp_path / "cache.jsonl"
     assert _collect(server, data, cache) == 0
     rule = tmp_path / "rule.json"
-    assert main(["fit", "--cache", str(cache), "--out", str(rule), "--model", "mlp", "--hidden-units", "4"]) == 0
+    assert main(["fit", "--cache", str(cache), "--out", str(rule), "--model", "mlp", "--hidden-units", "4",
+                 "--cv", "0"]) == 0
+    assert json.loads(rule.read_text())["format"] == "llm-cascade/learned-deferral"
     return cache, rule
 
 
