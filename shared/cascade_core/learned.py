@@ -265,7 +265,8 @@ class LearnedDeferral:
             ]
         self.estimator_ = est
         self.mean_, self.scale_ = mean, scale
-        self.layers_, self.trees_ = layers, None
+        self.layers_ = layers
+        self.trees_: dict[str, Any] | None = None
         self.n_features_in_ = X_arr.shape[1]
         self.feature_names_ = self._feature_names(X_arr.shape[1])
         self.n_samples_fit_ = X_arr.shape[0]
@@ -297,7 +298,8 @@ class LearnedDeferral:
         d = X_arr.shape[1]
         self.estimator_ = est
         self.mean_, self.scale_ = np.zeros(d), np.ones(d)
-        self.layers_, self.trees_ = [], export_trees(est)
+        self.layers_ = []
+        self.trees_ = export_trees(est)
         self.n_features_in_, self.feature_names_, self.n_samples_fit_ = d, self._feature_names(d), X_arr.shape[0]
         return self
 

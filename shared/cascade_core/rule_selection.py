@@ -182,7 +182,7 @@ def select_rule(
         params.setdefault("margin_labels", list(margin_labels) if margin_labels else None)
         LearnedDeferral(**params)  # validate before any fitting
     empty = np.array([not g.steps for g in generations])
-    X = LearnedDeferral(use_embedding=any(c.get("use_embedding") for c in configs)).features(generations) if configs else None
+    X = LearnedDeferral(use_embedding=any(c.get("use_embedding") for c in configs)).features(generations) if configs else np.zeros((n, 0))
 
     folds = _folds((small >= 0.5).astype(int) * 2 + (large >= 0.5).astype(int), cv, repeats, seed)
     per_fold: dict[str, list[float]] = {name: [] for name in wanted}
@@ -209,7 +209,7 @@ def select_rule(
 
 def _finish(
     per_fold: dict[str, list[float]], errors: dict[str, str], wanted: list[str], labels: dict[str, dict[str, Any]],
-    all_signals: Mapping[str, Any], X: np.ndarray | None, small: np.ndarray, large: np.ndarray,  # noqa: N803
+    all_signals: Mapping[str, Any], X: np.ndarray, small: np.ndarray, large: np.ndarray,  # noqa: N803
     cv: int, repeats: int, n: int,
 ) -> Selection:
     means = {k: float(np.mean(v)) for k, v in per_fold.items() if k not in errors}
@@ -235,7 +235,7 @@ def _finish(
     if not means:
         raise ConfigurationError(f"every candidate failed: {errors}")
     winner_name = max(means, key=lambda k: (means[k], k in wanted))  # ties go to the signal
-    rows.sort(key=lambda r: -math.inf if r["auc_df"] is None else -r["auc_df"])
+    rows.sort(key=lambda r: -math.inf if r["auc_df"] is None else -float(r["auc_df"]))
     winner = next(r for r in rows if r["candidate"] == winner_name)
     if winner_name in wanted:
         scorer = all_signals[winner_name]
@@ -246,7 +246,6 @@ def _finish(
         rule: Any = SignalRule(signal, params)
     else:
         config = labels[winner_name]
-        assert X is not None
         rule = LearnedDeferral(**config).fit(X, deferral_labels(small, large, config["target"]))
     selection = Selection(rows, winner, rule, cv, repeats, n)
     if isinstance(rule, SignalRule):

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cv", type=int, default=5,
                    help="folds of the cross-validated comparison of learned rules vs every single signal "
                         "(default 5); 0: no comparison, fit exactly the --model/--target given")
-    p.add_argument("--cv-repeats", type=int, default=1, help="repeat the k-fold split with new shuffles (default 1)")
+    p.add_argument("--cv-repeats", type=int, default=3, help="repeat the k-fold split with new shuffles (default 3)")
     p.add_argument("--model", choices=["auto", "logistic", "mlp", "hgb"], default="auto",
                    help="learned model(s) to compare: auto = logistic and monotone gradient-boosted trees (hgb)")
     p.add_argument("--target", choices=["auto", "small_correct", "large_better", "gain", "quality_gap"], default="auto",
