@@ -10,7 +10,9 @@ strictest comparison for the learned rule). Reports:
 2. a learning curve: test AUC-DF vs fit-set size (random subsamples of the fit split), PNG;
 3. the standardised coefficients of the logistic rule (target small_correct);
 4. calibration of its fitted probabilities P(small answer right) on the test split (ECE, bins);
-5. per-attribute AUC-DF (a record field, default ``attribute``).
+5. per-attribute AUC-DF (a record field, default ``attribute``);
+6. "would more data help?": fit and test pooled, fixed learned configurations fitted on n examples and
+   compared with the best single signal on 100 disjoint held-out examples (not a test-split claim).
 
 Run on caches written by ``cascade collect`` (e.g. by ``scripts/reproduce_tables.sh``)::
 
@@ -140,6 +142,41 @@ def learning_curve(
     return out
 
 
+def pooled_learning_curve(
+    examples: Sequence[CachedExample], sizes: Sequence[int], held_out: int, draws: int, seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Would more data help? Pool both splits (a separate question from the test-split claim, which this
+    does not touch), draw ``held_out`` examples to measure on and ``n`` disjoint ones to fit on, and
+    report the mean AUC-DF difference (fixed learned configuration − the best single signal *on that
+    held-out draw*) with its standard error over draws."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for n in sizes:
+        if n + held_out > len(examples):
+            continue
+        diffs: dict[str, list[float]] = {}
+        for _ in range(draws):
+            perm = rng.permutation(len(examples))
+            held, sub = [examples[i] for i in perm[:held_out]], [examples[i] for i in perm[held_out:held_out + n]]
+            small, large = qualities(held)
+            rules: dict[str, Any] = {}
+            for name, config in FIXED.items():
+                try:
+                    rules[name] = _fit(config, sub)
+                except ValueError:
+                    continue
+            scores = scores_for(held, rules)
+            aucs = {k: deferral_curve(v, small, large).auc for k, v in scores.items()}
+            best = max(aucs[k] for k in scores if k not in rules)
+            for name in rules:
+                diffs.setdefault(name, []).append(aucs[name] - best)
+        for name, d in diffs.items():
+            out.append({"n_fit": n, "rule": name, "vs_best_signal": round(float(np.mean(d)), 4),
+                        "se": round(float(np.std(d, ddof=1) / math.sqrt(len(d))), 4) if len(d) > 1 else None,
+                        "draws": len(d), "held_out": held_out})
+    return out
+
+
 def plot_learning_curve(rows: list[dict[str, Any]], best_signal: tuple[str, float], path: Path) -> Path:
     from cascade_core.plots import _pyplot, _save
 
@@ -161,11 +198,12 @@ def plot_learning_curve(rows: list[dict[str, Any]], best_signal: tuple[str, floa
 def diagnostics(
     fit: Sequence[CachedExample], test: Sequence[CachedExample], out_dir: Path, *, cv: int = 5, sizes: Sequence[int] | None = None,
     draws: int = 3, grid: list[dict[str, Any]] | None = None, field: str = "attribute", resamples: int = 200,
+    repeats: int = 3, pooled_sizes: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """The whole report (also written to ``out_dir/learned_diagnostics.json``, plus the PNG)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     small_f, large_f = qualities(fit)
-    selection = select_rule([e.small for e in fit], small_f, large_f, cv=cv, learned=grid,
+    selection = select_rule([e.small for e in fit], small_f, large_f, cv=cv, repeats=repeats, learned=grid,
                             labels_per_example=[e.label_tokens for e in fit])
     rules: dict[str, Any] = {name: _fit(config, fit) for name, config in FIXED.items()}
     rules["cv-selected"] = selection.rule
@@ -196,10 +234,13 @@ def diagnostics(
     curve = learning_curve(fit, test, sizes, draws, cv, grid=grid)
     best_auc = next(r["auc_df"] for r in table["rows"] if r["rule"] == best)
     png = plot_learning_curve(curve, (best, best_auc), out_dir / "learning_curve.png")
+    pooled = pooled_learning_curve([*fit, *test], pooled_sizes or [n for n in (40, 80, 160, 240, 300) if n + 100 <= len(fit) + len(test)],
+                                   held_out=100, draws=draws * 4)
     report = {
         "n_fit": len(fit), "n_test": len(test), "cv": cv, "selection": selection.to_dict(), "test": table,
         "coefficients_small_correct_logistic": coefficients, "calibration": calibration,
         "per_group": {"field": field, "rows": per_group}, "learning_curve": curve, "learning_curve_png": str(png),
+        "pooled_learning_curve": pooled,
     }
     (out_dir / "learned_diagnostics.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     return report
@@ -217,6 +258,8 @@ def _print(report: dict[str, Any]) -> None:
         print("group", r)
     for r in report["learning_curve"]:
         print("learning curve", r)
+    for r in report["pooled_learning_curve"]:
+        print("pooled learning curve", r)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -229,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--draws", type=int, default=3, help="random subsets per learning-curve size")
     p.add_argument("--sizes", type=int, nargs="*", help="learning-curve fit-set sizes")
     p.add_argument("--field", default="attribute", help="record field of the per-group table")
+    p.add_argument("--cv-repeats", type=int, default=3, help="repeats of the k-fold split of the main selection")
+    p.add_argument("--pooled-sizes", type=int, nargs="*", help="fit sizes of the pooled (fit+test) learning curve")
     p.add_argument("--fast", action="store_true", help="a small learned grid (logistic only) and 50 bootstrap resamples")
     args = p.parse_args(argv)
     if args.synthetic:
@@ -239,7 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("give --fit and --test caches, or --synthetic")
     grid = [{"model": "logistic", "C": 1.0, "target": t} for t in ("small_correct", "quality_gap")] if args.fast else None
     report = diagnostics(fit, test, Path(args.out_dir), cv=args.cv, sizes=args.sizes, draws=args.draws, grid=grid,
-                         field=args.field, resamples=50 if args.fast else 200)
+                         field=args.field, resamples=50 if args.fast else 200, repeats=args.cv_repeats,
+                         pooled_sizes=args.pooled_sizes)
     _print(report)
     return 0
 

@@ -19,7 +19,8 @@ def _module():
 def test_diagnostics_report_on_synthetic_data(tmp_path, capsys):
     diag = _module()
     out = tmp_path / "diag"
-    assert diag.main(["--synthetic", "--out-dir", str(out), "--fast", "--sizes", "40", "160", "--draws", "1", "--cv", "4"]) == 0
+    assert diag.main(["--synthetic", "--out-dir", str(out), "--fast", "--sizes", "40", "160", "--draws", "1", "--cv", "4",
+                      "--cv-repeats", "1", "--pooled-sizes", "40", "200"]) == 0
     report = json.loads((out / "learned_diagnostics.json").read_text())
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     rows = {r["rule"]: r for r in report["test"]["rows"]}
@@ -33,3 +34,7 @@ def test_diagnostics_report_on_synthetic_data(tmp_path, capsys):
     assert {r["group"] for r in report["per_group"]["rows"]} == {"capital", "currency"}
     assert sorted({r["n_fit"] for r in report["learning_curve"]}) == [40, 160]
     assert "cv-selected on the fit split" in capsys.readouterr().out
+    pooled = report["pooled_learning_curve"]
+    assert sorted({r["n_fit"] for r in pooled}) == [40, 200] and all(r["held_out"] == 100 for r in pooled)
+    big = next(r for r in pooled if r["n_fit"] == 200 and r["rule"].startswith("learned(logistic,small"))
+    assert big["vs_best_signal"] > 0  # with enough data the two-feature rule beats any single signal
