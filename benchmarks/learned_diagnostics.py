@@ -148,13 +148,14 @@ def pooled_learning_curve(
     """Would more data help? Pool both splits (a separate question from the test-split claim, which this
     does not touch), draw ``held_out`` examples to measure on and ``n`` disjoint ones to fit on, and
     report the mean AUC-DF difference (fixed learned configuration − the best single signal *on that
-    held-out draw*) with its standard error over draws."""
+    held-out draw*, and − the signal that is best on the ``n`` fit examples) with standard errors over draws."""
     rng = np.random.default_rng(seed)
     out = []
     for n in sizes:
         if n + held_out > len(examples):
             continue
         diffs: dict[str, list[float]] = {}
+        fair: dict[str, list[float]] = {}
         for _ in range(draws):
             perm = rng.permutation(len(examples))
             held, sub = [examples[i] for i in perm[:held_out]], [examples[i] for i in perm[held_out:held_out + n]]
@@ -168,11 +169,18 @@ def pooled_learning_curve(
             scores = scores_for(held, rules)
             aucs = {k: deferral_curve(v, small, large).auc for k, v in scores.items()}
             best = max(aucs[k] for k in scores if k not in rules)
+            s_fit, l_fit = qualities(sub)  # the signal a user would pick on their fit data
+            fit_scores = scores_for(sub)
+            picked = max(fit_scores, key=lambda k: deferral_curve(fit_scores[k], s_fit, l_fit).auc)
             for name in rules:
                 diffs.setdefault(name, []).append(aucs[name] - best)
+                fair.setdefault(name, []).append(aucs[name] - aucs[picked])
         for name, d in diffs.items():
+            f = np.asarray(fair[name])
             out.append({"n_fit": n, "rule": name, "vs_best_signal": round(float(np.mean(d)), 4),
                         "se": round(float(np.std(d, ddof=1) / math.sqrt(len(d))), 4) if len(d) > 1 else None,
+                        "vs_fit_chosen_signal": round(float(f.mean()), 4),
+                        "fit_chosen_se": round(float(f.std(ddof=1) / math.sqrt(f.size)), 4) if f.size > 1 else None,
                         "draws": len(d), "held_out": held_out})
     return out
 
