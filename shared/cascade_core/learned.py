@@ -451,6 +451,8 @@ class LearnedDeferral:
                 if version < 2 or layers:
                     raise RuleFileError(f"{source}: an 'hgb' rule needs format_version 2, 'trees' and no 'layers'")
                 trees = check_trees(data.get("trees"), d, source)
+                if np.any(np.asarray(data["mean"]) != 0) or np.any(np.asarray(data["scale"]) != 1):
+                    raise RuleFileError(f"{source}: an 'hgb' rule is not standardised ('mean' 0, 'scale' 1)")
                 layers = [(np.eye(d), np.zeros(d))]  # only to pass the shape checks below
             elif "trees" in data:
                 raise RuleFileError(f"{source}: 'trees' given for model {rule.model!r}")

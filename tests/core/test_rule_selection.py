@@ -225,3 +225,12 @@ def test_cascade_serve_rule_file_accepts_a_signal_rule_file(tmp_path):
     sure = Generation("x", (_step("a", 0.9, [0.05]),))
     unsure = Generation("x", (_step("a", 0.2, [0.05]),))
     assert rule.decide(sure).defer is False and rule.decide(unsure).defer is True
+
+
+def test_tree_rule_files_must_not_carry_a_standardisation(tmp_path, tree_rule_dict):
+    data = json.loads(json.dumps(tree_rule_dict))
+    data["scale"][0] = 2.0
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(RuleFileError, match="not standardised"):
+        load_rule(path)
