@@ -291,3 +291,26 @@ def test_llama_server_subcommand_serves_until_interrupted():
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_fit_can_save_a_single_signal_that_eval_and_calibrate_read(cache_and_rule, tmp_path, capsys):
+    cache, _ = cache_and_rule
+    rule = tmp_path / "signal.json"
+    assert main(["fit", "--cache", str(cache), "--out", str(rule), "--signals-only", "--cv", "3", "--cv-repeats", "1"]) == 0
+    saved = json.loads(rule.read_text())
+    assert saved["format"] == "llm-cascade/signal-rule" and saved["signal"] == saved["selection"]["winner"].split("(")[0]
+    printed = capsys.readouterr().out
+    assert "winner:" in printed and "chow_sum" in printed and "entropy" in printed
+    csv_path = tmp_path / "t.csv"
+    assert main(["eval", "--cache", str(cache), "--rule", f"picked={rule}", "--csv", str(csv_path), "--bootstrap", "0"]) == 0
+    table = {row["signal"]: row for row in csv.DictReader(csv_path.open())}
+    winner = saved["selection"]["winner"]
+    assert table["picked"]["auc_df"] == table[winner]["auc_df"]  # the file scores exactly like the signal it names
+    assert main(["calibrate", "--cache", str(cache), "--rule", str(rule), "--deferral-rate", "0.5"]) == 0
+    assert winner in capsys.readouterr().out
+
+
+def test_fit_rejects_too_few_examples_for_the_folds(cache_and_rule, tmp_path, capsys):
+    cache, _ = cache_and_rule
+    assert main(["fit", "--cache", str(cache), "--out", str(tmp_path / "r.json"), "--cv", "20"]) == 2
+    assert "too few" in capsys.readouterr().err
