@@ -55,8 +55,10 @@ __all__ = [
 ]
 
 FORMAT_NAME = "llm-cascade/learned-deferral"
-FORMAT_VERSION = 1
-MODELS = ("logistic", "mlp")
+FORMAT_VERSION = 2
+#: Format versions :meth:`LearnedDeferral.from_dict` reads (1: before gradient-boosted trees).
+READABLE_VERSIONS = (1, 2)
+MODELS = ("logistic", "mlp", "hgb")
 #: Largest rule file :meth:`LearnedDeferral.load` reads (a fitted rule is a few KB; an MLP over a
 #: 4096-d embedding with 64 hidden units ~ 10 MB of JSON).
 MAX_RULE_FILE_BYTES = 32 * 1024 * 1024
@@ -70,8 +72,9 @@ class LearnedDeferral:
     """Post-hoc learned deferral rule: a classifier over token-uncertainty features (paper A).
 
     Args:
-        model: ``"logistic"`` (logistic regression; ridge regression for ``quality_gap``) or
-            ``"mlp"`` (one hidden ReLU layer of ``hidden_units``).
+        model: ``"logistic"`` (logistic regression; ridge regression for ``quality_gap``),
+            ``"mlp"`` (one hidden ReLU layer of ``hidden_units``) or ``"hgb"`` (scikit-learn's
+            histogram gradient-boosted trees, exported to JSON and evaluated with numpy).
         target: What ``y`` means, one of :data:`TARGETS` (see :func:`deferral_labels`).
         use_embedding: Append the small model's pooled embedding to the features ("Post-Hoc-Embed").
         margin_labels: Class-label first tokens for the first-token margin feature (classification).
@@ -79,11 +82,19 @@ class LearnedDeferral:
         alpha: L2 penalty of the MLP.
         hidden_units: Width of the MLP's hidden layer.
         max_iter: Optimiser iteration cap.
-        random_state: Seed of the MLP's initialisation.
+        random_state: Seed of the MLP's initialisation / the trees' subsampling.
+        n_trees: Boosting iterations (``hgb``).
+        learning_rate: Shrinkage of each tree (``hgb``).
+        max_leaf_nodes: Leaves per tree (``hgb``).
+        min_samples_leaf: Fewest training examples in a leaf (``hgb``).
+        monotone: ``hgb``: the confidence may only rise with every log-prob feature (quantiles,
+            Chow-Sum/Average) and the margin — paper A's prior; length and embedding are free.
 
     Fitted attributes: ``feature_names_``, ``n_features_in_``, ``mean_``, ``scale_`` (standardisation),
-    ``layers_`` (list of ``(weight, bias)`` arrays), ``n_samples_fit_``, ``estimator_`` (the
-    scikit-learn model; ``None`` after :meth:`load`).
+    ``layers_`` (list of ``(weight, bias)`` arrays; empty for ``hgb``), ``trees_`` (the exported
+    trees of ``hgb``, else ``None``), ``n_samples_fit_``, ``estimator_`` (the scikit-learn model;
+    ``None`` after :meth:`load`), ``selection_`` (the cross-validated comparison that chose this
+    rule, see :mod:`cascade_core.rule_selection`; ``None`` when it was fitted directly).
 
     Example:
         >>> import numpy as np
@@ -110,6 +121,11 @@ class LearnedDeferral:
         hidden_units: int = 32,
         max_iter: int = 1000,
         random_state: int = 0,
+        n_trees: int = 100,
+        learning_rate: float = 0.1,
+        max_leaf_nodes: int = 8,
+        min_samples_leaf: int = 10,
+        monotone: bool = True,
     ) -> None:
         self.model = model
         self.target = target
@@ -120,6 +136,11 @@ class LearnedDeferral:
         self.hidden_units = hidden_units
         self.max_iter = max_iter
         self.random_state = random_state
+        self.n_trees = n_trees
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.monotone = monotone
         self._validate_params()
 
     # -- scikit-learn contract -------------------------------------------------------------------
@@ -147,14 +168,18 @@ class LearnedDeferral:
             raise ConfigurationError(f"LearnedDeferral.model must be one of {list(MODELS)}, got {self.model!r}")
         if self.target not in TARGETS:
             raise ConfigurationError(f"LearnedDeferral.target must be one of {list(TARGETS)}, got {self.target!r}")
-        for name in ("C", "alpha"):
+        for name in ("C", "alpha", "learning_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
                 raise ConfigurationError(f"LearnedDeferral.{name} must be a positive finite number, got {value!r}")
-        for name in ("hidden_units", "max_iter"):
+        for name in ("hidden_units", "max_iter", "n_trees", "min_samples_leaf"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"LearnedDeferral.{name} must be a positive int, got {value!r}")
+        if isinstance(self.max_leaf_nodes, bool) or not isinstance(self.max_leaf_nodes, int) or self.max_leaf_nodes < 2:
+            raise ConfigurationError(f"LearnedDeferral.max_leaf_nodes must be an int >= 2, got {self.max_leaf_nodes!r}")
+        if not isinstance(self.monotone, bool):
+            raise ConfigurationError(f"LearnedDeferral.monotone must be True or False, got {self.monotone!r}")
         if self.margin_labels is not None and len({str(x).strip().casefold() for x in self.margin_labels}) < 2:
             raise ConfigurationError(f"LearnedDeferral.margin_labels needs >= 2 distinct labels, got {self.margin_labels!r}")
 
@@ -208,11 +233,14 @@ class LearnedDeferral:
             from sklearn.neural_network import MLPClassifier, MLPRegressor
         except ImportError as err:  # pragma: no cover - depends on the environment
             raise ConfigurationError("fitting a learned rule needs scikit-learn: pip install 'llm-cascade[eval]'") from err
+        regression = self.target == "quality_gap"
+        self.selection_: dict[str, Any] | None = None
+        if self.model == "hgb":
+            return self._fit_trees(X_arr, y_arr, regression)
         mean = X_arr.mean(axis=0)
         scale = X_arr.std(axis=0)
         scale[scale < 1e-12] = 1.0
         Xs = (X_arr - mean) / scale
-        regression = self.target == "quality_gap"
         if self.model == "logistic":
             est: Any = Ridge(alpha=1.0 / self.C) if regression else LogisticRegression(C=self.C, max_iter=self.max_iter)
         else:
@@ -238,9 +266,41 @@ class LearnedDeferral:
         self.estimator_ = est
         self.mean_, self.scale_ = mean, scale
         self.layers_ = layers
+        self.trees_: dict[str, Any] | None = None
         self.n_features_in_ = X_arr.shape[1]
         self.feature_names_ = self._feature_names(X_arr.shape[1])
         self.n_samples_fit_ = X_arr.shape[0]
+        return self
+
+    def monotonic_constraints(self, d: int) -> list[int]:
+        """Per-feature monotonic constraints of ``hgb`` (+1: confidence rises with the feature)."""
+        sign = -1 if self.target == "quality_gap" else 1  # the regressor predicts the gap, not the confidence
+        base = [0 if name == "length" else sign for name in BASE_FEATURE_NAMES]
+        if not self.monotone or d < len(base):
+            return [0] * d
+        return base + [0] * (d - len(base))
+
+    def _fit_trees(self, X_arr: np.ndarray, y_arr: np.ndarray, regression: bool) -> LearnedDeferral:  # noqa: N803
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        from cascade_core.learned_trees import export_trees
+
+        cls: Any = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
+        est = cls(
+            max_iter=self.n_trees, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf, monotonic_cst=self.monotonic_constraints(X_arr.shape[1]),
+            early_stopping=False, random_state=self.random_state,
+        )
+        from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+        with threadpool_limits(1):  # small data: OpenMP threads only add contention
+            est.fit(X_arr, y_arr)
+        d = X_arr.shape[1]
+        self.estimator_ = est
+        self.mean_, self.scale_ = np.zeros(d), np.ones(d)
+        self.layers_ = []
+        self.trees_ = export_trees(est)
+        self.n_features_in_, self.feature_names_, self.n_samples_fit_ = d, self._feature_names(d), X_arr.shape[0]
         return self
 
     def _feature_names(self, d: int) -> list[str]:
@@ -284,6 +344,10 @@ class LearnedDeferral:
             X_arr = X_arr.reshape(1, -1)
         if X_arr.shape[1] != self.n_features_in_:
             raise ConfigurationError(f"X has {X_arr.shape[1]} features, the rule was fitted on {self.n_features_in_}")
+        if self.trees_ is not None:
+            from cascade_core.learned_trees import predict_raw
+
+            return predict_raw(self.trees_, X_arr)
         h = (X_arr - self.mean_) / self.scale_
         for i, (weight, bias) in enumerate(self.layers_):
             h = h @ weight + bias
@@ -330,7 +394,7 @@ class LearnedDeferral:
         params = self.get_params()
         if params["margin_labels"] is not None:
             params["margin_labels"] = list(params["margin_labels"])
-        return {
+        out = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "params": params,
@@ -341,6 +405,11 @@ class LearnedDeferral:
             "scale": self.scale_.tolist(),
             "layers": [{"weight": w.tolist(), "bias": b.tolist()} for w, b in self.layers_],
         }
+        if self.trees_ is not None:
+            out["trees"] = self.trees_
+        if getattr(self, "selection_", None) is not None:
+            out["selection"] = self.selection_
+        return out
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the fitted rule to a JSON file (parent directories created). Returns the path."""
@@ -357,10 +426,10 @@ class LearnedDeferral:
         if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
             raise RuleFileError(f"{source} is not a learned deferral rule (expected \"format\": \"{FORMAT_NAME}\")")
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if isinstance(version, bool) or version not in READABLE_VERSIONS:
             raise RuleFileError(
-                f"{source} has format_version {version!r}; this llm-cascade reads version {FORMAT_VERSION} — "
-                "re-fit the rule with this version (cascade fit)"
+                f"{source} has format_version {version!r}; this llm-cascade reads versions "
+                f"{list(READABLE_VERSIONS)} — re-fit the rule with this version (cascade fit)"
             )
         try:
             params = dict(data["params"])
@@ -375,12 +444,27 @@ class LearnedDeferral:
                 (np.asarray(layer["weight"], dtype=np.float64), np.asarray(layer["bias"], dtype=np.float64))
                 for layer in data["layers"]
             ]
+            trees = None
+            if rule.model == "hgb":
+                from cascade_core.learned_trees import check_trees
+
+                if version < 2 or layers:
+                    raise RuleFileError(f"{source}: an 'hgb' rule needs format_version 2, 'trees' and no 'layers'")
+                trees = check_trees(data.get("trees"), d, source)
+                if np.any(np.asarray(data["mean"]) != 0) or np.any(np.asarray(data["scale"]) != 1):
+                    raise RuleFileError(f"{source}: an 'hgb' rule is not standardised ('mean' 0, 'scale' 1)")
+                layers = [(np.eye(d), np.zeros(d))]  # only to pass the shape checks below
+            elif "trees" in data:
+                raise RuleFileError(f"{source}: 'trees' given for model {rule.model!r}")
+            selection = data.get("selection")
+            if selection is not None and not isinstance(selection, dict):
+                raise RuleFileError(f"{source}: 'selection' must be an object")
             width = d
             for weight, bias in layers:
                 if weight.ndim != 2 or weight.shape[0] != width or bias.shape != (weight.shape[1],):
                     raise RuleFileError(f"{source}: layer shapes do not chain (expected {width} inputs, got {weight.shape})")
                 width = weight.shape[1]
-            if mean.shape != (d,) or scale.shape != (d,) or not layers or width != 1:
+            if mean.shape != (d,) or scale.shape != (d,) or not layers or width != (d if trees else 1):
                 raise RuleFileError(f"{source}: inconsistent array shapes for {d} features")
             arrays = [mean, scale, *(a for layer in layers for a in layer)]
             if not all(np.isfinite(a).all() for a in arrays):
@@ -400,42 +484,24 @@ class LearnedDeferral:
             raise
         except (KeyError, TypeError, ValueError, RecursionError) as err:
             raise RuleFileError(f"{source} is corrupt: {type(err).__name__}: {str(err)[:200]}") from err
-        rule.mean_, rule.scale_, rule.layers_ = mean, scale, layers
+        rule.mean_, rule.scale_, rule.layers_, rule.trees_ = mean, scale, ([] if trees else layers), trees
+        rule.selection_ = selection
         rule.n_features_in_, rule.feature_names_, rule.n_samples_fit_ = d, names, n_fit
         rule.estimator_ = None
         return rule
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, max_bytes: int = MAX_RULE_FILE_BYTES) -> LearnedDeferral:
-        """Load a rule saved by :meth:`save`.
+    def load(cls, path: str | os.PathLike[str], *, max_bytes: int = MAX_RULE_FILE_BYTES) -> Any:
+        """Load a rule file written by ``cascade fit`` or :meth:`save` (see :func:`cascade_core.rule_file.load_rule`).
 
-        Args:
-            path: The JSON file.
-            max_bytes: Refuse larger files (default :data:`MAX_RULE_FILE_BYTES`) before reading them.
+        Returns a :class:`LearnedDeferral`, or — when cross-validation in ``cascade fit`` chose a
+        single signal — a :class:`~cascade_core.rule_file.SignalRule`; both are scorers usable in a
+        :class:`~cascade_core.rules.ThresholdRule`.
 
         Raises:
             RuleFileError: the file is missing, too large, not JSON (or nested too deeply), not a
                 rule, of another format version, inconsistent with the feature extractor, or corrupt.
         """
-        source = f"rule file {os.fspath(path)!r}"
-        try:
-            size = Path(path).stat().st_size
-        except FileNotFoundError as err:
-            raise RuleFileError(f"{source} does not exist") from err
-        except OSError as err:
-            raise RuleFileError(f"{source} cannot be read: {err}") from err
-        if size > max_bytes:
-            raise RuleFileError(f"{source} is {size} bytes, over the {max_bytes}-byte limit for a rule file")
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError as err:
-            raise RuleFileError(f"{source} does not exist") from err
-        except (OSError, UnicodeDecodeError) as err:
-            raise RuleFileError(f"{source} cannot be read: {err}") from err
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise RuleFileError(f"{source} is not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}") from err
-        except RecursionError as err:
-            raise RuleFileError(f"{source} is nested too deeply to be a rule file") from err
-        return cls.from_dict(data, source=source)
+        from cascade_core.rule_file import load_rule
+
+        return load_rule(path, max_bytes=max_bytes)

@@ -74,8 +74,13 @@ def test_collect_fit_calibrate_eval_end_to_end(server, data, tmp_path, capsys):
     assert rows[0].small.text == f" {COUNTRIES[0][1]}"  # cut at the stop string
 
     rule = tmp_path / "rule.json"
-    assert main(["fit", "--cache", str(cache), "--out", str(rule)]) == 0
-    assert json.loads(rule.read_text())["format"] == "llm-cascade/learned-deferral"
+    assert main(["fit", "--cache", str(cache), "--out", str(rule), "--cv", "3"]) == 0
+    fitted = json.loads(rule.read_text())
+    assert fitted["format"] in ("llm-cascade/learned-deferral", "llm-cascade/signal-rule")
+    table = fitted["selection"]["table"]
+    assert {"margin", "chow_sum", "entropy"} <= {r["candidate"] for r in table}
+    assert any(r["kind"] == "learned" for r in table)
+    assert "winner:" in capsys.readouterr().out
 
     cal_json = tmp_path / "cal.json"
     code = main(["calibrate", "--cache", str(cache), "--rule", str(rule), "--deferral-rate", "0.5",
@@ -161,7 +166,9 @@ def cache_and_rule(server, data, tmp_path):
     cache = tmp_path / "cache.jsonl"
     assert _collect(server, data, cache) == 0
     rule = tmp_path / "rule.json"
-    assert main(["fit", "--cache", str(cache), "--out", str(rule), "--model", "mlp", "--hidden-units", "4"]) == 0
+    assert main(["fit", "--cache", str(cache), "--out", str(rule), "--model", "mlp", "--hidden-units", "4",
+                 "--cv", "0"]) == 0
+    assert json.loads(rule.read_text())["format"] == "llm-cascade/learned-deferral"
     return cache, rule
 
 
@@ -284,3 +291,26 @@ def test_llama_server_subcommand_serves_until_interrupted():
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_fit_can_save_a_single_signal_that_eval_and_calibrate_read(cache_and_rule, tmp_path, capsys):
+    cache, _ = cache_and_rule
+    rule = tmp_path / "signal.json"
+    assert main(["fit", "--cache", str(cache), "--out", str(rule), "--signals-only", "--cv", "3", "--cv-repeats", "1"]) == 0
+    saved = json.loads(rule.read_text())
+    assert saved["format"] == "llm-cascade/signal-rule" and saved["signal"] == saved["selection"]["winner"].split("(")[0]
+    printed = capsys.readouterr().out
+    assert "winner:" in printed and "chow_sum" in printed and "entropy" in printed
+    csv_path = tmp_path / "t.csv"
+    assert main(["eval", "--cache", str(cache), "--rule", f"picked={rule}", "--csv", str(csv_path), "--bootstrap", "0"]) == 0
+    table = {row["signal"]: row for row in csv.DictReader(csv_path.open())}
+    winner = saved["selection"]["winner"]
+    assert table["picked"]["auc_df"] == table[winner]["auc_df"]  # the file scores exactly like the signal it names
+    assert main(["calibrate", "--cache", str(cache), "--rule", str(rule), "--deferral-rate", "0.5"]) == 0
+    assert winner in capsys.readouterr().out
+
+
+def test_fit_rejects_too_few_examples_for_the_folds(cache_and_rule, tmp_path, capsys):
+    cache, _ = cache_and_rule
+    assert main(["fit", "--cache", str(cache), "--out", str(tmp_path / "r.json"), "--cv", "20"]) == 2
+    assert "too few" in capsys.readouterr().err

@@ -234,7 +234,7 @@ def test_wrong_version_raises_rule_file_error(saved_rule):
         (lambda d: d.pop("layers"), "corrupt"),
         (lambda d: d["mean"].pop(), "shapes"),
         (lambda d: d["layers"][0]["weight"].pop(), "layer shapes"),
-        (lambda d: d.update(format="something-else"), "not a learned deferral rule"),
+        (lambda d: d.update(format="something-else"), "not a rule file"),
         (lambda d: d["params"].update(model="forest"), "model"),
     ],
 )

@@ -53,15 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="use only the first N records")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("fit", help="train a learned deferral rule on a collection cache")
-    p.add_argument("--cache", required=True)
-    p.add_argument("--out", required=True, help="rule file to write (JSON)")
-    p.add_argument("--model", choices=["logistic", "mlp"], default="logistic")
-    p.add_argument("--target", choices=["small_correct", "large_better", "quality_gap"], default="small_correct")
+    p = sub.add_parser("fit", help="choose and fit a deferral rule on a collection cache (cross-validated; see docs/learned.md)")
+    p.add_argument("--cache", required=True, help="cache of the fit split (never the test split)")
+    p.add_argument("--out", required=True, help="rule file to write (JSON): the learned rule, or the single signal that won")
+    p.add_argument("--cv", type=int, default=5,
+                   help="folds of the cross-validated comparison of learned rules vs every single signal "
+                        "(default 5); 0: no comparison, fit exactly the --model/--target given")
+    p.add_argument("--cv-repeats", type=int, default=3, help="repeat the k-fold split with new shuffles (default 3)")
+    p.add_argument("--model", choices=["auto", "logistic", "mlp", "hgb"], default="auto",
+                   help="learned model(s) to compare: auto = logistic and monotone gradient-boosted trees (hgb)")
+    p.add_argument("--target", choices=["auto", "small_correct", "large_better", "gain", "quality_gap"], default="auto",
+                   help="training target(s): small answer correct; large answer better; or regress the gain "
+                        "quality(large) - quality(small) (gain = quality_gap). auto: compare all three")
     p.add_argument("--embedding", action="store_true", help="add the small model's embedding to the features")
-    p.add_argument("--C", type=float, default=1.0, help="inverse L2 strength (logistic/ridge)")
+    p.add_argument("--C", type=float, help="inverse L2 strength (logistic/ridge); default: chosen by CV (1.0 with --cv 0)")
     p.add_argument("--alpha", type=float, default=1e-3, help="L2 penalty (mlp)")
     p.add_argument("--hidden-units", type=int, default=32)
+    p.add_argument("--no-monotone", action="store_true", help="hgb: no monotonic constraints on the log-prob features")
+    p.add_argument("--signals-only", action="store_true", help="compare single signals only (no learned candidates)")
+    p.add_argument("--json", help="also write the comparison table as JSON")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scorer", help="re-score the cached answers with this quality scorer")
 

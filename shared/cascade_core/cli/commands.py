@@ -7,6 +7,7 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,20 +51,46 @@ def _shared_label_tokens(cache: list) -> tuple[str, ...] | None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    from cascade_core.rule_selection import learned_grid, select_rule
+
     cache = load_cache(args.cache)
     small_q, large_q = qualities(cache, resolve_quality_scorer(args.scorer) if args.scorer else None)
-    y = deferral_labels(small_q, large_q, args.target)
-    rule = LearnedDeferral(
-        model=args.model, target=args.target, use_embedding=args.embedding, margin_labels=_shared_label_tokens(cache),
-        C=args.C, alpha=args.alpha, hidden_units=args.hidden_units, random_state=args.seed,
+    gens = [c.small for c in cache]
+    labels = _shared_label_tokens(cache)
+    target = {"gain": "quality_gap"}.get(args.target, args.target)
+    fixed: dict = {"alpha": args.alpha, "hidden_units": args.hidden_units, "random_state": args.seed}
+    if args.C is not None:
+        fixed["C"] = args.C
+    if args.embedding:
+        fixed["use_embedding"] = True
+    if args.no_monotone:
+        fixed["monotone"] = False
+    if args.cv == 0:
+        model = "logistic" if args.model == "auto" else args.model
+        rule = LearnedDeferral(
+            model=model, target="small_correct" if target == "auto" else target, margin_labels=labels,
+            **{"C": 1.0, **fixed},
+        )
+        rule.fit_generations(gens, deferral_labels(small_q, large_q, rule.target))
+        rule.save(args.out)
+        print(f"fitted {rule.name} on {len(cache)} examples ({rule.n_features_in_} features), no comparison (--cv 0) -> {args.out}")
+        return 0
+    targets = ("small_correct", "large_better", "quality_gap") if target == "auto" else (target,)
+    models = None if args.model == "auto" else [args.model]
+    grid = [] if args.signals_only else learned_grid(models, targets, **fixed)
+    selection = select_rule(
+        gens, small_q, large_q, cv=args.cv, repeats=args.cv_repeats, learned=grid, margin_labels=labels,
+        labels_per_example=[c.label_tokens for c in cache], seed=args.seed,
     )
-    rule.fit_generations([c.small for c in cache], y)
-    rule.save(args.out)
-    train = rule.predict_confidence(rule.features([c.small for c in cache]))
-    print(f"fitted {rule.name} on {len(cache)} examples ({rule.n_features_in_} features) -> {args.out}")
-    if args.target != "quality_gap":
-        print(f"training accuracy {rule.score(rule.features([c.small for c in cache]), y):.3f}; "
-              f"mean confidence {train.mean():.3f}")
+    selection.rule.save(args.out)
+    print(f"{args.cv}-fold cross-validation on {len(cache)} fit examples (held-out AUC-DF, mean ± SE over folds):")
+    print(selection.format_table())
+    w = selection.winner
+    print(f"winner: {w['candidate']} ({w['kind']}; {w['vs_best_signal']:+.4f} ± {w['vs_best_signal_se']:.4f} vs the best "
+          f"single signal) -> {args.out}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(selection.to_dict(), indent=1), encoding="utf-8")
     return 0
 
 
@@ -114,8 +141,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_rules(specs: list[str]) -> dict[str, LearnedDeferral]:
-    rules: dict[str, LearnedDeferral] = {}
+def _parse_rules(specs: list[str]) -> dict[str, Any]:
+    rules: dict[str, Any] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep:

@@ -31,7 +31,6 @@ from cascade_core.evaluation import (
     signal_scores,
     summarize_curves,
 )
-from cascade_core.learned import LearnedDeferral
 
 __all__ = ["EvalReport", "evaluate_cache", "grouped_auc", "measured_costs", "scores_for"]
 
@@ -52,12 +51,15 @@ def qualities(examples: Sequence[CachedExample], rescore: QualityScorer | None =
     return np.array(small), np.array(large)
 
 
-def scores_for(examples: Sequence[CachedExample], rules: Mapping[str, LearnedDeferral] | None = None) -> dict[str, np.ndarray]:
+def scores_for(examples: Sequence[CachedExample], rules: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Confidence scores of every default signal and every learned rule for cached examples."""
     gens = [e.small for e in examples]
     labels = [e.label_tokens for e in examples]
     out = signal_scores(gens, default_signals(), labels_per_example=labels)
     for name, rule in (rules or {}).items():
+        if not hasattr(rule, "predict_confidence"):  # a single-signal rule file: score one by one
+            out[name] = signal_scores(gens, {name: rule})[name]
+            continue
         if any(not g.steps for g in gens):
             values = np.full(len(gens), -math.inf)
             keep = [i for i, g in enumerate(gens) if g.steps]
@@ -66,6 +68,12 @@ def scores_for(examples: Sequence[CachedExample], rules: Mapping[str, LearnedDef
             values = rule.predict_confidence(rule.features(gens))
         out[name] = values
     return out
+
+
+def _rule_meta(rule: Any) -> dict[str, Any]:
+    if hasattr(rule, "get_params"):  # a learned rule
+        return rule.get_params() | {"n_samples_fit": rule.n_samples_fit_}
+    return {"signal": rule.signal, "params": rule.params}  # a single-signal rule file
 
 
 def grouped_auc(
@@ -193,7 +201,7 @@ def _json_default(value: Any) -> Any:
 
 def evaluate_cache(
     test: Sequence[CachedExample],
-    rules: Mapping[str, LearnedDeferral] | None = None,
+    rules: Mapping[str, Any] | None = None,
     *,
     calibration: Sequence[CachedExample] | None = None,
     small_cost: float | None = None,
@@ -253,7 +261,7 @@ def evaluate_cache(
         "budget_orders": orders,
         "budget_warmup": warmup,
         "calibration_n": len(calibration or ()),
-        "rules": {name: rule.get_params() | {"n_samples_fit": rule.n_samples_fit_} for name, rule in (rules or {}).items()},
+        "rules": {name: _rule_meta(rule) for name, rule in (rules or {}).items()},
     }
     groups = grouped_auc(test, scores, group_by, rescore) if group_by else []
     return EvalReport(rows, curves, rand, orac, budgets, meta, groups)
