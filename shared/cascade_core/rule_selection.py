@@ -15,8 +15,10 @@ Standard errors are ``std(fold values) / sqrt(cv)`` over all ``cv × repeats`` h
 repeats reduce split noise in the mean but are not independent data, so the divisor is ``cv``).
 
 Example:
-    >>> from cascade_core.types import Generation, TokenStep
-    >>> gens = [Generation("x", (TokenStep("a", -0.1 * (i % 7)),)) for i in range(40)]
+    >>> from cascade_core.types import Generation, TokenAlternative, TokenStep
+    >>> def step(lp):
+    ...     return TokenStep("a", lp, (TokenAlternative("a", lp), TokenAlternative("b", lp - 1.5)))
+    >>> gens = [Generation("x", (step(-0.1 * (i % 7)),)) for i in range(40)]
     >>> small = [1.0 if i % 7 < 3 else 0.0 for i in range(40)]
     >>> sel = select_rule(gens, small, [1.0] * 40, cv=4, learned=[])
     >>> sel.winner["kind"]
