@@ -145,3 +145,30 @@ def test_configuration_is_validated(kwargs, match):
 def test_margin_cascade_rejects_small_tier_without_topk(large):
     with pytest.raises(ConfigurationError, match="top_k >= 2"):
         Cascade([OpenAIModel("m", top_k=1), large], rules=ThresholdRule("margin", 0.3))
+
+
+def _wait_for_stream_end(server: FakeOpenAIServer, before: int) -> int:
+    deadline = time.monotonic() + 10
+    while len(server.events_sent) <= before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server.events_sent[before]
+
+
+def test_an_abandoned_large_tier_stream_stops_the_servers_answer():
+    long_answer = " ".join(["word"] * 20000)
+    with FakeOpenAIServer(lambda body: FakeReply(long_answer)) as server:
+        large = OpenAIModel("big", base_url=server.base_url, api_key="k", top_k=0)
+        stream = large.stream(Request.from_prompt("go"))
+        assert next(stream).text
+        stream.close()  # what a client that disconnects (or a cascade that gives up) does
+        assert _wait_for_stream_end(server, 0) < 20000
+
+
+async def test_an_abandoned_async_large_tier_stream_stops_the_servers_answer():
+    long_answer = " ".join(["word"] * 20000)
+    with FakeOpenAIServer(lambda body: FakeReply(long_answer)) as server:
+        large = OpenAIModel("big", base_url=server.base_url, api_key="k", top_k=0)
+        stream = large.astream(Request.from_prompt("go"))
+        assert (await anext(stream)).text
+        await stream.aclose()
+        assert _wait_for_stream_end(server, 0) < 20000

@@ -420,10 +420,14 @@ class OpenAIModel(TokenModelBase):
         deltas = _ToolCallDeltas(request)
         state: dict[str, Any] = {}
         try:
-            for chunk in self.client.chat.completions.create(**self._kwargs(request, scored=False, stream=True)):
-                piece = self._chunk(chunk, deltas, state)
-                if piece is not None:
-                    yield piece
+            response = self.client.chat.completions.create(**self._kwargs(request, scored=False, stream=True))
+            try:
+                for chunk in response:
+                    piece = self._chunk(chunk, deltas, state)
+                    if piece is not None:
+                        yield piece
+            finally:  # an abandoned stream stops the server's generation too
+                response.close()
         except BackendError:
             raise
         except Exception as err:
@@ -440,10 +444,14 @@ class OpenAIModel(TokenModelBase):
         deltas = _ToolCallDeltas(request)
         state: dict[str, Any] = {}
         try:
-            async for chunk in await self.aclient.chat.completions.create(**self._kwargs(request, scored=False, stream=True)):
-                piece = self._chunk(chunk, deltas, state)
-                if piece is not None:
-                    yield piece
+            response = await self.aclient.chat.completions.create(**self._kwargs(request, scored=False, stream=True))
+            try:
+                async for chunk in response:
+                    piece = self._chunk(chunk, deltas, state)
+                    if piece is not None:
+                        yield piece
+            finally:  # an abandoned stream stops the server's generation too
+                await response.close()
         except BackendError:
             raise
         except Exception as err:
