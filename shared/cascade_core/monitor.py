@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import statistics
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -45,9 +46,8 @@ logger = logging.getLogger(__name__)
 
 @functools.lru_cache(maxsize=32)
 def _z(confidence: float) -> float:
-    from scipy.special import ndtri
-
-    return float(ndtri(0.5 + confidence / 2.0))
+    """The two-sided normal quantile for ``confidence`` (the standard library's, no SciPy needed)."""
+    return statistics.NormalDist().inv_cdf(0.5 + confidence / 2.0)
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
