@@ -73,9 +73,10 @@ def default_large_model(
         backend: ``"llamacpp"`` (started once per process on 127.0.0.1) or ``"transformers"`` (in-process).
         threads: llama.cpp threads for the server.
         prompt_format: For the transformers backend; the server always applies the chat template.
-        **kwargs: Passed to the model class (``top_k=0`` by default: a large tier needs no log-probs).
+        **kwargs: Passed to the model class (a large tier needs no log-probs: ``top_k=0`` on the server,
+            the minimum of 1 in transformers).
     """
-    kwargs.setdefault("top_k", 0)
+    kwargs.setdefault("top_k", 0 if backend == "llamacpp" else 1)
     return _qwen("large", backend, threads, prompt_format, kwargs)
 
 
