@@ -30,7 +30,6 @@ Example:
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -413,12 +412,9 @@ class LearnedDeferral:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the fitted rule to a JSON file (parent directories created). Returns the path."""
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict()), encoding="utf-8")
-        os.replace(tmp, out)
-        return out
+        from cascade_core.rule_file import write_json_file
+
+        return write_json_file(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "rule data") -> LearnedDeferral:

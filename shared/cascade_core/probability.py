@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -158,12 +157,9 @@ class ProbabilityMap:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the map to a JSON file (parent directories created). Returns the path."""
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-        os.replace(tmp, out)
-        return out
+        from cascade_core.rule_file import write_json_file
+
+        return write_json_file(path, self.to_dict(), indent=1)
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "probability map data") -> ProbabilityMap:
@@ -190,17 +186,9 @@ class ProbabilityMap:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ProbabilityMap:
         """Load a map saved by :meth:`save` (missing, non-JSON, other version or corrupt: :class:`RuleFileError`)."""
-        source = f"probability map file {os.fspath(path)!r}"
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError as err:
-            raise RuleFileError(f"{source} does not exist") from err
-        except (OSError, UnicodeDecodeError) as err:
-            raise RuleFileError(f"{source} cannot be read: {err}") from err
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise RuleFileError(f"{source} is not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}") from err
+        from cascade_core.rule_file import read_rule_json
+
+        data, source = read_rule_json(path, kind="probability map file")
         return cls.from_dict(data, source=source)
 
 

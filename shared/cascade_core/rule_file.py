@@ -92,12 +92,7 @@ class SignalRule:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the rule to a JSON file (parent directories created). Returns the path."""
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-        os.replace(tmp, out)
-        return out
+        return write_json_file(path, self.to_dict(), indent=1)
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "rule data") -> SignalRule:
@@ -121,9 +116,25 @@ class SignalRule:
             raise RuleFileError(f"{source}: invalid signal parameters: {err}") from err
 
 
-def read_rule_json(path: str | os.PathLike[str], *, max_bytes: int = MAX_RULE_FILE_BYTES) -> tuple[Any, str]:
-    """The parsed JSON of a rule file and a description of it for messages; :class:`RuleFileError` if unreadable."""
-    source = f"rule file {os.fspath(path)!r}"
+def write_json_file(path: str | os.PathLike[str], data: Any, *, indent: int | None = None) -> Path:
+    """Write ``data`` as JSON atomically (a temporary file renamed into place; parent directories created)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=indent), encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+def read_rule_json(
+    path: str | os.PathLike[str], *, max_bytes: int = MAX_RULE_FILE_BYTES, kind: str = "rule file"
+) -> tuple[Any, str]:
+    """The parsed JSON of a saved rule (or probability map) and a description of it for messages.
+
+    Raises :class:`RuleFileError` if the file is missing, over ``max_bytes``, unreadable, not JSON
+    or nested too deeply; ``kind`` names the file in those messages.
+    """
+    source = f"{kind} {os.fspath(path)!r}"
     try:
         size = Path(path).stat().st_size
     except FileNotFoundError as err:
@@ -131,7 +142,7 @@ def read_rule_json(path: str | os.PathLike[str], *, max_bytes: int = MAX_RULE_FI
     except OSError as err:
         raise RuleFileError(f"{source} cannot be read: {err}") from err
     if size > max_bytes:
-        raise RuleFileError(f"{source} is {size} bytes, over the {max_bytes}-byte limit for a rule file")
+        raise RuleFileError(f"{source} is {size} bytes, over the {max_bytes}-byte limit for a {kind}")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as err:
@@ -143,7 +154,7 @@ def read_rule_json(path: str | os.PathLike[str], *, max_bytes: int = MAX_RULE_FI
     except json.JSONDecodeError as err:
         raise RuleFileError(f"{source} is not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}") from err
     except RecursionError as err:
-        raise RuleFileError(f"{source} is nested too deeply to be a rule file") from err
+        raise RuleFileError(f"{source} is nested too deeply to be a {kind}") from err
 
 
 def rule_from_dict(data: Any, *, source: str = "rule data") -> Any:
