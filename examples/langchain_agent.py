@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from contextlib import ExitStack
 from typing import Any
 
 from langchain.agents import create_agent
@@ -25,6 +24,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
+from cascade_core.backends.llamacpp import serve_embedded
 from cascade_core.backends.openai import OpenAIModel
 from cascade_core.defaults import DEFAULT_PRICES
 from langchain_cascade import ChatCascade
@@ -42,15 +42,6 @@ def add(a: int, b: int) -> int:
 def get_weather(city: str) -> str:
     """Get the current weather in a city."""
     return f"Sunny and 21°C in {city}."
-
-
-def local_large(stack: ExitStack) -> Any:
-    """Qwen2.5-Coder-1.5B-Instruct (the embedded large model, sha256-verified) on llama.cpp's OpenAI-compatible
-    server on 127.0.0.1, one thread; stopped when ``stack`` closes."""
-    from cascade_core.backends.llamacpp import LlamaCppServer
-    from cascade_core.embedded import locate_gguf
-
-    return stack.enter_context(LlamaCppServer(locate_gguf("large"), alias="qwen2.5-coder-1.5b-instruct", threads=1))
 
 
 def local_small(max_new_tokens: int) -> Any:
@@ -71,38 +62,37 @@ def main() -> None:
     parser.add_argument("--large-model", default="gpt-4o-mini")
     args = parser.parse_args()
 
-    with ExitStack() as stack:
-        if args.small_url:
-            small = OpenAIModel(args.small_model, base_url=args.small_url)
-        else:
-            small = local_small(max_new_tokens=48)
-        if args.large_url:
-            large = ChatOpenAI(model=args.large_model, base_url=args.large_url,
-                               api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), max_retries=0)
-        else:
-            server = local_large(stack)
-            large = ChatOpenAI(model=server.alias, base_url=server.base_url, api_key="not-needed", temperature=0,
-                               max_tokens=64, max_retries=0)
-        llm = ChatCascade(small=small, large=large, threshold=args.threshold,
-                          small_pricing=DEFAULT_PRICES["small"], large_pricing=DEFAULT_PRICES["large"])
-        agent = create_agent(llm, tools=[add, get_weather], system_prompt="Use the tools when they help.")
+    if args.small_url:
+        small = OpenAIModel(args.small_model, base_url=args.small_url)
+    else:
+        small = local_small(max_new_tokens=48)
+    if args.large_url:
+        large = ChatOpenAI(model=args.large_model, base_url=args.large_url,
+                           api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), max_retries=0)
+    else:
+        server = serve_embedded("large", threads=1)  # Qwen2.5-Coder-1.5B, sha256-verified, stopped at exit
+        large = ChatOpenAI(model=server.alias, base_url=server.base_url, api_key="not-needed", temperature=0,
+                           max_tokens=64, max_retries=0)
+    llm = ChatCascade(small=small, large=large, threshold=args.threshold,
+                      small_pricing=DEFAULT_PRICES["small"], large_pricing=DEFAULT_PRICES["large"])
+    agent = create_agent(llm, tools=[add, get_weather], system_prompt="Use the tools when they help.")
 
-        cost = all_large = 0.0
-        for question in QUESTIONS:
-            print(f"Q: {question}")
-            result = agent.invoke({"messages": [{"role": "user", "content": question}]})
-            for message in result["messages"]:
-                if not isinstance(message, AIMessage):
-                    continue
-                meta = message.response_metadata["cascade"]
-                cost, all_large = cost + meta["cost"], all_large + meta["all_large_cost"]
-                tier = "small (kept)" if meta["tier"] == 0 else "large (deferred)"
-                said = (f"calls {message.tool_calls[0]['name']}({json.dumps(message.tool_calls[0]['args'])})"
-                        if message.tool_calls else repr(message.text.strip()[:80]))
-                print(f"   model call -> {tier:17} {said}\n      why: {meta['reason'][:110]}")
-        saved = all_large - cost
-        share = saved / all_large if all_large else 0.0
-        print(f"\ncost ${cost:.7f} vs ${all_large:.7f} all-large: saved ${saved:.7f} ({share:.0%})")
+    cost = all_large = 0.0
+    for question in QUESTIONS:
+        print(f"Q: {question}")
+        result = agent.invoke({"messages": [{"role": "user", "content": question}]})
+        for message in result["messages"]:
+            if not isinstance(message, AIMessage):
+                continue
+            meta = message.response_metadata["cascade"]
+            cost, all_large = cost + meta["cost"], all_large + meta["all_large_cost"]
+            tier = "small (kept)" if meta["tier"] == 0 else "large (deferred)"
+            said = (f"calls {message.tool_calls[0]['name']}({json.dumps(message.tool_calls[0]['args'])})"
+                    if message.tool_calls else repr(message.text.strip()[:80]))
+            print(f"   model call -> {tier:17} {said}\n      why: {meta['reason'][:110]}")
+    saved = all_large - cost
+    share = saved / all_large if all_large else 0.0
+    print(f"\ncost ${cost:.7f} vs ${all_large:.7f} all-large: saved ${saved:.7f} ({share:.0%})")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import hashlib
 import math
 import os
 import re
-from contextlib import ExitStack
 from typing import Any
 
 from langchain_core.documents import Document
@@ -28,6 +27,7 @@ from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_openai import ChatOpenAI
 
+from cascade_core.backends.llamacpp import serve_embedded
 from cascade_core.backends.openai import OpenAIModel
 from cascade_core.defaults import DEFAULT_PRICES
 from langchain_cascade import ChatCascade
@@ -63,15 +63,6 @@ class WordHashEmbeddings(Embeddings):
         return [self.embed_query(t) for t in texts]
 
 
-def local_large(stack: ExitStack) -> Any:
-    """Qwen2.5-Coder-1.5B-Instruct (the embedded large model, sha256-verified) on llama.cpp's OpenAI-compatible
-    server on 127.0.0.1, one thread; stopped when ``stack`` closes."""
-    from cascade_core.backends.llamacpp import LlamaCppServer
-    from cascade_core.embedded import locate_gguf
-
-    return stack.enter_context(LlamaCppServer(locate_gguf("large"), alias="qwen2.5-coder-1.5b-instruct", threads=1))
-
-
 def local_small(max_new_tokens: int) -> Any:
     """SmolLM2-135M-Instruct in-process (transformers, one torch thread), with top-k log-probs."""
     import torch
@@ -90,40 +81,39 @@ def main() -> None:
     parser.add_argument("--large-model", default="gpt-4o-mini")
     args = parser.parse_args()
 
-    with ExitStack() as stack:
-        if args.small_url:
-            small = OpenAIModel(args.small_model, base_url=args.small_url)
-        else:
-            small = local_small(max_new_tokens=24)
-        if args.large_url:
-            large = ChatOpenAI(model=args.large_model, base_url=args.large_url,
-                               api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), max_retries=0)
-        else:
-            server = local_large(stack)
-            large = ChatOpenAI(model=server.alias, base_url=server.base_url, api_key="not-needed", temperature=0,
-                               max_tokens=48, max_retries=0)
-        llm = ChatCascade(small=small, large=large, threshold=args.threshold,
-                          small_pricing=DEFAULT_PRICES["small"], large_pricing=DEFAULT_PRICES["large"])
+    if args.small_url:
+        small = OpenAIModel(args.small_model, base_url=args.small_url)
+    else:
+        small = local_small(max_new_tokens=24)
+    if args.large_url:
+        large = ChatOpenAI(model=args.large_model, base_url=args.large_url,
+                           api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), max_retries=0)
+    else:
+        server = serve_embedded("large", threads=1)  # Qwen2.5-Coder-1.5B, sha256-verified, stopped at exit
+        large = ChatOpenAI(model=server.alias, base_url=server.base_url, api_key="not-needed", temperature=0,
+                           max_tokens=48, max_retries=0)
+    llm = ChatCascade(small=small, large=large, threshold=args.threshold,
+                      small_pricing=DEFAULT_PRICES["small"], large_pricing=DEFAULT_PRICES["large"])
 
-        store = InMemoryVectorStore.from_documents([Document(d) for d in DOCS], WordHashEmbeddings())
-        prompt = ChatPromptTemplate.from_messages([
-            ("system", "Answer in one short sentence using the context.\nContext: {context}"),
-            ("human", "{question}"),
-        ])
-        retrieve = store.as_retriever(search_kwargs={"k": 1}) | (lambda docs: docs[0].page_content)
-        chain = {"context": retrieve, "question": RunnablePassthrough()} | prompt | llm
+    store = InMemoryVectorStore.from_documents([Document(d) for d in DOCS], WordHashEmbeddings())
+    prompt = ChatPromptTemplate.from_messages([
+        ("system", "Answer in one short sentence using the context.\nContext: {context}"),
+        ("human", "{question}"),
+    ])
+    retrieve = store.as_retriever(search_kwargs={"k": 1}) | (lambda docs: docs[0].page_content)
+    chain = {"context": retrieve, "question": RunnablePassthrough()} | prompt | llm
 
-        cost = all_large = 0.0
-        for question in QUESTIONS:
-            message = chain.invoke(question)
-            meta = message.response_metadata["cascade"]
-            cost, all_large = cost + meta["cost"], all_large + meta["all_large_cost"]
-            tier = "small (kept)" if meta["tier"] == 0 else "large (deferred)"
-            print(f"Q: {question}\n   tier: {tier:17} {meta['signal']}={meta['score']:.3f} "
-                  f"(threshold {meta['threshold']})\n   A: {message.text.strip()[:100]}")
-        saved = all_large - cost
-        share = saved / all_large if all_large else 0.0
-        print(f"\ncost ${cost:.7f} vs ${all_large:.7f} all-large: saved ${saved:.7f} ({share:.0%})")
+    cost = all_large = 0.0
+    for question in QUESTIONS:
+        message = chain.invoke(question)
+        meta = message.response_metadata["cascade"]
+        cost, all_large = cost + meta["cost"], all_large + meta["all_large_cost"]
+        tier = "small (kept)" if meta["tier"] == 0 else "large (deferred)"
+        print(f"Q: {question}\n   tier: {tier:17} {meta['signal']}={meta['score']:.3f} "
+              f"(threshold {meta['threshold']})\n   A: {message.text.strip()[:100]}")
+    saved = all_large - cost
+    share = saved / all_large if all_large else 0.0
+    print(f"\ncost ${cost:.7f} vs ${all_large:.7f} all-large: saved ${saved:.7f} ({share:.0%})")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from contextlib import ExitStack
 from typing import Any
 
 from llama_index.core.agent.workflow import AgentOutput, FunctionAgent, ToolCallResult
@@ -27,6 +26,7 @@ from llama_index.llms.openai import OpenAI
 from llama_index.llms.openai_like import OpenAILike
 
 from cascade_core import Pricing, ThresholdRule
+from cascade_core.backends.llamacpp import serve_embedded
 from cascade_core.backends.openai import OpenAIModel
 from llamaindex_cascade import CascadeLLM
 
@@ -41,15 +41,6 @@ def multiply(a: float, b: float) -> float:
 def get_population(city: str) -> str:
     """Population of a city, in millions."""
     return {"paris": "2.1", "rome": "2.8"}.get(city.strip().lower(), "unknown")
-
-
-def local_large(stack: ExitStack) -> Any:
-    """Qwen2.5-Coder-1.5B-Instruct (the embedded large model, sha256-verified) on llama.cpp's OpenAI-compatible
-    server on 127.0.0.1, one thread; stopped when ``stack`` closes."""
-    from cascade_core.backends.llamacpp import LlamaCppServer
-    from cascade_core.embedded import locate_gguf
-
-    return stack.enter_context(LlamaCppServer(locate_gguf("large"), alias="qwen2.5-coder-1.5b-instruct", threads=1))
 
 
 def local_small(max_new_tokens: int) -> Any:
@@ -95,24 +86,23 @@ def main() -> None:
     parser.add_argument("--large-model", default="gpt-4o-mini")
     args = parser.parse_args()
 
-    with ExitStack() as stack:
-        small = OpenAIModel(args.small_model, base_url=args.small_url) if args.small_url else local_small(64)
-        if args.large_url:
-            key = os.environ.get("OPENAI_API_KEY", "not-needed")
-            large = OpenAI(model=args.large_model, api_base=args.large_url, api_key=key, timeout=60, max_retries=1)
-        else:
-            server = local_large(stack)
-            large = OpenAILike(model=server.alias, api_base=server.base_url, api_key="not-needed", temperature=0.0,
-                               max_tokens=64, is_chat_model=True, is_function_calling_model=True,
-                               context_window=4096, timeout=300, max_retries=1)
-        llm = CascadeLLM(
-            small=small,
-            large=large,
-            rules=ThresholdRule("margin", args.threshold),
-            small_pricing=Pricing(0.02, 0.02),
-            large_pricing=Pricing(0.15, 0.60),
-        )
-        asyncio.run(run(llm))
+    small = OpenAIModel(args.small_model, base_url=args.small_url) if args.small_url else local_small(64)
+    if args.large_url:
+        key = os.environ.get("OPENAI_API_KEY", "not-needed")
+        large = OpenAI(model=args.large_model, api_base=args.large_url, api_key=key, timeout=60, max_retries=1)
+    else:
+        server = serve_embedded("large", threads=1)  # Qwen2.5-Coder-1.5B, sha256-verified, stopped at exit
+        large = OpenAILike(model=server.alias, api_base=server.base_url, api_key="not-needed", temperature=0.0,
+                           max_tokens=64, is_chat_model=True, is_function_calling_model=True,
+                           context_window=4096, timeout=300, max_retries=1)
+    llm = CascadeLLM(
+        small=small,
+        large=large,
+        rules=ThresholdRule("margin", args.threshold),
+        small_pricing=Pricing(0.02, 0.02),
+        large_pricing=Pricing(0.15, 0.60),
+    )
+    asyncio.run(run(llm))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from contextlib import ExitStack
 from typing import Any
 
 from llama_index.core import Document, Settings, VectorStoreIndex
@@ -27,6 +26,7 @@ from llama_index.llms.openai import OpenAI
 from llama_index.llms.openai_like import OpenAILike
 
 from cascade_core import Pricing, ThresholdRule
+from cascade_core.backends.llamacpp import serve_embedded
 from cascade_core.backends.openai import OpenAIModel
 from llamaindex_cascade import CascadeLLM, HashingEmbedding
 
@@ -42,15 +42,6 @@ QUESTIONS = [
     "What is the capital of Australia?",
     "Name a city on the Danube.",
 ]
-
-
-def local_large(stack: ExitStack) -> Any:
-    """Qwen2.5-Coder-1.5B-Instruct (the embedded large model, sha256-verified) on llama.cpp's OpenAI-compatible
-    server on 127.0.0.1, one thread; stopped when ``stack`` closes."""
-    from cascade_core.backends.llamacpp import LlamaCppServer
-    from cascade_core.embedded import locate_gguf
-
-    return stack.enter_context(LlamaCppServer(locate_gguf("large"), alias="qwen2.5-coder-1.5b-instruct", threads=1))
 
 
 def local_small(max_new_tokens: int) -> Any:
@@ -96,45 +87,44 @@ def main() -> None:
     parser.add_argument("--large-model", default="gpt-4o-mini")
     args = parser.parse_args()
 
-    with ExitStack() as stack:
-        if args.small_url:
-            small = OpenAIModel(args.small_model, base_url=args.small_url)
-        else:  # the embedded SmolLM2-135M-Instruct, offline (imports torch: loaded only when used)
-            small = local_small(max_new_tokens=32)
-        if args.large_url:
-            key = os.environ.get("OPENAI_API_KEY", "not-needed")
-            large = OpenAI(model=args.large_model, api_base=args.large_url, api_key=key, timeout=60, max_retries=1)
-        else:
-            server = local_large(stack)
-            large = OpenAILike(model=server.alias, api_base=server.base_url, api_key="not-needed", temperature=0.0,
-                               max_tokens=48, is_chat_model=True, context_window=4096, timeout=300, max_retries=1)
+    if args.small_url:
+        small = OpenAIModel(args.small_model, base_url=args.small_url)
+    else:  # the embedded SmolLM2-135M-Instruct, offline (imports torch: loaded only when used)
+        small = local_small(max_new_tokens=32)
+    if args.large_url:
+        key = os.environ.get("OPENAI_API_KEY", "not-needed")
+        large = OpenAI(model=args.large_model, api_base=args.large_url, api_key=key, timeout=60, max_retries=1)
+    else:
+        server = serve_embedded("large", threads=1)  # Qwen2.5-Coder-1.5B, sha256-verified, stopped at exit
+        large = OpenAILike(model=server.alias, api_base=server.base_url, api_key="not-needed", temperature=0.0,
+                           max_tokens=48, is_chat_model=True, context_window=4096, timeout=300, max_retries=1)
 
-        # The drop-in swap: every LlamaIndex component now asks the cascade.
-        Settings.llm = CascadeLLM(
-            small=small,
-            large=large,
-            rules=ThresholdRule("margin", args.threshold),
-            small_pricing=Pricing(0.02, 0.02),  # per million tokens: a local small model
-            large_pricing=Pricing(0.15, 0.60),  # priced like a hosted API model
-        )
-        Settings.embed_model = HashingEmbedding()
-        printer = PrintDecisions(totals={"calls": 0, "deferred": 0, "cost": 0.0, "all_large": 0.0})
-        get_dispatcher().add_event_handler(printer)
+    # The drop-in swap: every LlamaIndex component now asks the cascade.
+    Settings.llm = CascadeLLM(
+        small=small,
+        large=large,
+        rules=ThresholdRule("margin", args.threshold),
+        small_pricing=Pricing(0.02, 0.02),  # per million tokens: a local small model
+        large_pricing=Pricing(0.15, 0.60),  # priced like a hosted API model
+    )
+    Settings.embed_model = HashingEmbedding()
+    printer = PrintDecisions(totals={"calls": 0, "deferred": 0, "cost": 0.0, "all_large": 0.0})
+    get_dispatcher().add_event_handler(printer)
 
-        engine = VectorStoreIndex.from_documents([Document(text=t) for t in DOCS]).as_query_engine(
-            similarity_top_k=1
-        )
-        for question in QUESTIONS:
-            print(f"Q: {question}")
-            print(f"A: {str(engine.query(question)).strip()}")
+    engine = VectorStoreIndex.from_documents([Document(text=t) for t in DOCS]).as_query_engine(
+        similarity_top_k=1
+    )
+    for question in QUESTIONS:
+        print(f"Q: {question}")
+        print(f"A: {str(engine.query(question)).strip()}")
 
-        t = printer.totals
-        saved = t["all_large"] - t["cost"]
-        share = saved / t["all_large"] if t["all_large"] else 0.0
-        print(
-            f"\n{int(t['calls'])} LLM calls, {int(t['deferred'])} deferred to the large tier; "
-            f"cost ${t['cost']:.8f} vs ${t['all_large']:.8f} all-large: saved ${saved:.8f} ({share:.0%})"
-        )
+    t = printer.totals
+    saved = t["all_large"] - t["cost"]
+    share = saved / t["all_large"] if t["all_large"] else 0.0
+    print(
+        f"\n{int(t['calls'])} LLM calls, {int(t['deferred'])} deferred to the large tier; "
+        f"cost ${t['cost']:.8f} vs ${t['all_large']:.8f} all-large: saved ${saved:.8f} ({share:.0%})"
+    )
 
 
 if __name__ == "__main__":
