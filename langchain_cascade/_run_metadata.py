@@ -21,22 +21,7 @@ logger = logging.getLogger(__name__)
 
 def run_metadata(result: CascadeResult) -> dict[str, Any]:
     """The decision of a call as flat, JSON-ready run metadata."""
-    decision = result.decision
-    usage = result.usage
-    return {
-        "tier": result.tier,
-        "model_name": result.model_name,
-        "deferred": result.deferred,
-        "signal": decision.signal if decision else None,
-        "score": decision.score if decision else None,
-        "threshold": decision.threshold if decision else None,
-        "reason": decision.reason if decision else "single tier",
-        "early_exit": any(d.early_exit for d in result.decisions),
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cost": result.cost,
-        "saved": result.saved,
-    }
+    return result.summary()
 
 
 def attach_decision(run_manager: Any, result: CascadeResult) -> None:

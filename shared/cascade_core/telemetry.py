@@ -62,22 +62,12 @@ def decision_attributes(result: CascadeResult) -> dict[str, Any]:
     >>> decision_attributes(r)["cascade.early_exit"], decision_attributes(r)["cascade.score"]
     (True, 0.8)
     """
-    decision = result.decision
-    usage = result.usage
+    summary = result.summary()
     return _clean({
-        "gen_ai.response.model": result.model_name,
-        "gen_ai.usage.input_tokens": usage.input_tokens,
-        "gen_ai.usage.output_tokens": usage.output_tokens,
-        "cascade.tier": result.tier,
-        "cascade.deferred": result.deferred,
-        "cascade.signal": decision.signal if decision else None,
-        "cascade.score": decision.score if decision else None,
-        "cascade.threshold": decision.threshold if decision else None,
-        "cascade.reason": decision.reason if decision else "single tier",
-        "cascade.early_exit": any(d.early_exit for d in result.decisions),
-        "cascade.cost": result.cost,
-        "cascade.all_large_cost": result.all_large_cost,
-        "cascade.saved": result.saved,
+        "gen_ai.response.model": summary.pop("model_name"),
+        "gen_ai.usage.input_tokens": summary.pop("input_tokens"),
+        "gen_ai.usage.output_tokens": summary.pop("output_tokens"),
+        **{f"cascade.{key}": value for key, value in summary.items()},
         "cascade.drift_alarm": result.metadata.get("drift", {}).get("alarm"),
     })
 

@@ -121,6 +121,25 @@ class CascadeResult:
             total = total + run.usage
         return total
 
+    def summary(self) -> dict[str, Any]:
+        """The decision as one flat, JSON-ready dict (run metadata, span attributes)."""
+        decision = self.decision
+        return {
+            "tier": self.tier,
+            "model_name": self.model_name,
+            "deferred": self.deferred,
+            "signal": decision.signal if decision else None,
+            "score": decision.score if decision else None,
+            "threshold": decision.threshold if decision else None,
+            "reason": decision.reason if decision else "single tier",
+            "early_exit": any(d.early_exit for d in self.decisions),
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "cost": self.cost,
+            "all_large_cost": self.all_large_cost,
+            "saved": self.saved,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary of the decision (what the adapters attach as response metadata)."""
         decision = self.decision
