@@ -51,7 +51,7 @@ def default_small_model(*, prompt_format: PromptFormat = "auto", **kwargs: Any) 
 
 
 def _qwen(tier: str, backend: Backend, threads: int, prompt_format: PromptFormat, kwargs: dict[str, Any]) -> Any:
-    name = EMBEDDED_MODELS[tier].model_name.split(" ")[0]
+    name = EMBEDDED_MODELS[tier].short_name
     if backend == "llamacpp":
         from cascade_core.backends.llamacpp import serve_embedded
 

