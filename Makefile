@@ -8,7 +8,7 @@ setup:
 
 ## demo: run the cascade over the bundled world-facts test split with the embedded models
 demo: setup
-	$(PY) -m cascade_core.demo
+	$(PY) -m cascade_core.cli.demo
 
 ## workload-rag: LangChain retriever chain + LlamaIndex query engine over countryinfo, real models (docs/workloads.md)
 workload-rag: setup

@@ -45,7 +45,7 @@ def small_model(tiny: bool, **kwargs: Any) -> Any:
 
         tok = tiny_tokenizer()
         return TransformersModel(tiny_model(tok, layers=2), tok, name="tiny", **kwargs)
-    from cascade_core.defaults import default_small_model
+    from cascade_core.backends.defaults import default_small_model
 
     return default_small_model(**kwargs)
 
@@ -58,7 +58,7 @@ def prompts(tiny: bool, n: int, style: str = "few-shot") -> list[str]:
     if tiny:
         base = ["the cat sat on the", "paris is the capital of", "what is the capital of spain ?", "the dog ate"]
         return [base[i % len(base)] for i in range(n)]
-    from cascade_core.datasets.world_facts import few_shot_prompt, load_world_facts
+    from cascade_core.evaluation.datasets.world_facts import few_shot_prompt, load_world_facts
 
     examples = load_world_facts("test", limit=n)
     if style == "question":

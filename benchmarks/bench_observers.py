@@ -15,7 +15,7 @@ import argparse
 import time
 
 from cascade_core import Cascade, ThresholdRule, telemetry
-from cascade_core.monitor import DriftMonitor
+from cascade_core.observe.monitor import DriftMonitor
 from cascade_core.testing import ScriptedModel
 
 

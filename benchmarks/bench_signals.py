@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cascade_core import Cascade, Request, ThresholdRule
-from cascade_core.learned import LearnedDeferral
+from cascade_core.decide.learned.rule import LearnedDeferral
 from cascade_core.testing import ScriptedModel
 
 

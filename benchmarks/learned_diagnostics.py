@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 
 from cascade_core.cli.report import qualities, scores_for
-from cascade_core.collect import CachedExample, load_cache
-from cascade_core.evaluation import deferral_curve, oracle_curve, random_curve
-from cascade_core.learned import LearnedDeferral, deferral_labels
-from cascade_core.probability import expected_calibration_error, reliability_bins
-from cascade_core.rule_selection import select_rule
+from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
+from cascade_core.decide.probability import expected_calibration_error, reliability_bins
+from cascade_core.evaluation.collect import CachedExample, load_cache
+from cascade_core.evaluation.curves import deferral_curve, oracle_curve, random_curve
+from cascade_core.evaluation.rule_selection import select_rule
 from cascade_core.types import Generation, TokenAlternative, TokenStep
 
 #: Fixed learned configurations measured next to the cross-validated choice.
@@ -186,7 +186,7 @@ def pooled_learning_curve(
 
 
 def plot_learning_curve(rows: list[dict[str, Any]], best_signal: tuple[str, float], path: Path) -> Path:
-    from cascade_core.plots import _pyplot, _save
+    from cascade_core.evaluation.plots import _pyplot, _save
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))

@@ -9,7 +9,7 @@ Measured on the world-facts QA set with real models, each on its own llama.cpp s
 2. small-only, large-only, the 2-tier and the 3-tier cascade run on the *test* split;
 3. a table prints accuracy, the share of questions each tier answered, measured compute seconds
    (the latency of every tier called) and the cost at the stand-in prices
-   (:data:`cascade_core.defaults.DEFAULT_PRICES`), and ``--json`` writes it.
+   (:data:`cascade_core.backends.defaults.DEFAULT_PRICES`), and ``--json`` writes it.
 
 Run: ``make three-tier`` (``python benchmarks/three_tier.py --limit 120``); ``--limit 4 --calibration 4``
 is the smoke setting.
@@ -28,11 +28,16 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from cascade_core import Cascade, ThresholdRule, Tier
+from cascade_core.backends.defaults import DEFAULT_PRICES
 from cascade_core.cli.tiers import build_tier
-from cascade_core.datasets.world_facts import QAExample, few_shot_prompt, is_correct, load_world_facts
-from cascade_core.defaults import DEFAULT_PRICES
-from cascade_core.scorers import Margin
-from cascade_core.thresholds import FixedThreshold, calibrate_threshold
+from cascade_core.decide.scorers import Margin
+from cascade_core.decide.thresholds import FixedThreshold, calibrate_threshold
+from cascade_core.evaluation.datasets.world_facts import (
+    QAExample,
+    few_shot_prompt,
+    is_correct,
+    load_world_facts,
+)
 from cascade_core.types import Generation, Request, TokenStep
 
 MAX_NEW_TOKENS = 8

@@ -181,7 +181,7 @@ def run_llamaindex(llm: Any, tally: Tally, items: list[dict]) -> None:
 
 
 def make_llm(framework: str, small: Any, large_server: Any, threshold: float, max_tokens: int) -> Any:
-    from cascade_core.defaults import DEFAULT_PRICES
+    from cascade_core.backends.defaults import DEFAULT_PRICES
 
     small_price = DEFAULT_PRICES["medium" if "qwen" in getattr(small, "model_name", "").lower() else "small"]
     if framework == "langchain":
@@ -205,7 +205,7 @@ def make_llm(framework: str, small: Any, large_server: Any, threshold: float, ma
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cascade_core.thresholds import calibrate_threshold
+    from cascade_core.decide.thresholds import calibrate_threshold
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--framework", choices=["langchain", "llamaindex", "both"], default="both")
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := set(configs) - set(CONFIGS):
         parser.error(f"unknown configs {sorted(unknown)}; choose from {CONFIGS}")
     pin_threads()
-    from cascade_core.defaults import default_small_model
+    from cascade_core.backends.defaults import default_small_model
 
     calib_countries, test_countries = split_countries(load_countries(), SEED, 40)
     calib, test = make_tasks(calib_countries, args.calibration, SEED + 1), make_tasks(test_countries, args.limit,

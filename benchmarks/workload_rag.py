@@ -202,7 +202,7 @@ def derived_cascade(small: Tally, large: Tally, threshold: float, name: str) -> 
     answer, time and cost), else deferred (the large run's answer and cost plus the small tier's prompt
     and one token; time: the large run's plus the *whole* small run's, an upper bound).
     """
-    from cascade_core.defaults import DEFAULT_PRICES
+    from cascade_core.backends.defaults import DEFAULT_PRICES
     from cascade_core.types import Usage
 
     out = Tally(name, threshold=threshold, notes=["replayed from the small-only and large-only runs"])
@@ -228,7 +228,7 @@ def derived_cascade(small: Tally, large: Tally, threshold: float, name: str) -> 
 # -- the run -------------------------------------------------------------------------------------------
 def build_llms(framework: str, small: Any, server: Any, max_tokens: int) -> tuple[Callable[[float], Any], Any]:
     """(cascade factory by threshold, large-only LLM) for ``framework``."""
-    from cascade_core.defaults import DEFAULT_PRICES
+    from cascade_core.backends.defaults import DEFAULT_PRICES
 
     if framework == "langchain":
         from langchain_openai import ChatOpenAI
@@ -261,7 +261,7 @@ def build_llms(framework: str, small: Any, server: Any, max_tokens: int) -> tupl
 
 
 def run_framework(framework: str, args: argparse.Namespace, small: Any, server: Any) -> dict[str, Any]:
-    from cascade_core.thresholds import calibrate_threshold
+    from cascade_core.decide.thresholds import calibrate_threshold
 
     records = load_countries()
     calib_countries, test_countries = split_countries(records, SEED, 60)
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     args.limit = args.limit or (6 if args.tiny else 100)
     args.calibration = args.calibration or (6 if args.tiny else 40)
     pin_threads()
-    from cascade_core.defaults import default_small_model
+    from cascade_core.backends.defaults import default_small_model
 
     small = default_small_model(max_new_tokens=args.max_tokens)
     frameworks = ["langchain", "llamaindex"] if args.framework == "both" else [args.framework]

@@ -85,8 +85,8 @@ def numbers_in(text: str) -> list[float]:
 @contextmanager
 def llama_server(tier: str, *, n_ctx: int = 4096) -> Iterator[Any]:
     """An embedded model (``medium``/``large``) on its own llama.cpp server, one thread, sha256-verified."""
+    from cascade_core.backends.embedded import locate_gguf
     from cascade_core.backends.llamacpp import LlamaCppServer
-    from cascade_core.embedded import locate_gguf
 
     with LlamaCppServer(locate_gguf(tier), alias=ALIASES[tier], threads=1, n_ctx=n_ctx) as server:
         yield server
@@ -115,7 +115,7 @@ class Tally:
 
     def add_call(self, meta: dict[str, Any] | None, large_usage: tuple[int, int] | None = None) -> None:
         """Book one LLM call: a cascade decision (``meta``) or a plain large-tier call (its token usage)."""
-        from cascade_core.defaults import DEFAULT_PRICES
+        from cascade_core.backends.defaults import DEFAULT_PRICES
         from cascade_core.types import Usage
 
         self.llm_calls += 1

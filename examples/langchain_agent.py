@@ -24,9 +24,9 @@ from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
+from cascade_core.backends.defaults import DEFAULT_PRICES
 from cascade_core.backends.llamacpp import serve_embedded
 from cascade_core.backends.openai import OpenAIModel
-from cascade_core.defaults import DEFAULT_PRICES
 from langchain_cascade import ChatCascade
 
 QUESTIONS = ["What is 17 + 25?", "What is the weather in Paris?", "Say hello in French."]
@@ -48,7 +48,7 @@ def local_small(max_new_tokens: int) -> Any:
     """SmolLM2-135M-Instruct in-process (transformers, one torch thread), with top-k log-probs."""
     import torch
 
-    from cascade_core.defaults import default_small_model
+    from cascade_core.backends.defaults import default_small_model
 
     torch.set_num_threads(1)
     return default_small_model(max_new_tokens=max_new_tokens)

@@ -48,7 +48,7 @@ def local_small(max_new_tokens: int) -> Any:
     """SmolLM2-135M-Instruct in-process (transformers, one torch thread), with top-k log-probs."""
     import torch
 
-    from cascade_core.defaults import default_small_model
+    from cascade_core.backends.defaults import default_small_model
 
     torch.set_num_threads(1)
     return default_small_model(max_new_tokens=max_new_tokens)

@@ -22,10 +22,10 @@ from langchain_core.messages import (
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from cascade_core.content import MediaPart
+from cascade_core.engine.content import MediaPart
 from cascade_core.engine.result import CascadeResult
+from cascade_core.engine.tool_calls import strip_tool_calls
 from cascade_core.errors import InvalidRequestError
-from cascade_core.tool_calls import strip_tool_calls
 from cascade_core.types import Message, Request, ToolCall, ToolSpec, Usage
 
 __all__ = [

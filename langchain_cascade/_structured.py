@@ -15,7 +15,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic.v1 import BaseModel as BaseModelV1
 
-from cascade_core.tool_calls import strip_tool_calls
+from cascade_core.engine.tool_calls import strip_tool_calls
 from cascade_core.types import Generation
 from langchain_cascade._convert import lc_tool_calls
 

@@ -25,6 +25,7 @@ from typing_extensions import Self
 from cascade_core.backends.base import LargeModel, SmallModel
 from cascade_core.backends.openai import OpenAIModel
 from cascade_core.cost import Pricing, token_ids
+from cascade_core.decide.rules import DeferralRule, ThresholdRule
 from cascade_core.engine.cascade import (
     DEFAULT_DEADLINE,
     DEFAULT_LARGE_TIMEOUT,
@@ -33,7 +34,6 @@ from cascade_core.engine.cascade import (
     Tier,
 )
 from cascade_core.errors import ConfigurationError
-from cascade_core.rules import DeferralRule, ThresholdRule
 from cascade_core.types import Generation, Request
 from langchain_cascade._convert import (
     StreamConverter,

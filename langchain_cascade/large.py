@@ -25,7 +25,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from cascade_core.backends.base import CompletionChunk
 from cascade_core.cost import count_tokens
-from cascade_core.tool_calls import recover_tool_calls, strip_tool_calls
+from cascade_core.engine.tool_calls import recover_tool_calls, strip_tool_calls
 from cascade_core.types import Completion, Request, ToolCall, Usage
 from langchain_cascade._convert import from_core_messages, to_langchain_tool_choice
 
@@ -215,7 +215,7 @@ def _with_text_tool_calls(message: AIMessage, request: Request) -> AIMessage:
     """``message`` with a tool call written as text turned into ``tool_calls`` (content stripped).
 
     Only when tools were bound and the model returned no native call; see
-    :func:`cascade_core.tool_calls.recover_tool_calls`.
+    :func:`cascade_core.engine.tool_calls.recover_tool_calls`.
     """
     if not request.tools or request.tool_choice == "none" or message.tool_calls:
         return message

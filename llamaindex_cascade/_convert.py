@@ -30,8 +30,8 @@ from llama_index.core.tools.types import BaseTool, ToolMetadata, ToolOutput
 
 from cascade_core.engine.machine import AnswerCheck
 from cascade_core.engine.result import CascadeResult
+from cascade_core.engine.tool_calls import strip_tool_calls
 from cascade_core.errors import InvalidRequestError
-from cascade_core.tool_calls import strip_tool_calls
 from cascade_core.types import Generation, Message, Request, ToolCall, ToolSpec, Usage
 from llamaindex_cascade._media import media_part
 

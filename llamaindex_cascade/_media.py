@@ -6,7 +6,7 @@ from typing import Any
 
 from llama_index.core.base.llms.types import AudioBlock, DocumentBlock, ImageBlock
 
-from cascade_core.content import MediaPart
+from cascade_core.engine.content import MediaPart
 
 __all__ = ["media_part"]
 
@@ -15,7 +15,7 @@ _MEDIA_BLOCKS = {ImageBlock: "image", AudioBlock: "audio", DocumentBlock: "file"
 
 
 def media_part(block: Any) -> MediaPart | None:
-    """The block as a :class:`~cascade_core.content.MediaPart`, or None if it is not media."""
+    """The block as a :class:`~cascade_core.engine.content.MediaPart`, or None if it is not media."""
     kind = _MEDIA_BLOCKS.get(type(block))
     if kind is None:
         return None

@@ -32,6 +32,8 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
 from cascade_core.cost import Pricing
+from cascade_core.decide.rules import DeferralRule, ThresholdRule
+from cascade_core.decide.thresholds import ThresholdPolicy
 from cascade_core.engine.cascade import (
     DEFAULT_DEADLINE,
     DEFAULT_LARGE_TIMEOUT,
@@ -42,8 +44,6 @@ from cascade_core.engine.cascade import (
 from cascade_core.engine.machine import AnswerCheck
 from cascade_core.engine.result import CascadeChunk
 from cascade_core.errors import ConfigurationError
-from cascade_core.rules import DeferralRule, ThresholdRule
-from cascade_core.thresholds import ThresholdPolicy
 from cascade_core.types import Request
 from llamaindex_cascade._convert import (
     build_request,

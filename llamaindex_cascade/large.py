@@ -26,10 +26,10 @@ from llama_index.core.base.llms.types import ChatMessage, ChatResponse
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 
 from cascade_core.backends.base import CompletionChunk
-from cascade_core.content import ALL_MODALITIES
 from cascade_core.cost import count_tokens
+from cascade_core.engine.content import ALL_MODALITIES
+from cascade_core.engine.tool_calls import recover_tool_calls, render_for_text_model, strip_tool_calls
 from cascade_core.errors import ConfigurationError
-from cascade_core.tool_calls import recover_tool_calls, render_for_text_model, strip_tool_calls
 from cascade_core.types import Completion, Request, ToolCall, Usage
 from llamaindex_cascade._convert import to_chat_messages, to_llama_tools, tool_calls_of, usage_of
 

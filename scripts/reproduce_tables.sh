@@ -43,7 +43,7 @@ cascade() { "$PY" -m cascade_core.cli "$@"; }
 
 "$PY" - "$RUNS" "$FACTS_FIT" "$FACTS_TEST" "$REGIONS_FIT" "$REGIONS_TEST" <<'PYEOF'
 import sys
-from cascade_core.datasets import world_facts, world_regions
+from cascade_core.evaluation.datasets import world_facts, world_regions
 runs, ff, ft, rf, rt = sys.argv[1], *map(int, sys.argv[2:])
 world_facts.write_jsonl(world_facts.load_world_facts("calibration", limit=ff), f"{runs}/world_facts.fit.jsonl")
 world_facts.write_jsonl(world_facts.load_world_facts("test", limit=ft), f"{runs}/world_facts.test.jsonl")

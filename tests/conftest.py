@@ -19,7 +19,7 @@ _point_tiktoken_at_bundled_cache()
 @pytest.fixture(scope="session")
 def embedded_small():
     """SmolLM2-135M-Instruct (chat template) as a TransformersModel; loaded once per session."""
-    from cascade_core.defaults import default_small_model
+    from cascade_core.backends.defaults import default_small_model
 
     return default_small_model(max_new_tokens=16)
 
@@ -27,7 +27,7 @@ def embedded_small():
 @pytest.fixture(scope="session")
 def embedded_small_completion():
     """The same SmolLM2 weights, prompted as a few-shot completion model (what the demo uses)."""
-    from cascade_core.defaults import default_small_model
+    from cascade_core.backends.defaults import default_small_model
 
     return default_small_model(prompt_format="completion", max_new_tokens=8)
 
@@ -38,8 +38,8 @@ def llama_large_server():
 
     One thread: the test process's own torch model (SmolLM2) uses the other core.
     """
+    from cascade_core.backends.embedded import locate_gguf
     from cascade_core.backends.llamacpp import LlamaCppServer
-    from cascade_core.embedded import locate_gguf
 
     with LlamaCppServer(locate_gguf("large"), alias="qwen2.5-coder-1.5b", threads=1, n_ctx=8192, parallel=2) as server:
         yield server
@@ -48,8 +48,8 @@ def llama_large_server():
 @pytest.fixture(scope="session")
 def llama_small_server():
     """SmolLM2-135M-Instruct on a real llama.cpp server (127.0.0.1), started once per session."""
+    from cascade_core.backends.embedded import locate_gguf
     from cascade_core.backends.llamacpp import LlamaCppServer
-    from cascade_core.embedded import locate_gguf
 
     with LlamaCppServer(locate_gguf("small"), alias="smollm2-135m", threads=1, n_ctx=4096, parallel=2) as server:
         yield server

@@ -9,7 +9,24 @@ Example:
     1
 """
 
+from cascade_core import _moved
 from cascade_core.cost import CostSummary, Pricing, count_tokens, summarize_costs
+from cascade_core.decide.rules import DeferralRule, RuleOutcome, ThresholdRule
+from cascade_core.decide.scorers import (
+    ChowAverage,
+    ChowQuantile,
+    ChowSum,
+    Margin,
+    NegativeEntropy,
+    Scorer,
+    make_scorer,
+)
+from cascade_core.decide.thresholds import (
+    DynamicBudgetThreshold,
+    FixedThreshold,
+    ThresholdPolicy,
+    calibrate_threshold,
+)
 from cascade_core.engine import Cascade, CascadeChunk, CascadeResult, Decision, Tier, TierRun
 from cascade_core.errors import (
     BackendError,
@@ -25,22 +42,6 @@ from cascade_core.errors import (
     SignalError,
     TierTimeoutError,
 )
-from cascade_core.rules import DeferralRule, RuleOutcome, ThresholdRule
-from cascade_core.scorers import (
-    ChowAverage,
-    ChowQuantile,
-    ChowSum,
-    Margin,
-    NegativeEntropy,
-    Scorer,
-    make_scorer,
-)
-from cascade_core.thresholds import (
-    DynamicBudgetThreshold,
-    FixedThreshold,
-    ThresholdPolicy,
-    calibrate_threshold,
-)
 from cascade_core.types import (
     Completion,
     Generation,
@@ -52,6 +53,8 @@ from cascade_core.types import (
     ToolSpec,
     Usage,
 )
+
+_moved.install()
 
 __version__ = "0.1.0"
 

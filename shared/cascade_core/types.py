@@ -100,8 +100,8 @@ class Message:
         tool_calls: Tool calls made by an assistant message.
         tool_call_id: For ``role="tool"``: the id of the call this message answers.
         name: Optional name (tool name for tool results).
-        parts: Non-text content (:class:`~cascade_core.content.MediaPart`: images, audio, files);
-            a text-only small tier is skipped for such a request (see :mod:`cascade_core.content`).
+        parts: Non-text content (:class:`~cascade_core.engine.content.MediaPart`: images, audio, files);
+            a text-only small tier is skipped for such a request (see :mod:`cascade_core.engine.content`).
     """
 
     role: Role
@@ -120,13 +120,13 @@ class Message:
                 "pass images, audio, files and other non-text content as parts=(MediaPart(...), ...)"
             )
         _check_text(self.content, f"{self.role} message content")
-        from cascade_core.content import MediaPart
+        from cascade_core.engine.content import MediaPart
 
         if not isinstance(self.parts, tuple):
             object.__setattr__(self, "parts", tuple(self.parts))
         for part in self.parts:
             if not isinstance(part, MediaPart):
-                raise InvalidRequestError(f"message parts must be cascade_core.content.MediaPart, got {type(part).__name__}")
+                raise InvalidRequestError(f"message parts must be cascade_core.engine.content.MediaPart, got {type(part).__name__}")
 
     def to_openai(self) -> dict[str, Any]:
         """The message as an OpenAI chat-completions message dict."""

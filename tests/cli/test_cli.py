@@ -11,8 +11,8 @@ import types
 import pytest
 
 from cascade_core.cli import main
-from cascade_core.collect import load_cache
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
+from cascade_core.evaluation.collect import load_cache
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
 
 COUNTRIES = [
     ("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Spain", "Madrid"), ("Peru", "Lima"),
@@ -230,9 +230,9 @@ def test_collect_with_a_local_hf_model_records_top_k_and_embedding(tmp_path):
 
 def test_demo_subcommand_is_forwarded_lazily(monkeypatch):
     seen = []
-    fake = types.ModuleType("cascade_core.demo")
+    fake = types.ModuleType("cascade_core.cli.demo")
     fake.main = lambda argv: seen.append(argv) or 0  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "cascade_core.demo", fake)
+    monkeypatch.setitem(sys.modules, "cascade_core.cli.demo", fake)
     import cascade_core
 
     monkeypatch.setattr(cascade_core, "demo", fake, raising=False)
@@ -242,7 +242,7 @@ def test_demo_subcommand_is_forwarded_lazily(monkeypatch):
 
 @pytest.mark.slow
 def test_collect_and_eval_with_the_embedded_pair_on_world_regions(tmp_path, capsys):
-    from cascade_core.datasets import world_regions as wr
+    from cascade_core.evaluation.datasets import world_regions as wr
 
     data = wr.write_jsonl(wr.load_world_regions("calibration", limit=6), tmp_path / "regions.jsonl")
     cache = tmp_path / "cache.jsonl"

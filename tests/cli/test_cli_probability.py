@@ -8,8 +8,8 @@ import json
 import pytest
 
 from cascade_core.cli import main
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
-from cascade_core.probability import CalibratedScorer, ProbabilityMap
+from cascade_core.decide.probability import CalibratedScorer, ProbabilityMap
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
 
 N = 60
 

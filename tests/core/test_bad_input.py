@@ -20,8 +20,8 @@ from cascade_core import (
     TokenAlternative,
     TokenStep,
 )
+from cascade_core.decide.signals import chow_sum, margin_from_logprobs, step_entropy
 from cascade_core.redact import redact
-from cascade_core.signals import chow_sum, margin_from_logprobs, step_entropy
 from cascade_core.testing import ScriptedModel
 
 pytestmark = pytest.mark.timeout(20)
@@ -156,7 +156,12 @@ def test_redact_masks_given_secret_and_key_shapes():
 # -- learned-rule files ---------------------------------------------------------------------------------
 def _rule_dict() -> dict:
     """A valid saved logistic rule (what ``LearnedDeferral.to_dict`` writes), built without fitting."""
-    from cascade_core.learned import BASE_FEATURE_NAMES, FORMAT_NAME, FORMAT_VERSION, LearnedDeferral
+    from cascade_core.decide.learned.rule import (
+        BASE_FEATURE_NAMES,
+        FORMAT_NAME,
+        FORMAT_VERSION,
+        LearnedDeferral,
+    )
 
     d = len(BASE_FEATURE_NAMES)
     return {
@@ -169,7 +174,7 @@ def _rule_dict() -> dict:
 def test_rule_dict_helper_is_a_loadable_rule(tmp_path):
     import json
 
-    from cascade_core.learned import LearnedDeferral
+    from cascade_core.decide.learned.rule import LearnedDeferral
 
     path = tmp_path / "ok.json"
     path.write_text(json.dumps(_rule_dict()))
@@ -190,7 +195,7 @@ def test_learned_rule_file_with_inconsistent_content_is_refused_at_load(tmp_path
     import json
 
     from cascade_core import RuleFileError
-    from cascade_core.learned import LearnedDeferral
+    from cascade_core.decide.learned.rule import LearnedDeferral
 
     data = _rule_dict()
     mutate(data)
@@ -202,7 +207,7 @@ def test_learned_rule_file_with_inconsistent_content_is_refused_at_load(tmp_path
 
 def test_learned_rule_file_nested_too_deeply_or_too_large_is_refused(tmp_path):
     from cascade_core import RuleFileError
-    from cascade_core.learned import LearnedDeferral
+    from cascade_core.decide.learned.rule import LearnedDeferral
 
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 200_000 + "]" * 200_000)

@@ -163,7 +163,7 @@ def test_prompts_sharing_a_template_prefix_compute_it_once_and_match_unbatched()
 
 @pytest.mark.slow
 def test_real_small_model_batch_decisions_identical_to_one_by_one(embedded_small_completion):
-    from cascade_core.datasets.world_facts import few_shot_prompt, load_world_facts
+    from cascade_core.evaluation.datasets.world_facts import few_shot_prompt, load_world_facts
 
     prompts = [few_shot_prompt(e) for e in load_world_facts("test", limit=16)]
     requests = [Request.from_prompt(p, stop=("\n",)) for p in prompts]

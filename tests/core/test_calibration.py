@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cascade_core.calibration import calibrate, evaluate_threshold
 from cascade_core.errors import ConfigurationError
+from cascade_core.evaluation.calibration import calibrate, evaluate_threshold
 
 
 def _sample(n: int, seed: int):

@@ -15,7 +15,7 @@ from cascade_core import (
     ToolCall,
     ToolSpec,
 )
-from cascade_core.context import MESSAGE_OVERHEAD, fit_to_context
+from cascade_core.engine.context import MESSAGE_OVERHEAD, fit_to_context
 from cascade_core.testing import ScriptedModel
 
 

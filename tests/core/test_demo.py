@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cascade_core import Cascade, Pricing, ThresholdRule, Tier
-from cascade_core.datasets.world_facts import load_world_facts
-from cascade_core.demo import calibrate, run_demo, summarize
+from cascade_core.cli.demo import calibrate, run_demo, summarize
+from cascade_core.evaluation.datasets.world_facts import load_world_facts
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ def test_calibration_defers_the_target_share_of_calibration_questions(pair):
     threshold = calibrate(Cascade(pair), examples, deferral_rate=0.5)
     cascade = Cascade(pair, rules=ThresholdRule("margin", threshold))
     small, scorer = cascade.tiers[0].model, cascade.rules[0].scorer
-    from cascade_core.demo import _request
+    from cascade_core.cli.demo import _request
     from cascade_core.types import Generation
 
     scores = [scorer(Generation("", tuple(e for e in small.stream_steps(_request(x, 1)) if hasattr(e, "logprob"))))

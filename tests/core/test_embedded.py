@@ -1,4 +1,4 @@
-"""Tests for :mod:`cascade_core.embedded` (SmolLM2-135M, Qwen2.5-Coder-0.5B / 1.5B from pinned packages).
+"""Tests for :mod:`cascade_core.backends.embedded` (SmolLM2-135M, Qwen2.5-Coder-0.5B / 1.5B from pinned packages).
 
 Fast tests fake the heavy steps (distributions, parts, GGUF conversion); tests marked ``slow`` use the real
 files: the Qwen models are assembled and verified against their pinned sha256; only SmolLM2 is loaded into
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cascade_core import embedded
-from cascade_core.embedded import (
+from cascade_core.backends.embedded import (
     EMBEDDED_MODELS,
     EmbeddedModel,
     cache_dir,

@@ -8,8 +8,9 @@ import types
 import numpy as np
 import pytest
 
+from cascade_core.decide.learned.rule import LearnedDeferral
 from cascade_core.errors import ConfigurationError
-from cascade_core.evaluation import (
+from cascade_core.evaluation.curves import (
     alias_match,
     budget_curve,
     deferral_curve,
@@ -21,7 +22,6 @@ from cascade_core.evaluation import (
     resolve_quality_scorer,
     summarize_curves,
 )
-from cascade_core.learned import LearnedDeferral
 
 
 def _constructed(n: int, seed: int):
@@ -152,7 +152,7 @@ def test_user_scorer_hook_is_imported_by_name(monkeypatch):
 
 
 def test_plots_write_png_files(tmp_path):
-    from cascade_core.plots import plot_budget_curves, plot_deferral_curves
+    from cascade_core.evaluation.plots import plot_budget_curves, plot_deferral_curves
 
     X, small, large = _constructed(100, seed=8)
     curve = deferral_curve(X[:, 0], small, large, name="x0")
@@ -164,7 +164,7 @@ def test_plots_write_png_files(tmp_path):
 
 
 def test_world_regions_is_deterministic_with_disjoint_splits(tmp_path):
-    from cascade_core.datasets import world_regions as wr
+    from cascade_core.evaluation.datasets import world_regions as wr
 
     cal, test = wr.load_world_regions("calibration"), wr.load_world_regions("test")
     assert not {e.id for e in cal} & {e.id for e in test}

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 
 from cascade_core import Cascade, ThresholdRule
-from cascade_core.errors import ConfigurationError, NotFittedError, RuleFileError
-from cascade_core.evaluation import deferral_curve, random_curve
-from cascade_core.learned import (
+from cascade_core.decide.learned.rule import (
     BASE_FEATURE_NAMES,
     FORMAT_VERSION,
     LearnedDeferral,
     deferral_labels,
     generation_features,
 )
-from cascade_core.scorers import Scorer, make_scorer
+from cascade_core.decide.scorers import Scorer, make_scorer
+from cascade_core.errors import ConfigurationError, NotFittedError, RuleFileError
+from cascade_core.evaluation.curves import deferral_curve, random_curve
 from cascade_core.testing import ScriptedModel
 from cascade_core.types import Generation, TokenAlternative, TokenStep
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cascade_core import Cascade, ConfigurationError, ThresholdRule
-from cascade_core.monitor import DriftMonitor, DriftStatus, wilson_interval
-from cascade_core.probability import CalibratedScorer, ProbabilityMap
+from cascade_core.decide.probability import CalibratedScorer, ProbabilityMap
+from cascade_core.observe.monitor import DriftMonitor, DriftStatus, wilson_interval
 from cascade_core.testing import ScriptedModel
 
 
@@ -33,7 +33,7 @@ def test_alarm_fires_once_when_the_score_distribution_shifts(caplog):
     alarms: list[DriftStatus] = []
     monitor = DriftMonitor(0.3, window=100, min_samples=50, confidence=0.95, on_alarm=alarms.append)
     cascade = _cascade(_stream(300, 200), monitor)
-    with caplog.at_level(logging.WARNING, logger="cascade_core.monitor"):
+    with caplog.at_level(logging.WARNING, logger="cascade_core.observe.monitor"):
         results = [cascade.invoke("q") for _ in range(500)]
     before = [r.metadata["drift"]["alarm"] for r in results[:300]]
     assert not any(before)  # in distribution: no false alarm (95 % interval, 100-call window)

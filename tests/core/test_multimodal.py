@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from cascade_core import Cascade, ConfigurationError, InvalidRequestError, Message, Request, ThresholdRule
-from cascade_core.content import MediaPart
+from cascade_core.engine.content import MediaPart
 from cascade_core.testing import ScriptedModel
 
 IMAGE = MediaPart("image", "image/png", raw={"type": "image", "base64": "AAAA", "mime_type": "image/png"})
@@ -82,5 +82,5 @@ def test_bad_declarations_and_parts_are_rejected():
         Cascade([small, large])
     with pytest.raises(InvalidRequestError, match="media part kind"):
         MediaPart("video")
-    with pytest.raises(InvalidRequestError, match="must be cascade_core.content.MediaPart"):
+    with pytest.raises(InvalidRequestError, match="must be cascade_core.engine.content.MediaPart"):
         Message("user", "hi", parts=({"type": "image"},))

@@ -20,7 +20,7 @@ from cascade_core import (
 )
 from cascade_core.backends.base import StepsEnd
 from cascade_core.backends.openai import OpenAIModel
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
 
 SECRET = "sk-test-very-secret-key-123"
 

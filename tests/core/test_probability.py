@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cascade_core import Cascade, ConfigurationError, RuleFileError, ThresholdRule
-from cascade_core.probability import (
+from cascade_core.decide.probability import (
     CalibratedScorer,
     ProbabilityMap,
     calibrated_rule,
@@ -16,7 +16,7 @@ from cascade_core.probability import (
     reliability_bins,
     score_as_probability,
 )
-from cascade_core.scorers import make_scorer
+from cascade_core.decide.scorers import make_scorer
 from cascade_core.testing import ScriptedModel
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from cascade_core import Cascade, ThresholdRule
+from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
+from cascade_core.decide.rule_file import SignalRule, load_rule
+from cascade_core.decide.scorers import Scorer
 from cascade_core.errors import ConfigurationError, RuleFileError
-from cascade_core.evaluation import deferral_curve
-from cascade_core.learned import LearnedDeferral, deferral_labels
-from cascade_core.rule_file import SignalRule, load_rule
-from cascade_core.rule_selection import learned_grid, select_rule
-from cascade_core.scorers import Scorer
+from cascade_core.evaluation.curves import deferral_curve
+from cascade_core.evaluation.rule_selection import learned_grid, select_rule
 from cascade_core.testing import ScriptedModel
 from cascade_core.types import Generation, TokenAlternative, TokenStep
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cascade_core import ConfigurationError, Generation, SignalError, TokenAlternative, TokenStep, make_scorer
-from cascade_core.signals import (
+from cascade_core.decide.signals import (
     chow_average,
     chow_quantile,
     chow_sum,

@@ -17,7 +17,7 @@ from cascade_core import (
     ThresholdRule,
     calibrate_threshold,
 )
-from cascade_core.thresholds import budget_deferral_rate
+from cascade_core.decide.thresholds import budget_deferral_rate
 
 
 def test_fixed_threshold_defers_strictly_below():

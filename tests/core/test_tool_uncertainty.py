@@ -11,7 +11,7 @@ import pytest
 
 from cascade_core import Cascade, ConfigurationError, Request, ThresholdRule, ToolSpec
 from cascade_core.backends.base import StepsEnd, TokenModelBase
-from cascade_core.tool_uncertainty import (
+from cascade_core.decide.tool_uncertainty import (
     ToolArgumentsQuantile,
     ToolCallRule,
     ToolNameMargin,

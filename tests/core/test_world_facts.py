@@ -8,7 +8,8 @@ from collections import Counter
 
 import pytest
 
-from cascade_core.datasets.world_facts import (
+from cascade_core.errors import ConfigurationError
+from cascade_core.evaluation.datasets.world_facts import (
     ATTRIBUTES,
     SHOTS,
     QAExample,
@@ -19,7 +20,6 @@ from cascade_core.datasets.world_facts import (
     normalize_answer,
     write_jsonl,
 )
-from cascade_core.errors import ConfigurationError
 
 
 def _example(answer: str, *aliases: str, attribute: str = "capital") -> QAExample:

@@ -9,7 +9,7 @@ import pytest
 from lc_fakes import large_chat_openai, small_model, smart_responder
 
 from cascade_core.backends.openai import OpenAIModel
-from cascade_core.fake_server import FakeOpenAIServer
+from cascade_core.testing.fake_server import FakeOpenAIServer
 
 
 @pytest.fixture(scope="session")

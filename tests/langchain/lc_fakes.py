@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cascade_core.backends.openai import OpenAIModel
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
 
 KEPT_CONFIDENCE = 0.95  # margin 0.95 - 0.04 = 0.91
 UNSURE_CONFIDENCE = 0.2  # margin < 0: defers at any threshold >= 0

@@ -9,8 +9,8 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from cascade_core import InvalidRequestError, LargeTierError, TierTimeoutError
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
 from cascade_core.testing import ScriptedModel
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
 from langchain_cascade import ChatCascade
 
 pytestmark = pytest.mark.timeout(20)

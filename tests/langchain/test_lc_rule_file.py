@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cascade_core import ThresholdRule
-from cascade_core.rule_file import SignalRule, load_rule
+from cascade_core.decide.rule_file import SignalRule, load_rule
 from cascade_core.testing import ScriptedModel
 from langchain_cascade import ChatCascade
 

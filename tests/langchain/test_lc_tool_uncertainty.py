@@ -10,8 +10,8 @@ from langchain_core.tools import tool
 from lc_fakes import large_chat_openai, small_model
 
 from cascade_core import ThresholdRule
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
-from cascade_core.tool_uncertainty import ToolCallRule
+from cascade_core.decide.tool_uncertainty import ToolCallRule
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
 from langchain_cascade import ChatCascade
 
 

@@ -17,7 +17,7 @@ if _spec is not None and _spec.submodule_search_locations:
 
 import pytest  # noqa: E402
 
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply  # noqa: E402
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply  # noqa: E402
 from llamaindex_cascade import CascadeLLM  # noqa: E402
 
 from .fakes import make_llm, replies  # noqa: E402
@@ -47,7 +47,7 @@ def embedded_small_model():
     from cascade_core.errors import ModelNotAvailableError
 
     try:
-        from cascade_core.defaults import default_small_model
+        from cascade_core.backends.defaults import default_small_model
 
         return default_small_model(max_new_tokens=16)
     except (ImportError, ModelNotAvailableError) as err:

@@ -15,7 +15,7 @@ from llama_index.llms.openai import OpenAI
 
 from cascade_core import Pricing, ThresholdRule
 from cascade_core.backends.openai import OpenAIModel
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
 from llamaindex_cascade import CascadeLLM
 
 SMALL_KEY = "sk-small-secret-0000"

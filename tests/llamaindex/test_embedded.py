@@ -8,7 +8,7 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.llms.openai import OpenAI
 
 from cascade_core import ThresholdRule
-from cascade_core.fake_server import FakeReply
+from cascade_core.testing.fake_server import FakeReply
 from llamaindex_cascade import CascadeLLM, HashingEmbedding
 
 from .fakes import replies

@@ -11,7 +11,7 @@ from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
 from llama_index.core.tools import FunctionTool
 
-from cascade_core.fake_server import FakeReply
+from cascade_core.testing.fake_server import FakeReply
 from llamaindex_cascade import CascadeLLM, HashingEmbedding
 
 from .fakes import CONFIDENT, UNSURE, make_llm, replies, tool_call_text

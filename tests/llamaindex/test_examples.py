@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
 
 from .fakes import replies
 

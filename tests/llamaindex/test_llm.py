@@ -13,8 +13,8 @@ from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMComp
 from llama_index.core.llms import MockLLM
 
 from cascade_core import Cascade, ConfigurationError, InvalidRequestError, ThresholdRule
-from cascade_core.fake_server import FakeReply
 from cascade_core.testing import ScriptedModel
+from cascade_core.testing.fake_server import FakeReply
 from llamaindex_cascade import CascadeLLM, LlamaIndexLargeModel
 
 from .fakes import CONFIDENT, LARGE_KEY, SMALL_KEY, UNSURE, make_llm, replies

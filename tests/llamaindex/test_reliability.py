@@ -9,8 +9,8 @@ from llama_index.core.llms import ChatMessage
 from llama_index.llms.openai import OpenAI
 
 from cascade_core import InvalidRequestError, LargeTierError, TierTimeoutError
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
 from cascade_core.testing import ScriptedModel
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
 from llamaindex_cascade import CascadeLLM
 
 pytestmark = pytest.mark.timeout(20)

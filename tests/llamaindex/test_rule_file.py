@@ -5,7 +5,7 @@ from __future__ import annotations
 from llama_index.core.llms import MockLLM
 
 from cascade_core import ThresholdRule
-from cascade_core.rule_file import SignalRule, load_rule
+from cascade_core.decide.rule_file import SignalRule, load_rule
 from cascade_core.testing import ScriptedModel
 from llamaindex_cascade import CascadeLLM
 

@@ -8,7 +8,7 @@ from llama_index.core.bridge.pydantic import BaseModel
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
 
-from cascade_core.fake_server import FakeReply
+from cascade_core.testing.fake_server import FakeReply
 
 from .fakes import CONFIDENT, UNSURE, replies, tool_call_text
 

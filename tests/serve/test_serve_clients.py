@@ -12,9 +12,9 @@ import pytest
 
 from cascade_core import Cascade, DynamicBudgetThreshold, Pricing, ThresholdRule, Tier
 from cascade_core.backends.openai import OpenAIModel
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
 from cascade_core.serve import create_app
 from cascade_core.testing import ScriptedModel
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
 
 from .harness import scripted_cascade, serving
 

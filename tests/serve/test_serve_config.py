@@ -16,10 +16,10 @@ import httpx
 import openai
 import pytest
 
+from cascade_core.decide.learned.rule import LearnedDeferral
 from cascade_core.errors import ConfigurationError
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
-from cascade_core.learned import LearnedDeferral
 from cascade_core.serve import build_cascades, load_config, parse_config
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
 from cascade_core.types import Generation, TokenStep
 
 REPO = Path(__file__).resolve().parents[2]

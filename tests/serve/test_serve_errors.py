@@ -13,8 +13,8 @@ import openai
 import pytest
 
 from cascade_core.backends.openai import OpenAIModel
-from cascade_core.fake_server import FakeOpenAIServer, FakeReply
 from cascade_core.serve import ServerSettings, create_app
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
 
 from .harness import scripted_cascade, serving
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from cascade_core.stops import StopFilter, truncate_at_stop
+from cascade_core.engine.stops import StopFilter, truncate_at_stop
 from cascade_core.types import Completion, Request, TokenStep, ToolCall, Usage
 
 __all__ = [

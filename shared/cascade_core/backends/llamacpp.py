@@ -257,7 +257,7 @@ def serve_embedded(tier: str, *, threads: int = 2, n_ctx: int = 4096, parallel: 
 
     The GGUF is verified (sha256) before the server sees it; the server stops at interpreter exit.
     """
-    from cascade_core.embedded import EMBEDDED_MODELS, locate_gguf
+    from cascade_core.backends.embedded import EMBEDDED_MODELS, locate_gguf
 
     key = (tier, threads, parallel)
     with _EMBEDDED_LOCK:
@@ -320,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.model in ("small", "medium", "large"):
-        from cascade_core.embedded import EMBEDDED_MODELS, locate_gguf
+        from cascade_core.backends.embedded import EMBEDDED_MODELS, locate_gguf
 
         path, alias = locate_gguf(args.model), EMBEDDED_MODELS[args.model].short_name
     else:

@@ -7,7 +7,7 @@ prefill + one step) and stream a kept answer token by token.
 
 Example:
     >>> from cascade_core.backends.transformers import TransformersModel
-    >>> from cascade_core.embedded import load_embedded
+    >>> from cascade_core.backends.embedded import load_embedded
     >>> model, tokenizer = load_embedded("small")  # doctest: +SKIP
     >>> small = TransformersModel(model, tokenizer, top_k=5, prompt_format="completion")  # doctest: +SKIP
 """
@@ -24,8 +24,8 @@ import torch
 
 from cascade_core.backends.base import StepsEnd, TokenModelBase
 from cascade_core.backends.prefill import shared_prefix_groups, split_kv
+from cascade_core.engine.stops import truncate_at_stop
 from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
-from cascade_core.stops import truncate_at_stop
 from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
 
 __all__ = ["PromptFormat", "TransformersModel"]

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from cascade_core.calibration import calibrate, evaluate_threshold
 from cascade_core.cli.report import evaluate_cache, measured_costs, qualities, scores_for
 from cascade_core.cli.tiers import build_tier
-from cascade_core.collect import collect, load_cache
+from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
 from cascade_core.errors import ConfigurationError
-from cascade_core.evaluation import resolve_quality_scorer
-from cascade_core.learned import LearnedDeferral, deferral_labels
+from cascade_core.evaluation.calibration import calibrate, evaluate_threshold
+from cascade_core.evaluation.collect import collect, load_cache
+from cascade_core.evaluation.curves import resolve_quality_scorer
 
 __all__ = ["run_calibrate", "run_collect", "run_eval", "run_fit", "run_serve"]
 
@@ -51,7 +51,7 @@ def _shared_label_tokens(cache: list) -> tuple[str, ...] | None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from cascade_core.rule_selection import learned_grid, select_rule
+    from cascade_core.evaluation.rule_selection import learned_grid, select_rule
 
     cache = load_cache(args.cache)
     small_q, large_q = qualities(cache, resolve_quality_scorer(args.scorer) if args.scorer else None)
@@ -176,11 +176,11 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         report.write_json(args.json)
     if args.plot:
-        from cascade_core.plots import plot_deferral_curves
+        from cascade_core.evaluation.plots import plot_deferral_curves
 
         plot_deferral_curves(report.curves, report.random, report.oracle, args.plot, title=args.title or "Deferral curves")
     if args.budget_plot and report.budget_curves:
-        from cascade_core.plots import plot_budget_curves
+        from cascade_core.evaluation.plots import plot_budget_curves
 
         plot_budget_curves(report.budget_curves, args.budget_plot, title=args.title or "Budget curves")
     return 0

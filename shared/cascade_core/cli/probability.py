@@ -17,15 +17,15 @@ from typing import Any
 import numpy as np
 
 from cascade_core.cli.report import qualities
-from cascade_core.collect import load_cache
-from cascade_core.errors import ConfigurationError
-from cascade_core.probability import (
+from cascade_core.decide.probability import (
     ProbabilityMap,
     expected_calibration_error,
     reliability_bins,
     score_as_probability,
 )
-from cascade_core.scorers import make_scorer
+from cascade_core.decide.scorers import make_scorer
+from cascade_core.errors import ConfigurationError
+from cascade_core.evaluation.collect import load_cache
 
 __all__ = ["run_probability"]
 
@@ -34,7 +34,7 @@ ScoresFn = Callable[[argparse.Namespace, list], "tuple[np.ndarray, str]"]
 
 def _score_range(args: argparse.Namespace) -> tuple[float, float]:
     if args.rule:
-        from cascade_core.learned import LearnedDeferral
+        from cascade_core.decide.learned.rule import LearnedDeferral
 
         return LearnedDeferral.load(args.rule).score_range
     params = {"alpha": args.alpha} if args.signal == "chow_quantile" else {}
@@ -89,7 +89,7 @@ def run_probability(args: argparse.Namespace, scores_fn: ScoresFn) -> int:
     for p in (0.5, 0.8, 0.9):
         print(f"  keep when P(correct) >= {p:.1f}  <=>  {name} >= {pmap.score_for_probability(p):.6g}")
     if args.plot:
-        from cascade_core.plots import plot_reliability_diagram
+        from cascade_core.evaluation.plots import plot_reliability_diagram
 
         series = [(f"{name}, calibrated", reliability_bins(after, test_y, args.bins), ece_after)]
         if raw is not None and ece_before is not None:

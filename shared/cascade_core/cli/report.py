@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from cascade_core.collect import CachedExample
 from cascade_core.errors import ConfigurationError
-from cascade_core.evaluation import (
+from cascade_core.evaluation.collect import CachedExample
+from cascade_core.evaluation.curves import (
     BudgetCurve,
     DeferralCurve,
     QualityScorer,

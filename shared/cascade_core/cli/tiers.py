@@ -84,7 +84,7 @@ def build_tier(
     from cascade_core.backends.transformers import TransformersModel
 
     if kind == "embedded":  # the small one: in-process, so a deferral costs one decoding step
-        from cascade_core.defaults import default_small_model
+        from cascade_core.backends.defaults import default_small_model
 
         return default_small_model(top_k=top_k, max_new_tokens=max_new_tokens, prompt_format=prompt_format)  # type: ignore[arg-type]
     return TransformersModel(location, top_k=top_k, max_new_tokens=max_new_tokens, prompt_format=prompt_format)  # type: ignore[arg-type]

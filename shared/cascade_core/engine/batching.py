@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cascade_core.backends.base import BatchPrefillModel
+from cascade_core.decide.rules import DeferralRule
 from cascade_core.engine.machine import OpenSteps, _small_request
-from cascade_core.rules import DeferralRule
 from cascade_core.types import Request
 
 __all__ = ["PrimedSteps", "batch_groups", "prime_first_tier"]

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cascade_core.backends.base import LargeModel, SmallModel, iterate_in_thread
-from cascade_core.content import input_modalities
-from cascade_core.context import check_context_window
 from cascade_core.cost import Pricing, count_tokens
+from cascade_core.decide.rules import DeferralRule, ThresholdRule
+from cascade_core.decide.scorers import min_top_k_of
 from cascade_core.engine.batching import PrimedSteps, batch_groups, prime_first_tier
+from cascade_core.engine.content import input_modalities
+from cascade_core.engine.context import check_context_window
 from cascade_core.engine.deadlines import AsyncLimits, SyncLimits, check_timeout
 from cascade_core.engine.machine import (
     END,
@@ -35,8 +37,6 @@ from cascade_core.engine.machine import (
 from cascade_core.engine.observers import PlanObserver, observe
 from cascade_core.engine.result import CascadeChunk, CascadeResult
 from cascade_core.errors import ConfigurationError, DeadlineExceededError
-from cascade_core.rules import DeferralRule, ThresholdRule
-from cascade_core.scorers import min_top_k_of
 from cascade_core.types import Message, Request
 
 __all__ = ["Cascade", "Tier"]
@@ -61,7 +61,7 @@ class Tier:
         name: Display name (defaults to the model's ``model_name``).
         context_window: Prompt + answer tokens a small tier takes (default: the model's
             ``context_window``, e.g. a local model's ``max_position_embeddings``); longer
-            conversations lose their oldest turns (see :mod:`cascade_core.context`).
+            conversations lose their oldest turns (see :mod:`cascade_core.engine.context`).
 
     Example:
         >>> from cascade_core.testing import ScriptedModel
@@ -115,7 +115,7 @@ class Cascade:
         on_small_error: ``"defer"`` (default): a failing small tier defers to the next tier;
             ``"raise"``: the error propagates.
         max_new_tokens: Default generation cap for requests that set none.
-        monitor: A :class:`~cascade_core.monitor.DriftMonitor` told about every call (its status is
+        monitor: A :class:`~cascade_core.observe.monitor.DriftMonitor` told about every call (its status is
             added to ``result.metadata["drift"]``).
         small_timeout: Seconds a non-final tier may go without delivering its next step (the first
             one included) before it counts as failed — then ``on_small_error`` applies. ``None``: no limit.
@@ -225,7 +225,7 @@ class Cascade:
         return observe(machine, self._observers(streaming))
 
     def _observers(self, streaming: bool) -> list[PlanObserver]:
-        from cascade_core.telemetry import tracing_observer
+        from cascade_core.observe.telemetry import tracing_observer
 
         tracing = tracing_observer([v.model_name for v in self._views], streaming=streaming)
         observers: list[PlanObserver] = [] if self.monitor is None else [self.monitor]

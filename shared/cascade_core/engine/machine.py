@@ -17,13 +17,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cascade_core.backends.base import CompletionChunk, StepsEnd
+from cascade_core.decide.rules import DeferralRule, RuleOutcome
 from cascade_core.engine.result import CascadeChunk, CascadeResult, Decision, TierRun
 from cascade_core.engine.routing import check_media, fit_small_request, skip_reason
+from cascade_core.engine.stops import StopFilter
+from cascade_core.engine.tool_calls import ToolCallError, parse_tool_calls, render_for_text_model
 from cascade_core.errors import ConfigurationError, InvalidRequestError, LargeTierError, SignalError
 from cascade_core.redact import redact
-from cascade_core.rules import DeferralRule, RuleOutcome
-from cascade_core.stops import StopFilter
-from cascade_core.tool_calls import ToolCallError, parse_tool_calls, render_for_text_model
 from cascade_core.types import Completion, Generation, Request, TokenStep, ToolCall, Usage
 
 __all__ = ["AnswerCheck", "Effect", "plan"]

@@ -3,7 +3,7 @@
 Multimodal requests: a tier that does not accept the request's non-text content (images, audio,
 files) is skipped with a ``"multimodal"`` decision; when the last tier does not accept it either,
 the request is refused up front, before any tier is called. Long conversations: a small tier's
-request is cut to its context window (:mod:`cascade_core.context`), or skipped with ``"context"``.
+request is cut to its context window (:mod:`cascade_core.engine.context`), or skipped with ``"context"``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cascade_core.content import request_modalities
-from cascade_core.context import fit_to_context
+from cascade_core.engine.content import request_modalities
+from cascade_core.engine.context import fit_to_context
 from cascade_core.errors import InvalidRequestError
 from cascade_core.types import Request
 

@@ -16,11 +16,11 @@ import logging
 import os
 from typing import Any
 
+from cascade_core.decide.rules import ThresholdRule
+from cascade_core.decide.thresholds import DynamicBudgetThreshold, ThresholdPolicy
 from cascade_core.engine import Cascade, Tier
 from cascade_core.errors import ConfigurationError
-from cascade_core.rules import ThresholdRule
 from cascade_core.serve.config import CascadeConfig, RuleConfig, ServeConfig, TierConfig
-from cascade_core.thresholds import DynamicBudgetThreshold, ThresholdPolicy
 
 __all__ = ["build_cascade", "build_cascades", "build_rule", "build_tier_model", "warm_up"]
 
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 def build_rule(config: RuleConfig) -> ThresholdRule:
     """The :class:`ThresholdRule` of a rule table (loads a learned rule file if one is named)."""
     if config.rule_file is not None:
-        from cascade_core.learned import LearnedDeferral
+        from cascade_core.decide.learned.rule import LearnedDeferral
 
         signal: Any = LearnedDeferral.load(config.rule_file)
     else:

@@ -114,7 +114,7 @@ class RuleConfig:
         signal_params: Parameters of the signal (``alpha``, ``labels``, ``kind``).
         rule_file: A learned rule saved by ``cascade fit`` (instead of ``signal``).
         threshold: A fixed threshold (from ``threshold`` or ``calibration_file``).
-        dynamic: Parameters of :class:`~cascade_core.thresholds.DynamicBudgetThreshold` (instead of ``threshold``).
+        dynamic: Parameters of :class:`~cascade_core.decide.thresholds.DynamicBudgetThreshold` (instead of ``threshold``).
     """
 
     signal: str | None = "margin"

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cascade_core.engine import CascadeChunk, CascadeResult
+from cascade_core.engine.tool_calls import strip_tool_calls
 from cascade_core.errors import InvalidRequestError
-from cascade_core.tool_calls import strip_tool_calls
 from cascade_core.types import Generation, Message, Request, ToolCall, ToolSpec
 
 __all__ = ["ChatCall", "FieldError", "StreamTranslator", "completion_body", "json_safe", "parse_chat_request", "schema_check"]

@@ -33,9 +33,9 @@ from typing import Any, Literal
 import numpy as np
 
 from cascade_core.backends.base import LargeModel, SmallModel, StepsEnd
+from cascade_core.engine.stops import StopFilter
 from cascade_core.errors import DataFormatError
-from cascade_core.evaluation import QualityScorer, resolve_quality_scorer
-from cascade_core.stops import StopFilter
+from cascade_core.evaluation.curves import QualityScorer, resolve_quality_scorer
 from cascade_core.types import Generation, Request, TokenAlternative, TokenStep, Usage
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Deferral rules: score a small-model generation and decide whether to defer.
 
-A :class:`ThresholdRule` pairs a :class:`~cascade_core.scorers.Scorer` (a signal such as the
-first-token margin, or a learned rule) with a :class:`~cascade_core.thresholds.ThresholdPolicy`.
+A :class:`ThresholdRule` pairs a :class:`~cascade_core.decide.scorers.Scorer` (a signal such as the
+first-token margin, or a learned rule) with a :class:`~cascade_core.decide.thresholds.ThresholdPolicy`.
 
 Example:
     >>> import numpy as np
@@ -19,9 +19,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from cascade_core.decide.scorers import Scorer, labels_of, make_scorer
+from cascade_core.decide.thresholds import FixedThreshold, ThresholdPolicy, check_threshold
 from cascade_core.errors import CascadeError, SignalError
-from cascade_core.scorers import Scorer, labels_of, make_scorer
-from cascade_core.thresholds import FixedThreshold, ThresholdPolicy, check_threshold
 from cascade_core.types import Generation
 
 __all__ = ["DeferralRule", "RuleOutcome", "ThresholdRule"]

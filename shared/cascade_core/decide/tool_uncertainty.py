@@ -12,7 +12,7 @@ text (tagged, fenced or bare JSON), maps it to the decoding steps that produced 
   confident token) over the steps that wrote the arguments object.
 
 :class:`ToolNameMargin` and :class:`ToolArgumentsQuantile` are scorers for any
-:class:`~cascade_core.rules.ThresholdRule`; :class:`ToolCallRule` adds both checks to another rule.
+:class:`~cascade_core.decide.rules.ThresholdRule`; :class:`ToolCallRule` adds both checks to another rule.
 With several calls in one answer, the least confident call counts.
 
 Example:
@@ -40,11 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from cascade_core import signals
+from cascade_core.decide import signals
+from cascade_core.decide.rules import DeferralRule, RuleOutcome
+from cascade_core.decide.scorers import ChowQuantile, Margin, Scorer
+from cascade_core.decide.thresholds import check_threshold
 from cascade_core.errors import ConfigurationError
-from cascade_core.rules import DeferralRule, RuleOutcome
-from cascade_core.scorers import ChowQuantile, Margin, Scorer
-from cascade_core.thresholds import check_threshold
 from cascade_core.types import Generation
 
 __all__ = [
@@ -255,7 +255,7 @@ class ToolCallRule:
     tools bound the answer is buffered until judged anyway).
 
     Example:
-        >>> from cascade_core.rules import ThresholdRule
+        >>> from cascade_core.decide.rules import ThresholdRule
         >>> rule = ToolCallRule(ThresholdRule("margin", 0.3), name_threshold=0.2, arguments_threshold=-2.0)
         >>> rule.first_step_only
         False

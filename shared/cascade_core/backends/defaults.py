@@ -8,12 +8,12 @@
   (7 GiB in fp32).
 - medium: Qwen2.5-Coder-0.5B-Instruct, for 3-tier cascades and as a stronger small tier (llama.cpp too).
 
-Every GGUF is verified against its sha256 before anything loads it (:mod:`cascade_core.embedded`); the
+Every GGUF is verified against its sha256 before anything loads it (:mod:`cascade_core.backends.embedded`); the
 servers start once per process and stop at exit. Override either tier with any
 :class:`TransformersModel` (HF id or path) or :class:`~cascade_core.backends.openai.OpenAIModel`.
 
 Example:
-    >>> from cascade_core.defaults import default_cascade
+    >>> from cascade_core.backends.defaults import default_cascade
     >>> cascade = default_cascade(threshold=0.3)  # doctest: +SKIP
     >>> cascade.invoke("What is the capital of France?").decision  # doctest: +SKIP
 """
@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from cascade_core.backends.embedded import EMBEDDED_MODELS, load_embedded
 from cascade_core.backends.transformers import PromptFormat, TransformersModel
 from cascade_core.cost import Pricing
-from cascade_core.embedded import EMBEDDED_MODELS, load_embedded
+from cascade_core.decide.rules import ThresholdRule
+from cascade_core.decide.thresholds import ThresholdPolicy
 from cascade_core.engine.cascade import Cascade, Tier
 from cascade_core.errors import ConfigurationError
-from cascade_core.rules import ThresholdRule
-from cascade_core.thresholds import ThresholdPolicy
 
 __all__ = ["DEFAULT_PRICES", "default_cascade", "default_large_model", "default_medium_model", "default_small_model"]
 

@@ -1,6 +1,6 @@
 """The main job: a cascade over the bundled world-facts QA set with the embedded default models.
 
-Run ``make demo`` (or ``python -m cascade_core.demo``). It
+Run ``make demo`` (or ``python -m cascade_core.cli.demo``). It
 
 1. starts two llama.cpp servers on 127.0.0.1 (offline, verified GGUFs): SmolLM2-135M-Instruct as the
    small tier (few-shot prompts on ``/v1/completions``, with top-k log-probs) and
@@ -11,7 +11,7 @@ Run ``make demo`` (or ``python -m cascade_core.demo``). It
    deciding score; also runs each model alone on every question for the baselines;
 4. prints accuracy of small-only, large-only and the cascade, the deferral rate, and the cost of
    the cascade versus sending everything to the large model (stand-in prices, see
-   :data:`cascade_core.defaults.DEFAULT_PRICES`) and the measured compute time.
+   :data:`cascade_core.backends.defaults.DEFAULT_PRICES`) and the measured compute time.
 """
 
 from __future__ import annotations
@@ -26,10 +26,15 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from cascade_core.cli.tiers import TIER_SPEC_HELP, build_tier
-from cascade_core.datasets.world_facts import QAExample, few_shot_prompt, is_correct, load_world_facts
+from cascade_core.decide.rules import ThresholdRule
+from cascade_core.decide.thresholds import FixedThreshold, calibrate_threshold
 from cascade_core.engine.cascade import Cascade, Tier
-from cascade_core.rules import ThresholdRule
-from cascade_core.thresholds import FixedThreshold, calibrate_threshold
+from cascade_core.evaluation.datasets.world_facts import (
+    QAExample,
+    few_shot_prompt,
+    is_correct,
+    load_world_facts,
+)
 from cascade_core.types import Generation, Request
 
 __all__ = ["DemoRow", "main", "run_demo"]
@@ -138,7 +143,7 @@ def summarize(rows: Sequence[DemoRow], threshold: float) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m cascade_core.demo`` / ``make demo`` / ``cascade demo``."""
+    """Entry point of ``python -m cascade_core.cli.demo`` / ``make demo`` / ``cascade demo``."""
     parser = argparse.ArgumentParser(prog="cascade demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=48, help="test questions (spread over attributes)")
     parser.add_argument("--calibration", type=int, default=40, help="calibration questions")
@@ -150,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from cascade_core.defaults import DEFAULT_PRICES
+    from cascade_core.backends.defaults import DEFAULT_PRICES
 
     print("starting the models (llama.cpp servers on 127.0.0.1; GGUFs verified by sha256) ...", flush=True)
     small = build_tier(args.small, "small", max_new_tokens=MAX_NEW_TOKENS, prompt_format="completion")

@@ -2,7 +2,7 @@
 
 Provenance
 ----------
-Built deterministically from the world-facts data (:mod:`cascade_core.datasets.world_facts`,
+Built deterministically from the world-facts data (:mod:`cascade_core.evaluation.datasets.world_facts`,
 itself read from the ``countryinfo`` package at run time; nothing is downloaded): every country
 with a ``continent`` example gets one item. The Americas are split into ``North America``
 (countryinfo subregions Northern America, Central America, Caribbean, read from the package) and
@@ -20,7 +20,7 @@ Per label, examples are ranked by ``sha256(f"{seed}:{id}")``; the first 40 % for
 ``"calibration"`` split (fit and calibrate rules there), the rest ``"test"``.
 
 Example:
-    >>> from cascade_core.datasets.world_regions import load_world_regions, few_shot_prompt
+    >>> from cascade_core.evaluation.datasets.world_regions import load_world_regions, few_shot_prompt
     >>> examples = load_world_regions("test")
     >>> sorted({ex.answer for ex in examples}) == sorted(LABELS)
     True
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cascade_core.datasets.world_facts import build_world_facts
 from cascade_core.errors import ConfigurationError
+from cascade_core.evaluation.datasets.world_facts import build_world_facts
 
 __all__ = ["LABELS", "SHOTS", "RegionExample", "build_world_regions", "few_shot_prompt", "load_world_regions", "write_jsonl"]
 

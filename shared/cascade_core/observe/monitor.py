@@ -130,7 +130,7 @@ class DriftMonitor:
         min_samples: No alarm before this many observations in the window.
         target_accuracy: Expected accuracy of kept small answers: a number in [0, 1];
             ``"calibrated"`` = the mean of their decision scores (a rule on a
-            :class:`~cascade_core.probability.CalibratedScorer` scores P(correct)); None = not tracked.
+            :class:`~cascade_core.decide.probability.CalibratedScorer` scores P(correct)); None = not tracked.
         on_alarm: Called with the :class:`DriftStatus` when the monitor enters the alarm state.
 
     Only calls whose first tier was judged by its rule count (a score was computed); calls that

@@ -4,7 +4,7 @@ A :class:`ProbabilityMap` is a monotone (isotonic) map fitted with scikit-learn'
 :class:`~sklearn.isotonic.IsotonicRegression` from a score (a signal such as the first-token
 margin, or a learned rule's confidence) to the observed rate of correct small answers on a
 labelled sample. Wrapped around the score's scorer as a :class:`CalibratedScorer`, it plugs into
-any :class:`~cascade_core.rules.ThresholdRule`, so ``threshold=0.8`` means "keep the small answer
+any :class:`~cascade_core.decide.rules.ThresholdRule`, so ``threshold=0.8`` means "keep the small answer
 when it is at least 80 % likely to be right". The map is saved as versioned JSON (no pickle).
 
 :func:`expected_calibration_error` measures how far stated probabilities are from observed rates
@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from cascade_core.decide.rules import ThresholdRule
+from cascade_core.decide.scorers import Scorer, make_scorer
 from cascade_core.errors import ConfigurationError, RuleFileError
-from cascade_core.rules import ThresholdRule
-from cascade_core.scorers import Scorer, make_scorer
 from cascade_core.types import Generation
 
 __all__ = [
@@ -157,7 +157,7 @@ class ProbabilityMap:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the map to a JSON file (parent directories created). Returns the path."""
-        from cascade_core.rule_file import write_json_file
+        from cascade_core.decide.rule_file import write_json_file
 
         return write_json_file(path, self.to_dict(), indent=1)
 
@@ -186,7 +186,7 @@ class ProbabilityMap:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ProbabilityMap:
         """Load a map saved by :meth:`save` (missing, non-JSON, other version or corrupt: :class:`RuleFileError`)."""
-        from cascade_core.rule_file import read_rule_json
+        from cascade_core.decide.rule_file import read_rule_json
 
         data, source = read_rule_json(path, kind="probability map file")
         return cls.from_dict(data, source=source)

@@ -1,7 +1,7 @@
 """PNG plots of deferral curves and budget curves (matplotlib, Agg backend; no display needed).
 
 Example:
-    >>> from cascade_core.evaluation import deferral_curve, oracle_curve, random_curve
+    >>> from cascade_core.evaluation.curves import deferral_curve, oracle_curve, random_curve
     >>> import tempfile, os
     >>> small, large = [1, 0, 1, 0], [1, 1, 1, 0]
     >>> curve = deferral_curve([0.9, 0.1, 0.8, 0.5], small, large, name="margin")
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade_core.errors import ConfigurationError
-from cascade_core.evaluation import BudgetCurve, DeferralCurve
+from cascade_core.evaluation.curves import BudgetCurve, DeferralCurve
 
 __all__ = ["plot_budget_curves", "plot_deferral_curves", "plot_reliability_diagram"]
 
@@ -96,7 +96,7 @@ def plot_reliability_diagram(
     title: str = "Reliability diagram",
 ) -> Path:
     """Observed accuracy vs stated probability per bin, one line per ``(name, bins, ece)``; the
-    diagonal is perfect calibration. ``bins`` as from :func:`cascade_core.probability.reliability_bins`."""
+    diagonal is perfect calibration. ``bins`` as from :func:`cascade_core.decide.probability.reliability_bins`."""
     if not series:
         raise ConfigurationError("no reliability series to plot")
     plt = _pyplot()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cascade_core.datasets.world_facts import (
+from cascade_core.evaluation.datasets.world_facts import (
     ATTRIBUTES,
     DIFFICULTY,
     SHOTS,

@@ -1,7 +1,7 @@
 """Features and training targets of the learned post-hoc deferral rule (paper A).
 
 Pure functions over a :class:`~cascade_core.types.Generation` (numpy out), used by
-:class:`cascade_core.learned.LearnedDeferral`.
+:class:`cascade_core.decide.learned.rule.LearnedDeferral`.
 
 Example:
     >>> from cascade_core.types import Generation, TokenStep
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cascade_core import signals
+from cascade_core.decide import signals
 from cascade_core.errors import ConfigurationError
 from cascade_core.types import Generation
 

@@ -6,7 +6,7 @@
   so a constant score gives exactly the random line. :func:`random_curve` and :func:`oracle_curve`
   are the baselines.
 - :func:`budget_curve` (paper B): accuracy vs per-query cost budget with the online
-  :class:`~cascade_core.thresholds.DynamicBudgetThreshold`, averaged over several random orders of
+  :class:`~cascade_core.decide.thresholds.DynamicBudgetThreshold`, averaged over several random orders of
   the query stream; :attr:`BudgetCurve.area` is the area over budgets from ``c_s`` to ``c_l``
   divided by the cost gap ``c_l − c_s`` (a mean accuracy over budgets).
 - Answer scorers: :func:`exact_match`, :func:`alias_match`, :func:`label_accuracy`, and
@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cascade_core import signals
+from cascade_core.decide import signals
+from cascade_core.decide.scorers import Margin, Scorer, make_scorer
+from cascade_core.decide.thresholds import DynamicBudgetThreshold, budget_deferral_rate, calibrate_threshold
 from cascade_core.errors import ConfigurationError
-from cascade_core.scorers import Margin, Scorer, make_scorer
-from cascade_core.thresholds import DynamicBudgetThreshold, budget_deferral_rate, calibrate_threshold
 from cascade_core.types import Generation
 
 __all__ = [
@@ -345,7 +345,7 @@ def alias_match(prediction: str, record: Mapping[str, Any]) -> float:
     """
     from types import SimpleNamespace
 
-    from cascade_core.datasets.world_facts import is_correct
+    from cascade_core.evaluation.datasets.world_facts import is_correct
 
     return float(is_correct(prediction, SimpleNamespace(aliases=tuple(_answers(record)))))  # type: ignore[arg-type]
 

@@ -3,7 +3,7 @@
 A small classifier over token-level features of the small model's generation predicts whether the
 small answer is good enough to keep. The features of one :class:`~cascade_core.types.Generation`:
 
-- the α-quantiles of its per-token log-probs for α ∈ {0, 0.1, …, 1} (:func:`~cascade_core.signals.quantile_features`),
+- the α-quantiles of its per-token log-probs for α ∈ {0, 0.1, …, 1} (:func:`~cascade_core.decide.signals.quantile_features`),
 - Chow-Sum and Chow-Average, the output length (tokens),
 - the first-token margin p(top1) − p(top2) (paper B; among label first-tokens for classification),
 - optionally the small model's pooled embedding (``use_embedding=True``; the backend must record it).
@@ -11,7 +11,7 @@ small answer is good enough to keep. The features of one :class:`~cascade_core.t
 :class:`LearnedDeferral` follows the scikit-learn estimator contract (hyper-parameters stored
 unchanged by ``__init__``, ``fit(X, y)`` returns ``self``, fitted state in attributes ending in
 ``_``, :class:`~cascade_core.errors.NotFittedError` before ``fit``, ``get_params``/``set_params``)
-and is a :class:`~cascade_core.scorers.Scorer`: its score is the estimated probability that the
+and is a :class:`~cascade_core.decide.scorers.Scorer`: its score is the estimated probability that the
 small answer is good (higher = more confident), so ``ThresholdRule(learned, threshold)`` plugs it
 into any cascade. scikit-learn is needed to *fit* only; a saved rule scores with numpy alone.
 Rules are saved as JSON with a format version — never pickle.
@@ -39,8 +39,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from cascade_core.decide.learned.features import (
+    BASE_FEATURE_NAMES,
+    TARGETS,
+    deferral_labels,
+    generation_features,
+)
 from cascade_core.errors import ConfigurationError, NotFittedError, RuleFileError
-from cascade_core.learned_features import BASE_FEATURE_NAMES, TARGETS, deferral_labels, generation_features
 from cascade_core.types import Generation
 
 __all__ = [
@@ -93,7 +98,7 @@ class LearnedDeferral:
     ``layers_`` (list of ``(weight, bias)`` arrays; empty for ``hgb``), ``trees_`` (the exported
     trees of ``hgb``, else ``None``), ``n_samples_fit_``, ``estimator_`` (the scikit-learn model;
     ``None`` after :meth:`load`), ``selection_`` (the cross-validated comparison that chose this
-    rule, see :mod:`cascade_core.rule_selection`; ``None`` when it was fitted directly).
+    rule, see :mod:`cascade_core.evaluation.rule_selection`; ``None`` when it was fitted directly).
 
     Example:
         >>> import numpy as np
@@ -282,7 +287,7 @@ class LearnedDeferral:
     def _fit_trees(self, X_arr: np.ndarray, y_arr: np.ndarray, regression: bool) -> LearnedDeferral:  # noqa: N803
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-        from cascade_core.learned_trees import export_trees
+        from cascade_core.decide.learned.trees import export_trees
 
         cls: Any = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
         est = cls(
@@ -344,7 +349,7 @@ class LearnedDeferral:
         if X_arr.shape[1] != self.n_features_in_:
             raise ConfigurationError(f"X has {X_arr.shape[1]} features, the rule was fitted on {self.n_features_in_}")
         if self.trees_ is not None:
-            from cascade_core.learned_trees import predict_raw
+            from cascade_core.decide.learned.trees import predict_raw
 
             return predict_raw(self.trees_, X_arr)
         h = (X_arr - self.mean_) / self.scale_
@@ -412,7 +417,7 @@ class LearnedDeferral:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the fitted rule to a JSON file (parent directories created). Returns the path."""
-        from cascade_core.rule_file import write_json_file
+        from cascade_core.decide.rule_file import write_json_file
 
         return write_json_file(path, self.to_dict())
 
@@ -442,7 +447,7 @@ class LearnedDeferral:
             ]
             trees = None
             if rule.model == "hgb":
-                from cascade_core.learned_trees import check_trees
+                from cascade_core.decide.learned.trees import check_trees
 
                 if version < 2 or layers:
                     raise RuleFileError(f"{source}: an 'hgb' rule needs format_version 2, 'trees' and no 'layers'")
@@ -488,16 +493,16 @@ class LearnedDeferral:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, max_bytes: int = MAX_RULE_FILE_BYTES) -> Any:
-        """Load a rule file written by ``cascade fit`` or :meth:`save` (see :func:`cascade_core.rule_file.load_rule`).
+        """Load a rule file written by ``cascade fit`` or :meth:`save` (see :func:`cascade_core.decide.rule_file.load_rule`).
 
         Returns a :class:`LearnedDeferral`, or — when cross-validation in ``cascade fit`` chose a
-        single signal — a :class:`~cascade_core.rule_file.SignalRule`; both are scorers usable in a
-        :class:`~cascade_core.rules.ThresholdRule`.
+        single signal — a :class:`~cascade_core.decide.rule_file.SignalRule`; both are scorers usable in a
+        :class:`~cascade_core.decide.rules.ThresholdRule`.
 
         Raises:
             RuleFileError: the file is missing, too large, not JSON (or nested too deeply), not a
                 rule, of another format version, inconsistent with the feature extractor, or corrupt.
         """
-        from cascade_core.rule_file import load_rule
+        from cascade_core.decide.rule_file import load_rule
 
         return load_rule(path, max_bytes=max_bytes)

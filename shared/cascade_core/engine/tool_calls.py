@@ -23,7 +23,7 @@ Example:
     >>> parse_tool_calls('{"name": "add", "arguments": {"a": "x", "b": 2}}', tools)
     Traceback (most recent call last):
     ...
-    cascade_core.tool_calls.ToolCallError: tool 'add': arguments do not match its schema: 'x' is not of type 'integer' (at a)
+    cascade_core.engine.tool_calls.ToolCallError: tool 'add': arguments do not match its schema: 'x' is not of type 'integer' (at a)
 """
 
 from __future__ import annotations

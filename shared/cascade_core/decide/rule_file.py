@@ -1,12 +1,12 @@
 """Rule files written by ``cascade fit``: a learned rule, or the single signal that beat it.
 
-``cascade fit`` compares candidate rules by cross-validation (:mod:`cascade_core.rule_selection`)
-and saves the winner. A learned winner is a :class:`~cascade_core.learned.LearnedDeferral` file
+``cascade fit`` compares candidate rules by cross-validation (:mod:`cascade_core.evaluation.rule_selection`)
+and saves the winner. A learned winner is a :class:`~cascade_core.decide.learned.rule.LearnedDeferral` file
 (``"format": "llm-cascade/learned-deferral"``); a single-signal winner is a
 :class:`SignalRule` file (``"format": "llm-cascade/signal-rule"``) naming the signal and its
 parameters. Both record the comparison table under ``"selection"``. :func:`load_rule` reads
 either (strictly: size limit, JSON, format, version, fields) and returns a scorer that plugs into
-:class:`~cascade_core.rules.ThresholdRule`, the adapters and ``cascade serve``.
+:class:`~cascade_core.decide.rules.ThresholdRule`, the adapters and ``cascade serve``.
 
 Example:
     >>> import tempfile, pathlib
@@ -23,8 +23,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cascade_core.decide.scorers import SCORERS, Scorer, labels_of, make_scorer, min_top_k_of
 from cascade_core.errors import CascadeError, RuleFileError
-from cascade_core.scorers import SCORERS, Scorer, labels_of, make_scorer, min_top_k_of
 from cascade_core.types import Generation
 
 __all__ = ["SIGNAL_FORMAT_NAME", "SIGNAL_FORMAT_VERSION", "SignalRule", "load_rule", "read_rule_json", "rule_from_dict"]
@@ -158,8 +158,8 @@ def read_rule_json(
 
 
 def rule_from_dict(data: Any, *, source: str = "rule data") -> Any:
-    """A :class:`~cascade_core.learned.LearnedDeferral` or :class:`SignalRule` from a rule file's JSON."""
-    from cascade_core.learned import FORMAT_NAME, LearnedDeferral
+    """A :class:`~cascade_core.decide.learned.rule.LearnedDeferral` or :class:`SignalRule` from a rule file's JSON."""
+    from cascade_core.decide.learned.rule import FORMAT_NAME, LearnedDeferral
 
     kind = data.get("format") if isinstance(data, dict) else None
     if kind == SIGNAL_FORMAT_NAME:
@@ -172,7 +172,7 @@ def rule_from_dict(data: Any, *, source: str = "rule data") -> Any:
 
 
 def load_rule(path: str | os.PathLike[str], *, max_bytes: int = MAX_RULE_FILE_BYTES) -> Any:
-    """Load any rule file ``cascade fit`` writes: a :class:`~cascade_core.learned.LearnedDeferral` or a :class:`SignalRule`.
+    """Load any rule file ``cascade fit`` writes: a :class:`~cascade_core.decide.learned.rule.LearnedDeferral` or a :class:`SignalRule`.
 
     Raises:
         RuleFileError: missing, too large, not JSON, not a rule, another format version, or corrupt.

@@ -3,7 +3,7 @@
 :func:`select_rule` splits the fit examples into ``cv`` folds (stratified on whether the small
 answer is right; repeated ``repeats`` times with fresh shuffles). Every candidate — each default
 single signal (margin, Chow-Sum, Chow-Average, Chow-Quantile at several α, entropy; nothing to
-fit) and each learned configuration (:class:`~cascade_core.learned.LearnedDeferral` parameters:
+fit) and each learned configuration (:class:`~cascade_core.decide.learned.rule.LearnedDeferral` parameters:
 model, target, regularisation) — is fitted on the other folds and scored by the AUC-DF of its
 deferral curve on the held-out fold. The candidate with the highest mean held-out AUC-DF wins (a
 tie goes to the signal, listed first); the learned winner is re-fitted on all fit examples. The
@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
+from cascade_core.decide.rule_file import SignalRule
 from cascade_core.errors import CascadeError, ConfigurationError
-from cascade_core.evaluation import default_signals, deferral_curve, signal_scores
-from cascade_core.learned import LearnedDeferral, deferral_labels
-from cascade_core.rule_file import SignalRule
+from cascade_core.evaluation.curves import default_signals, deferral_curve, signal_scores
 from cascade_core.types import Generation
 
 __all__ = ["DEFAULT_LEARNED", "Selection", "learned_grid", "select_rule"]
@@ -155,7 +155,7 @@ def select_rule(
         cv: Folds (>= 2).
         repeats: Repetitions of the k-fold split with different shuffles.
         learned: LearnedDeferral parameter sets to compare (default :func:`learned_grid`); ``[]``: signals only.
-        signals: Names of :func:`~cascade_core.evaluation.default_signals` to compare (default all).
+        signals: Names of :func:`~cascade_core.evaluation.curves.default_signals` to compare (default all).
         margin_labels: Class-label first tokens (the margin signal and feature use them).
         labels_per_example: Per-example label tokens for the margin signal (classification caches).
         seed: Seed of the fold shuffles.

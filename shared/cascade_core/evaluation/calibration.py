@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from cascade_core.decide.thresholds import budget_deferral_rate, calibrate_threshold, check_threshold
 from cascade_core.errors import ConfigurationError
-from cascade_core.thresholds import budget_deferral_rate, calibrate_threshold, check_threshold
 
 __all__ = ["CalibrationReport", "calibrate", "evaluate_threshold"]
 

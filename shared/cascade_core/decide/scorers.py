@@ -1,11 +1,11 @@
 """Scorers: named deferral scores computed from a :class:`~cascade_core.types.Generation`.
 
-A scorer wraps a pure signal from :mod:`cascade_core.signals` (or a learned model) and tells the
+A scorer wraps a pure signal from :mod:`cascade_core.decide.signals` (or a learned model) and tells the
 engine two things it needs: the score's valid range (to validate thresholds) and whether the
 score is known after the first decoding step (so the engine can stop the small model early).
 
 Example:
-    >>> from cascade_core.scorers import make_scorer
+    >>> from cascade_core.decide.scorers import make_scorer
     >>> make_scorer("chow_quantile", alpha=0.1).name
     'chow_quantile(alpha=0.1)'
     >>> make_scorer("margin").first_step_only
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from cascade_core import signals
+from cascade_core.decide import signals
 from cascade_core.errors import ConfigurationError, SignalError
 from cascade_core.types import Generation
 

@@ -5,7 +5,7 @@ streaming, ``logprobs``/``top_logprobs``, tool calls, usage), so the real ``open
 ``ChatOpenAI`` and LlamaIndex's ``OpenAI`` talk to it unchanged. What it answers is scripted.
 
 Example:
-    >>> from cascade_core.fake_server import FakeOpenAIServer, FakeReply
+    >>> from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
     >>> with FakeOpenAIServer(lambda body: FakeReply("Paris", confidence=0.9)) as server:
     ...     import openai
     ...     client = openai.OpenAI(base_url=server.base_url, api_key="sk-fake")
