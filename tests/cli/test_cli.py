@@ -233,9 +233,9 @@ def test_demo_subcommand_is_forwarded_lazily(monkeypatch):
     fake = types.ModuleType("cascade_core.cli.demo")
     fake.main = lambda argv: seen.append(argv) or 0  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "cascade_core.cli.demo", fake)
-    import cascade_core
+    import cascade_core.cli
 
-    monkeypatch.setattr(cascade_core, "demo", fake, raising=False)
+    monkeypatch.setattr(cascade_core.cli, "demo", fake, raising=False)
     assert main(["demo", "--question", "hi"]) == 0
     assert seen == [["--question", "hi"]]
 

@@ -438,8 +438,8 @@ class OpenAIModel(TokenModelBase):
 
     async def astream(self, request: Request) -> AsyncIterator[CompletionChunk]:
         if self.prompt_format == "completion":
-            async for piece in super().astream(request):
-                yield piece
+            async for part in super().astream(request):
+                yield part
             return
         deltas = _ToolCallDeltas(request)
         state: dict[str, Any] = {}

@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cascade`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["demo"]:
-        from cascade_core import demo  # lazily: it loads models
+        from cascade_core.cli import demo  # lazily: it loads models
 
         return int(demo.main(argv[1:]) or 0)
     if argv[:1] == ["llama-server"]:
