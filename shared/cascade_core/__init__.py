@@ -27,7 +27,15 @@ from cascade_core.decide.thresholds import (
     ThresholdPolicy,
     calibrate_threshold,
 )
-from cascade_core.engine import Cascade, CascadeChunk, CascadeResult, Decision, Tier, TierRun, two_tier_cascade
+from cascade_core.engine import (
+    Cascade,
+    CascadeChunk,
+    CascadeResult,
+    Decision,
+    Tier,
+    TierRun,
+    two_tier_cascade,
+)
 from cascade_core.errors import (
     BackendError,
     CascadeError,
