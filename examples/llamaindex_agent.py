@@ -98,7 +98,7 @@ def main() -> None:
     llm = CascadeLLM(
         small=small,
         large=large,
-        rules=ThresholdRule("margin", args.threshold),
+        rule=ThresholdRule("margin", args.threshold),
         small_pricing=Pricing(0.02, 0.02),
         large_pricing=Pricing(0.15, 0.60),
     )

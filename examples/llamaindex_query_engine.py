@@ -103,7 +103,7 @@ def main() -> None:
     Settings.llm = CascadeLLM(
         small=small,
         large=large,
-        rules=ThresholdRule("margin", args.threshold),
+        rule=ThresholdRule("margin", args.threshold),
         small_pricing=Pricing(0.02, 0.02),  # per million tokens: a local small model
         large_pricing=Pricing(0.15, 0.60),  # priced like a hosted API model
     )

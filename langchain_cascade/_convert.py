@@ -23,8 +23,9 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from cascade_core.engine.content import MediaPart
-from cascade_core.engine.result import CascadeResult
-from cascade_core.engine.tool_calls import strip_tool_calls
+from cascade_core.engine.result import CascadeChunk, CascadeResult
+from cascade_core.engine.tool_choice import normalize_tool_choice
+from cascade_core.engine.visible import VisibleStream, visible_text
 from cascade_core.errors import InvalidRequestError
 from cascade_core.types import Message, Request, ToolCall, ToolSpec, Usage
 
@@ -157,34 +158,12 @@ def to_core_tools(tools: Sequence[Any] | None) -> tuple[ToolSpec, ...]:
 
 
 def to_core_tool_choice(choice: Any, names: Sequence[str]) -> str | None:
-    """LangChain's ``tool_choice`` values as the core's: None/"auto"/"none"/"required"/a tool name.
-
-    Accepts ``"any"``/``"required"``/``True`` (call some tool; ``True`` with one tool forces it),
-    a tool name, and the OpenAI/Anthropic dict forms.
+    """LangChain's ``tool_choice`` values as the core's (see :func:`cascade_core.engine.tool_choice.normalize_tool_choice`).
 
     Raises:
-        ValueError: a value that names no bound tool.
+        InvalidRequestError: a value that names no bound tool.
     """
-    if choice is None or choice is False:
-        return None
-    if choice is True:
-        return names[0] if len(names) == 1 else "required"
-    if isinstance(choice, Mapping):
-        kind = choice.get("type")
-        name = (choice.get("function") or {}).get("name") or choice.get("name")
-        if name:
-            choice = name
-        elif kind in ("any", "auto", "none", "required"):
-            choice = kind
-        else:
-            raise ValueError(f"tool_choice {dict(choice)!r} names no tool")
-    if choice == "any":
-        return "required"
-    if choice in ("auto", "none", "required") or choice in names:
-        return str(choice)
-    raise ValueError(
-        f"tool_choice {choice!r} must be 'auto', 'none', 'any', 'required', True or one of the bound tools {list(names)}"
-    )
+    return normalize_tool_choice(choice, names)
 
 
 def to_langchain_tool_choice(choice: str | None) -> str | None:
@@ -205,7 +184,7 @@ def response_schema_of(response_format: Any) -> dict[str, Any] | None:
             schema = dict(spec.get("schema") or {"type": "object"})
             schema.setdefault("title", spec.get("name", "response"))
             return schema
-    raise ValueError(
+    raise InvalidRequestError(
         f"response_format must be {{'type': 'json_object'}} or {{'type': 'json_schema', 'json_schema': ...}}, "
         f"got {response_format!r}"
     )
@@ -224,11 +203,6 @@ def lc_tool_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
 def tool_call_chunks(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
     return [{"name": c.name, "args": json.dumps(c.arguments, ensure_ascii=False), "id": c.id or None, "index": i,
              "type": "tool_call_chunk"} for i, c in enumerate(calls)]
-
-
-def answer_text(result: CascadeResult) -> str:
-    """The answer's visible text (a small tier's ``<tool_call>`` markup removed)."""
-    return strip_tool_calls(result.text) if result.generation is not None and result.tool_calls else result.text
 
 
 def response_metadata(result: CascadeResult) -> dict[str, Any]:
@@ -252,7 +226,7 @@ def to_ai_message(result: CascadeResult) -> AIMessage:
             "usage_metadata": usage_metadata(result.usage),
             "response_metadata": {**raw.response_metadata, **meta},
         })
-    return AIMessage(answer_text(result), tool_calls=lc_tool_calls(result.tool_calls),
+    return AIMessage(visible_text(result), tool_calls=lc_tool_calls(result.tool_calls),
                      usage_metadata=usage_metadata(result.usage), response_metadata=meta)
 
 
@@ -271,28 +245,22 @@ def passthrough_chunk(raw: AIMessageChunk) -> AIMessageChunk:
 class StreamConverter:
     """Turns the core's :class:`~cascade_core.engine.result.CascadeChunk` stream into ``AIMessageChunk`` s.
 
-    Small-tier text is passed on as it comes, except when tools are bound: a kept small answer
-    then arrives whole after the decision anyway, and its ``<tool_call>`` markup must become
-    ``tool_call_chunks``, so it is held for the final chunk. Large-tier chunks stream as they come.
+    What text shows when is the core's :class:`~cascade_core.engine.visible.VisibleStream` (with
+    tools bound a small answer is held and its ``<tool_call>`` markup becomes ``tool_call_chunks``);
+    a LangChain large tier's own chunks are passed through.
     """
 
     def __init__(self, request: Request, n_tiers: int) -> None:
-        self.hold_small = bool(request.tools)
-        self.last = n_tiers - 1
-        self.held: list[str] = []
+        self.visible = VisibleStream(request, n_tiers)
         self.streamed_tool_calls = False
 
-    def feed(self, chunk: Any) -> AIMessageChunk | None:
+    def feed(self, chunk: CascadeChunk) -> AIMessageChunk | None:
         if chunk.result is not None:
-            result = chunk.result
-            text = "".join(self.held)
-            if result.generation is not None and result.tool_calls:
-                text = strip_tool_calls(text)
-            return final_chunk(result, text, self.streamed_tool_calls)
-        if chunk.tier < self.last and self.hold_small:
-            self.held.append(chunk.text)
+            return final_chunk(chunk.result, self.visible.final(chunk.result), self.streamed_tool_calls)
+        text = self.visible.feed(chunk)
+        if self.visible.holds(chunk):
             return None
         if isinstance(chunk.raw, AIMessageChunk):
             self.streamed_tool_calls = self.streamed_tool_calls or bool(chunk.raw.tool_call_chunks)
             return passthrough_chunk(chunk.raw)
-        return AIMessageChunk(content=chunk.text) if chunk.text else None
+        return AIMessageChunk(content=text) if text else None

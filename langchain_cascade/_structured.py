@@ -15,7 +15,8 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic.v1 import BaseModel as BaseModelV1
 
-from cascade_core.engine.tool_calls import strip_tool_calls
+from cascade_core.engine.visible import visible_generation_text
+from cascade_core.errors import ConfigurationError
 from cascade_core.types import Generation
 from langchain_cascade._convert import lc_tool_calls
 
@@ -40,8 +41,7 @@ class AnswerParserCheck:
         self.required = tuple(required)
 
     def __call__(self, generation: Generation) -> str | None:
-        text = strip_tool_calls(generation.text) if generation.tool_calls else generation.text
-        message = AIMessage(text, tool_calls=lc_tool_calls(generation.tool_calls))
+        message = AIMessage(visible_generation_text(generation), tool_calls=lc_tool_calls(generation.tool_calls))
         try:
             parsed = self.parser.invoke(message)
         except Exception as err:  # any parse/validation failure is a reason to defer, stated plainly
@@ -69,9 +69,9 @@ def structured_output_runnable(llm: Any, schema: Any, *, method: str, include_ra
                                **kwargs: Any) -> Runnable[Any, Any]:
     """The runnable ``ChatCascade.with_structured_output`` returns."""
     if method not in _METHODS:
-        raise ValueError(f"method must be one of {list(_METHODS)}, got {method!r}")
+        raise ConfigurationError(f"method must be one of {list(_METHODS)}, got {method!r}")
     if schema is None and method != "json_mode":
-        raise ValueError(f"schema must be given when method={method!r} (only 'json_mode' works without one)")
+        raise ConfigurationError(f"schema must be given when method={method!r} (only 'json_mode' works without one)")
     is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
     if method == "json_schema" and is_pydantic and issubclass(schema, BaseModelV1):
         method = "function_calling"  # pydantic v1 classes give no JSON schema LangChain can send natively

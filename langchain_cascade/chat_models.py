@@ -19,20 +19,20 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils import secret_from_env
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
-from typing_extensions import Self
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, SkipValidation
 
 from cascade_core.backends.base import LargeModel, SmallModel
-from cascade_core.backends.openai import OpenAIModel
+from cascade_core.backends.openai import openai_tier
 from cascade_core.cost import Pricing, token_ids
-from cascade_core.decide.rules import DeferralRule, ThresholdRule
+from cascade_core.decide.rules import DeferralRule
+from cascade_core.decide.thresholds import ThresholdPolicy
 from cascade_core.engine.cascade import (
     DEFAULT_DEADLINE,
     DEFAULT_LARGE_TIMEOUT,
     DEFAULT_SMALL_TIMEOUT,
     Cascade,
-    Tier,
 )
+from cascade_core.engine.two_tier import DEFAULT_SIGNAL, TWO_TIER_DEFAULTS, given_cascade, two_tier_cascade
 from cascade_core.errors import ConfigurationError
 from cascade_core.types import Generation, Request
 from langchain_cascade._convert import (
@@ -110,123 +110,110 @@ class ChatCascade(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
-    cascade: Any = None
+    # Core objects are typed by their protocols but not checked by pydantic (SkipValidation): the
+    # core factory checks them, so a wrong value raises the same ConfigurationError as in CascadeLLM.
+    cascade: SkipValidation[Cascade | None] = Field(
+        default=None, description="A ready cascade_core.Cascade; if given, small/large and the rule options must not be."
+    )
     """A ready :class:`cascade_core.Cascade`; if given, ``small``/``large`` and the rule options must not be."""
-    small: Any = None
+    small: SkipValidation[SmallModel | str | None] = Field(
+        default=None, description="Small tier: a core small model (token log-probs), or a model name served at small_base_url."
+    )
     """Small tier: a core small model (token log-probs), or a model name served at ``small_base_url``."""
-    large: Any = None
+    large: SkipValidation[BaseChatModel | LargeModel | str | None] = Field(
+        default=None, description="Large tier: any LangChain chat model, a core large model, or a model name served at base_url."
+    )
     """Large tier: any LangChain chat model, a core large model, or a model name served at ``base_url``."""
-    signal: str = "margin"
+    rule: SkipValidation[DeferralRule | None] = Field(
+        default=None, description="A core DeferralRule (e.g. a learned rule) instead of signal/threshold."
+    )
+    """A core ``DeferralRule`` (e.g. a learned rule) instead of ``signal``/``threshold``/``signal_params``."""
+    signal: str = Field(default=DEFAULT_SIGNAL, description="Deferral signal: margin, chow_sum, chow_average, chow_quantile or entropy.")
     """Deferral signal: ``margin``, ``chow_sum``, ``chow_average``, ``chow_quantile`` or ``entropy``."""
-    threshold: Any = 0.3
-    """Defer when the signal is below this number, or a core ``ThresholdPolicy``."""
-    signal_params: dict[str, Any] = Field(default_factory=dict)
+    threshold: SkipValidation[float | ThresholdPolicy | None] = Field(
+        default=None, description="Defer below this number or ThresholdPolicy; None: 0.3 for margin, required for other signals."
+    )
+    """Defer when the signal is below this number, or a core ``ThresholdPolicy``; ``None``: 0.3 for
+    ``margin`` (other signals have their own scale and need one)."""
+    signal_params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters of the signal (alpha for chow_quantile, labels for a margin)."
+    )
     """Parameters of the signal (``alpha=0.1`` for ``chow_quantile``, ``labels=[...]`` for a margin)."""
-    rule: Any = None
-    """A core ``DeferralRule`` (e.g. a learned rule); overrides ``signal``/``threshold``."""
-    small_pricing: Pricing | None = None
+    small_pricing: Pricing | None = Field(default=None, description="Small-tier price per million tokens.")
     """Small-tier price per million tokens (for ``cost`` / ``saved`` in the decision metadata)."""
-    large_pricing: Pricing | None = None
+    large_pricing: Pricing | None = Field(default=None, description="Large-tier price per million tokens.")
     """Large-tier price per million tokens."""
-    on_small_error: Literal["defer", "raise"] = "defer"
+    on_small_error: Literal["defer", "raise"] = Field(default="defer", description="What a failing small tier does.")
     """What a failing small tier does: defer to the large tier, or raise."""
-    on_large_error: Literal["raise", "small"] = "raise"
+    on_large_error: Literal["raise", "small"] = Field(default="raise", description="What a failing large tier does.")
     """What a failing large tier does: raise ``LargeTierError`` (with the decision), or answer from the
     small tier (flagged ``fallback`` in the metadata)."""
-    small_timeout: float | None = DEFAULT_SMALL_TIMEOUT
+    small_timeout: float | None = Field(
+        default=DEFAULT_SMALL_TIMEOUT, description="Seconds the small tier may stay silent per step before deferring."
+    )
     """Seconds the small tier may stay silent (per step) before the query defers; ``None``: no limit."""
-    large_timeout: float | None = DEFAULT_LARGE_TIMEOUT
+    large_timeout: float | None = Field(
+        default=DEFAULT_LARGE_TIMEOUT, description="Seconds the large tier may take for its answer (or between chunks)."
+    )
     """Seconds the large tier may take for its answer (or between streamed chunks); ``None``: no limit."""
-    deadline: float | None = DEFAULT_DEADLINE
+    deadline: float | None = Field(default=DEFAULT_DEADLINE, description="Seconds one call may take in all.")
     """Seconds one call may take in all (``DeadlineExceededError`` after); ``None``: no limit."""
-    max_tokens: int | None = None
+    max_tokens: int | None = Field(default=None, description="Cap on generated tokens per call (both tiers).")
     """Cap on generated tokens per call (both tiers)."""
-    stop: list[str] | None = None
+    stop: list[str] | None = Field(default=None, description="Default stop strings.")
     """Default stop strings."""
-    streaming: bool = False
+    streaming: bool = Field(default=False, description="Whether invoke streams internally (so callbacks see tokens).")
     """Whether ``invoke`` streams internally (so callbacks see tokens)."""
-    small_base_url: str | None = None
+    small_base_url: str | None = Field(default=None, description="Server of a small tier given by name.")
     """Server of a small tier given by name (an OpenAI-compatible server with log-probs)."""
-    small_api_key: SecretStr | None = None
+    small_api_key: SecretStr | None = Field(default=None, description="Key for small_base_url (default: none needed).")
     """Key for ``small_base_url`` (default: none needed)."""
-    base_url: str | None = None
+    base_url: str | None = Field(default=None, description="Server of a large tier given by name (None = api.openai.com).")
     """Server of a large tier given by name (``None`` = api.openai.com)."""
-    api_key: SecretStr | None = Field(default_factory=secret_from_env("OPENAI_API_KEY", default=None))
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env("OPENAI_API_KEY", default=None),
+        description="Key for a large tier given by name; read from OPENAI_API_KEY.",
+    )
     """Key for a large tier given by name; read from ``OPENAI_API_KEY``. Never shown in repr or logs."""
-    temperature: float | None = None
+    temperature: float | None = Field(default=None, description="Sampling temperature of a large tier given by name.")
     """Sampling temperature of a large tier given by name (the small tier decodes greedily)."""
-    timeout: float | None = None
+    timeout: float | None = Field(default=None, description="Request timeout in seconds of tiers given by name.")
     """Request timeout in seconds of tiers given by name."""
-    max_retries: int | None = None
+    max_retries: int | None = Field(default=None, description="Retries of tiers given by name.")
     """Retries of tiers given by name."""
 
     _cascade: Cascade = PrivateAttr()
 
-    @model_validator(mode="after")
-    def _build_cascade(self) -> Self:
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # built after pydantic validation, so a bad setting raises the core's ConfigurationError (a
+        # ValueError) as it is, the same error CascadeLLM raises for the same mistake
         self._cascade = self._make_cascade()
-        return self
 
     def _make_cascade(self) -> Cascade:
         if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
             raise ConfigurationError(f"ChatCascade.max_tokens must be a positive int, got {self.max_tokens!r}")
+        settings = {name: getattr(self, name) for name in TWO_TIER_DEFAULTS}
         if self.cascade is not None:
-            if not isinstance(self.cascade, Cascade):
-                raise ConfigurationError(f"ChatCascade.cascade must be a cascade_core.Cascade, got {type(self.cascade).__name__}")
-            if self.small is not None or self.large is not None or self.rule is not None:
-                raise ConfigurationError("ChatCascade: give either cascade= or small=/large= (with rule options), not both")
-            policies = {"on_large_error": "raise", "small_timeout": DEFAULT_SMALL_TIMEOUT,
-                        "large_timeout": DEFAULT_LARGE_TIMEOUT, "deadline": DEFAULT_DEADLINE}
-            changed = sorted(name for name, default in policies.items() if getattr(self, name) != default)
-            if changed:
-                raise ConfigurationError(f"ChatCascade: with cascade=, set {changed} on the Cascade itself")
-            return self.cascade
-        if self.small is None or self.large is None:
-            raise ConfigurationError("ChatCascade needs cascade=, or both small= and large=")
-        rule = self.rule if self.rule is not None else ThresholdRule(self.signal, self.threshold, **self.signal_params)
-        if not isinstance(rule, DeferralRule):
-            raise ConfigurationError(f"ChatCascade.rule must be a cascade_core DeferralRule, got {rule!r}")
-        small = Tier(self._small_model(), self.small_pricing or Pricing())
-        large = Tier(self._large_model(), self.large_pricing or Pricing())
-        return Cascade(
-            [small, large], rules=rule, max_new_tokens=self.max_tokens, on_small_error=self.on_small_error,
-            on_large_error=self.on_large_error, small_timeout=self.small_timeout, large_timeout=self.large_timeout,
-            deadline=self.deadline,
-        )
-
-    def _client_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {}
-        if self.timeout is not None:
-            options["timeout"] = self.timeout
-        if self.max_retries is not None:
-            options["max_retries"] = self.max_retries
-        return options
+            return given_cascade(self.cascade, owner="ChatCascade", **settings)
+        settings.update(small=self._small_model(), large=self._large_model())
+        return two_tier_cascade(**settings, max_new_tokens=self.max_tokens, owner="ChatCascade")
 
     def _small_model(self) -> Any:
-        if isinstance(self.small, str):
-            key = self.small_api_key.get_secret_value() if self.small_api_key else "not-needed"
-            return OpenAIModel(self.small, base_url=self.small_base_url, api_key=key, **self._client_options())
-        if not isinstance(self.small, SmallModel):
-            raise ConfigurationError(
-                f"ChatCascade.small must be a cascade_core small model (stream_steps with log-probs, top_k) "
-                f"or a model name, got {type(self.small).__name__}; a LangChain chat model gives no token "
-                "scores, so it can only be the large tier"
-            )
-        return self.small
+        if not isinstance(self.small, str):
+            return self.small
+        key = self.small_api_key.get_secret_value() if self.small_api_key else "not-needed"
+        return openai_tier(self.small, "small", base_url=self.small_base_url, api_key=key,
+                           timeout=self.timeout, max_retries=self.max_retries)
 
     def _large_model(self) -> Any:
         if isinstance(self.large, BaseChatModel):
             return LangChainLargeModel(self.large)
-        if isinstance(self.large, str):
-            key = self.api_key.get_secret_value() if self.api_key else None
-            extra = {"temperature": self.temperature} if self.temperature is not None else {}
-            return OpenAIModel(self.large, base_url=self.base_url, api_key=key, **extra, **self._client_options())
-        if not isinstance(self.large, LargeModel):
-            raise ConfigurationError(
-                f"ChatCascade.large must be a LangChain chat model, a cascade_core large model or a model name, "
-                f"got {type(self.large).__name__}"
-            )
-        return self.large
+        if not isinstance(self.large, str):
+            return self.large
+        key = self.api_key.get_secret_value() if self.api_key else None
+        return openai_tier(self.large, "large", base_url=self.base_url, api_key=key, temperature=self.temperature,
+                           timeout=self.timeout, max_retries=self.max_retries)
 
     # -- identity --------------------------------------------------------------------------------
     @property

@@ -25,9 +25,10 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from cascade_core.backends.base import CompletionChunk
 from cascade_core.cost import count_tokens
-from cascade_core.engine.tool_calls import recover_tool_calls, strip_tool_calls
+from cascade_core.engine.tool_calls import recover_text_tool_calls
+from cascade_core.errors import ConfigurationError
 from cascade_core.types import Completion, Request, ToolCall, Usage
-from langchain_cascade._convert import from_core_messages, to_langchain_tool_choice
+from langchain_cascade._convert import from_core_messages, lc_tool_calls, to_langchain_tool_choice
 
 __all__ = ["LangChainLargeModel"]
 
@@ -85,7 +86,9 @@ class LangChainLargeModel:
 
     def __init__(self, chat_model: BaseChatModel, *, name: str | None = None) -> None:
         if not isinstance(chat_model, BaseChatModel):
-            raise TypeError(f"LangChainLargeModel needs a LangChain BaseChatModel, got {type(chat_model).__name__}")
+            raise ConfigurationError(
+                f"LangChainLargeModel.chat_model must be a LangChain BaseChatModel, got {type(chat_model).__name__}"
+            )
         self.chat_model = chat_model
         self.model_name = name or _name_of(chat_model)
 
@@ -214,14 +217,12 @@ class _Chunks:
 def _with_text_tool_calls(message: AIMessage, request: Request) -> AIMessage:
     """``message`` with a tool call written as text turned into ``tool_calls`` (content stripped).
 
-    Only when tools were bound and the model returned no native call; see
-    :func:`cascade_core.engine.tool_calls.recover_tool_calls`.
+    Only when the model returned no native call; see
+    :func:`cascade_core.engine.tool_calls.recover_text_tool_calls`.
     """
-    if not request.tools or request.tool_choice == "none" or message.tool_calls:
+    if message.tool_calls:
         return message
-    calls = recover_tool_calls(message.text, request.tools)
+    calls, text = recover_text_tool_calls(message.text, request)
     if not calls:
         return message
-    lc_calls = [{"name": c.name, "args": dict(c.arguments), "id": c.id, "type": "tool_call"} for c in calls]
-    return message.model_copy(update={"content": strip_tool_calls(message.text), "tool_calls": lc_calls,
-                                      "invalid_tool_calls": []})
+    return message.model_copy(update={"content": text, "tool_calls": lc_tool_calls(calls), "invalid_tool_calls": []})

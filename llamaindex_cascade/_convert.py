@@ -30,7 +30,8 @@ from llama_index.core.tools.types import BaseTool, ToolMetadata, ToolOutput
 
 from cascade_core.engine.machine import AnswerCheck
 from cascade_core.engine.result import CascadeResult
-from cascade_core.engine.tool_calls import strip_tool_calls
+from cascade_core.engine.tool_choice import normalize_tool_choice
+from cascade_core.engine.visible import visible_text
 from cascade_core.errors import InvalidRequestError
 from cascade_core.types import Generation, Message, Request, ToolCall, ToolSpec, Usage
 from llamaindex_cascade._media import media_part
@@ -40,7 +41,6 @@ __all__ = [
     "build_request",
     "chat_response",
     "to_chat_messages",
-    "to_completion_response",
     "to_core_messages",
     "to_llama_tools",
     "tool_arguments_check",
@@ -173,18 +173,6 @@ def to_tool_specs(tools: Sequence[BaseTool]) -> tuple[LlamaIndexToolSpec, ...]:
     return tuple(specs)
 
 
-def _tool_choice(tool_choice: Any, tool_required: bool) -> str | None:
-    if isinstance(tool_choice, Mapping):  # OpenAI form {"type": "function", "function": {"name": ...}}
-        tool_choice = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
-    if tool_choice is not None and not isinstance(tool_choice, str):
-        raise InvalidRequestError(
-            f"tool_choice must be a tool name, 'auto', 'none' or 'required', got {tool_choice!r}"
-        )
-    if tool_required and tool_choice in (None, "auto"):
-        return "required"
-    return tool_choice
-
-
 _CALL_KWARGS = frozenset(
     {"tools", "tool_choice", "tool_required", "allow_parallel_tool_calls", "max_tokens", "stop"}
 )
@@ -207,10 +195,13 @@ def build_request(
         logger.debug("CascadeLLM ignores call arguments %s", ignored)
     tools = tuple(kwargs.get("tools") or ())
     stop = kwargs.get("stop") or ()
+    specs = to_tool_specs(tools)
     request = Request(
         messages=to_core_messages(messages),
-        tools=to_tool_specs(tools),
-        tool_choice=_tool_choice(kwargs.get("tool_choice"), bool(kwargs.get("tool_required")))
+        tools=specs,
+        tool_choice=normalize_tool_choice(
+            kwargs.get("tool_choice"), [spec.name for spec in specs], required=bool(kwargs.get("tool_required"))
+        )
         if tools
         else None,
         max_new_tokens=default_max_tokens if kwargs.get("max_tokens") is None else kwargs["max_tokens"],
@@ -300,11 +291,6 @@ def large_response(result: CascadeResult) -> ChatResponse | None:
     return raw if isinstance(raw, ChatResponse) else None
 
 
-def visible_text(result: CascadeResult) -> str:
-    """The answer text without text-mode ``<tool_call>`` markup (a small tier's tool calls)."""
-    return strip_tool_calls(result.text) if result.tool_calls else result.text
-
-
 def chat_response(result: CascadeResult, *, delta: str | None = None) -> ChatResponse:
     """The ``ChatResponse`` for a cascade result.
 
@@ -332,16 +318,6 @@ def chat_response(result: CascadeResult, *, delta: str | None = None) -> ChatRes
     raw = {"cascade": decision, "usage": usage, "response": large.raw if large else None}
     return ChatResponse(
         message=message, raw=raw, delta=delta, additional_kwargs={"cascade": decision, **usage}
-    )
-
-
-def to_completion_response(response: ChatResponse) -> CompletionResponse:
-    """A chat response as a completion response (same text, delta, raw and metadata)."""
-    return CompletionResponse(
-        text=response.message.content or "",
-        delta=response.delta,
-        raw=response.raw,
-        additional_kwargs=response.additional_kwargs,
     )
 
 

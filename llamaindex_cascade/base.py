@@ -8,11 +8,18 @@ This module only translates: LlamaIndex messages and tools go in as a core
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from llama_index.core.base.llms.base import BaseLLM
+from llama_index.core.base.llms.generic_utils import (
+    achat_to_completion_decorator,
+    astream_chat_to_completion_decorator,
+    chat_to_completion_decorator,
+    stream_chat_to_completion_decorator,
+)
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
@@ -30,28 +37,26 @@ from llama_index.core.constants import DEFAULT_CONTEXT_WINDOW, DEFAULT_NUM_OUTPU
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
+from pydantic import SkipValidation
 
+from cascade_core.backends.base import LargeModel, SmallModel
 from cascade_core.cost import Pricing
-from cascade_core.decide.rules import DeferralRule, ThresholdRule
+from cascade_core.decide.rules import DeferralRule
 from cascade_core.decide.thresholds import ThresholdPolicy
 from cascade_core.engine.cascade import (
     DEFAULT_DEADLINE,
     DEFAULT_LARGE_TIMEOUT,
     DEFAULT_SMALL_TIMEOUT,
     Cascade,
-    Tier,
 )
 from cascade_core.engine.machine import AnswerCheck
 from cascade_core.engine.result import CascadeChunk
+from cascade_core.engine.tool_calls import ToolCallError
+from cascade_core.engine.two_tier import DEFAULT_SIGNAL, TWO_TIER_DEFAULTS, given_cascade, two_tier_cascade
+from cascade_core.engine.visible import VisibleStream
 from cascade_core.errors import ConfigurationError
 from cascade_core.types import Request
-from llamaindex_cascade._convert import (
-    build_request,
-    to_completion_response,
-    tool_arguments_check,
-    tool_kwargs_dict,
-    visible_text,
-)
+from llamaindex_cascade._convert import build_request, tool_arguments_check, tool_kwargs_dict
 from llamaindex_cascade._events import respond
 from llamaindex_cascade.large import LlamaIndexLargeModel
 
@@ -67,39 +72,46 @@ class _Call:
 
     request: Request
     check: AnswerCheck | None
-    has_tools: bool
 
 
-@dataclass
 class _ChatStream:
     """Turns cascade chunks into LlamaIndex chat responses (shared by the sync and async streams).
 
-    Text-mode tool calls of a small tier are never streamed as text: with tools bound the core
-    buffers the small answer until it is judged anyway, so the buffered text is sent once, in the
-    last response, without its ``<tool_call>`` markup.
+    Which text shows when is the core's :class:`~cascade_core.engine.visible.VisibleStream`: a
+    small tier's text-mode tool calls are never streamed as text; the visible rest of a held small
+    answer comes in the last response.
     """
 
-    call: _Call
-    last_tier: int
-    text: str = ""
-    pending: list[str] = field(default_factory=list)
+    def __init__(self, call: _Call, n_tiers: int) -> None:
+        self.visible = VisibleStream(call.request, n_tiers)
+        self.text = ""
 
     def feed(self, chunk: CascadeChunk) -> list[ChatResponse]:
         if chunk.result is not None:
-            full = visible_text(chunk.result)
-            delta = full[len(self.text) :] if full.startswith(self.text) else ""
-            return [respond(chunk.result, delta=delta)]
-        if not chunk.text or (self.call.has_tools and chunk.tier < self.last_tier):
+            return [respond(chunk.result, delta=self.visible.final(chunk.result))]
+        delta = self.visible.feed(chunk)
+        if not delta:
             return []
-        self.text += chunk.text
+        self.text += delta
         return [
             ChatResponse(
                 message=ChatMessage(role=MessageRole.ASSISTANT, content=self.text),
-                delta=chunk.text,
+                delta=delta,
                 raw=getattr(chunk.raw, "raw", None),
                 additional_kwargs={"cascade_tier": chunk.tier},
             )
         ]
+
+
+def _one_rule(rules: Any) -> Any:
+    """The deprecated ``rules=`` value as the single rule a two-tier cascade takes."""
+    if isinstance(rules, DeferralRule) or rules is None:
+        return rules
+    if isinstance(rules, Sequence) and not isinstance(rules, str):
+        if len(rules) != 1:
+            raise ConfigurationError(f"CascadeLLM: a two-tier cascade takes one rule, got {len(rules)} in rules=")
+        return rules[0]
+    return rules  # not a rule: the factory names the problem
 
 
 class CascadeLLM(FunctionCallingLLM):
@@ -108,23 +120,10 @@ class CascadeLLM(FunctionCallingLLM):
     Every response carries the cascade's decision (tier, score, threshold, reason, cost) in
     ``response.additional_kwargs["cascade"]`` and ``response.raw["cascade"]``.
 
-    Args:
-        cascade: A ready :class:`cascade_core.Cascade`. Or build one from the parts below.
-        small: The small tier: a core small model with token log-probs (``OpenAIModel`` against a
-            server with logprobs, ``TransformersModel``, ``ScriptedModel``).
-        large: The large tier: any LlamaIndex ``LLM`` (wrapped in :class:`LlamaIndexLargeModel`)
-            or a core large model.
-        rules: Deferral rule(s) (default: first-token margin below 0.3 defers).
-        signal / threshold: Shorthand for ``rules=ThresholdRule(signal, threshold)`` (``"margin"``,
-            ``"chow_sum"``, ``"chow_average"``, ``"chow_quantile"``, ``"entropy"``; a number or a
-            threshold policy such as ``DynamicBudgetThreshold``).
-        small_pricing / large_pricing: Prices per million tokens, for the cost figures.
-        on_small_error / on_large_error: Failure policies (see :class:`cascade_core.Cascade`):
-            a failing small tier defers (or raises); a failing large tier raises ``LargeTierError``
-            (or, with ``"small"``, the small tier answers, flagged ``fallback`` in the metadata).
-        small_timeout / large_timeout / deadline: Seconds (``None`` = no limit): a silent small
-            tier defers, a silent large tier fails, no call outlives the deadline. Defaults 10 / 60 / 120.
-        context_window: Reported context window (default: the small tier's).
+    Every setting below is a typed field; ``small``/``large``/``rule``/``signal``/``threshold``/
+    ``signal_params``/pricing/failure policies/timeouts have the same names and defaults as
+    :class:`langchain_cascade.ChatCascade`: both build their cascade with
+    :func:`cascade_core.engine.two_tier.two_tier_cascade`.
 
     Instantiate:
         .. code-block:: python
@@ -159,64 +158,76 @@ class CascadeLLM(FunctionCallingLLM):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    cascade: Cascade = Field(exclude=True, description="The core cascade that answers every call.")
+    # Core objects are typed by their protocols but not checked by pydantic (SkipValidation): the
+    # core factory checks them, so a wrong value raises the same ConfigurationError as in ChatCascade.
+    # They are excluded from serialisation (not JSON data) and from the repr (a LlamaIndex LLM's own
+    # repr may show its API key).
+    cascade: SkipValidation[Cascade | None] = Field(
+        default=None, exclude=True, repr=False,
+        description="The core cascade that answers every call: given ready, or built from the fields below.",
+    )
+    small: SkipValidation[SmallModel | None] = Field(
+        default=None, exclude=True, repr=False,
+        description="Small tier: a core small model with token log-probs (OpenAIModel, TransformersModel, ScriptedModel).",
+    )
+    large: SkipValidation[BaseLLM | LargeModel | None] = Field(
+        default=None, exclude=True, repr=False,
+        description="Large tier: any LlamaIndex LLM (wrapped in LlamaIndexLargeModel) or a core large model.",
+    )
+    rule: SkipValidation[DeferralRule | None] = Field(
+        default=None, exclude=True, repr=False, description="A core DeferralRule (e.g. a learned rule) instead of signal/threshold."
+    )
+    signal: str = Field(
+        default=DEFAULT_SIGNAL, description="Deferral signal: margin, chow_sum, chow_average, chow_quantile or entropy."
+    )
+    threshold: SkipValidation[float | ThresholdPolicy | None] = Field(
+        default=None, exclude=True,
+        description="Defer below this number or ThresholdPolicy; None: 0.3 for margin, required for other signals.",
+    )
+    signal_params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters of the signal (alpha for chow_quantile, labels for a margin)."
+    )
+    small_pricing: Pricing | None = Field(default=None, description="Small-tier price per million tokens.")
+    large_pricing: Pricing | None = Field(default=None, description="Large-tier price per million tokens.")
+    on_small_error: Literal["defer", "raise"] = Field(
+        default="defer", description="What a failing small tier does: defer to the large tier, or raise."
+    )
+    on_large_error: Literal["raise", "small"] = Field(
+        default="raise",
+        description="What a failing large tier does: raise LargeTierError, or answer from the small tier (fallback).",
+    )
+    small_timeout: float | None = Field(
+        default=DEFAULT_SMALL_TIMEOUT, description="Seconds the small tier may stay silent per step before deferring."
+    )
+    large_timeout: float | None = Field(
+        default=DEFAULT_LARGE_TIMEOUT, description="Seconds the large tier may take for its answer (or between chunks)."
+    )
+    deadline: float | None = Field(default=DEFAULT_DEADLINE, description="Seconds one call may take in all.")
+    max_tokens: int | None = Field(default=None, gt=0, description="Cap on generated tokens per call (both tiers).")
     context_window: int | None = Field(
         default=None, gt=0, description="Context window reported in metadata (default: the small tier's)."
     )
 
-    def __init__(
-        self,
-        cascade: Cascade | None = None,
-        *,
-        small: Any = None,
-        large: Any = None,
-        rules: DeferralRule | Sequence[DeferralRule] | None = None,
-        signal: str = "margin",
-        threshold: float | ThresholdPolicy | None = None,
-        small_pricing: Pricing | None = None,
-        large_pricing: Pricing | None = None,
-        on_small_error: Literal["defer", "raise"] = "defer",
-        on_large_error: Literal["raise", "small"] = "raise",
-        small_timeout: float | None = DEFAULT_SMALL_TIMEOUT,
-        large_timeout: float | None = DEFAULT_LARGE_TIMEOUT,
-        deadline: float | None = DEFAULT_DEADLINE,
-        **kwargs: Any,
-    ) -> None:
-        if cascade is None:
-            if small is None or large is None:
-                raise ConfigurationError("CascadeLLM needs cascade=Cascade(...) or both small= and large=")
-            if isinstance(large, BaseLLM):
-                large = LlamaIndexLargeModel(large)
-            if threshold is None and signal != "margin":
-                raise ConfigurationError(f"CascadeLLM: signal={signal!r} needs a threshold= on its scale")
-            if threshold is not None:
-                if rules is not None:
-                    raise ConfigurationError("CascadeLLM: pass rules= or signal=/threshold=, not both")
-                rules = ThresholdRule(signal, threshold)
-            cascade = Cascade(
-                [Tier(small, small_pricing or Pricing()), Tier(large, large_pricing or Pricing())],
-                rules=rules,
-                on_small_error=on_small_error,
-                on_large_error=on_large_error,
-                small_timeout=small_timeout,
-                large_timeout=large_timeout,
-                deadline=deadline,
-            )
-        elif small is not None or large is not None or rules is not None or threshold is not None:
-            raise ConfigurationError(
-                "CascadeLLM: pass either cascade= or small=/large=/rules=/threshold=, not both"
-            )
-        elif (on_small_error, on_large_error, small_timeout, large_timeout, deadline) != (
-            "defer", "raise", DEFAULT_SMALL_TIMEOUT, DEFAULT_LARGE_TIMEOUT, DEFAULT_DEADLINE
-        ):
-            raise ConfigurationError(
-                "CascadeLLM: with cascade=, set the failure policies and timeouts on the Cascade itself"
-            )
-        elif not isinstance(cascade, Cascade):
-            raise ConfigurationError(
-                f"CascadeLLM.cascade must be a cascade_core.Cascade, got {type(cascade).__name__}"
-            )
+    def __init__(self, cascade: Cascade | None = None, **kwargs: Any) -> None:
+        if "rules" in kwargs:
+            warnings.warn("CascadeLLM(rules=...) is deprecated: use rule= (as ChatCascade does)",
+                          DeprecationWarning, stacklevel=2)
+            rules = _one_rule(kwargs.pop("rules"))
+            if rules is not None and kwargs.get("rule") is not None:
+                raise ConfigurationError("CascadeLLM: pass rule= (rules= is its deprecated name), not both")
+            kwargs["rule"] = kwargs.get("rule") or rules
         super().__init__(cascade=cascade, **kwargs)
+        # built after pydantic validation, so a bad setting raises the core's ConfigurationError as it
+        # is, the same error ChatCascade raises for the same mistake
+        self.cascade = self._make_cascade()
+
+    def _make_cascade(self) -> Cascade:
+        settings = {name: getattr(self, name) for name in TWO_TIER_DEFAULTS}
+        if self.cascade is not None:
+            return given_cascade(self.cascade, owner="CascadeLLM", **settings)
+        if isinstance(self.large, BaseLLM):
+            settings["large"] = LlamaIndexLargeModel(self.large)
+        return two_tier_cascade(**settings, max_new_tokens=self.max_tokens, owner="CascadeLLM")
 
     @classmethod
     def class_name(cls) -> str:
@@ -224,86 +235,91 @@ class CascadeLLM(FunctionCallingLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        small = self.cascade.tiers[0].model
+        small = self._ready.tiers[0].model
         window = self.context_window or getattr(small, "context_window", None) or DEFAULT_CONTEXT_WINDOW
         num_output = (
-            self.cascade.max_new_tokens or getattr(small, "max_new_tokens", None) or DEFAULT_NUM_OUTPUTS
+            self._ready.max_new_tokens or getattr(small, "max_new_tokens", None) or DEFAULT_NUM_OUTPUTS
         )
         return LLMMetadata(
             context_window=int(window),
             num_output=int(num_output),
             is_chat_model=True,
             is_function_calling_model=True,
-            model_name="cascade(" + " -> ".join(t.display_name for t in self.cascade.tiers) + ")",
+            model_name="cascade(" + " -> ".join(t.display_name for t in self._ready.tiers) + ")",
         )
+
+    @property
+    def _ready(self) -> Cascade:
+        assert self.cascade is not None  # set by __init__
+        return self.cascade
 
     # -- translation -----------------------------------------------------------------------------
     def _call(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> _Call:
         request, tools = build_request(messages, kwargs)
-        return _Call(request, tool_arguments_check(tools) if tools else None, bool(tools))
+        return _Call(request, tool_arguments_check(tools) if tools else None)
 
-    def _prompt_call(self, prompt: str, kwargs: dict[str, Any]) -> _Call:
-        return self._call([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
-
-    def _stream(self, call: _Call) -> _ChatStream:
-        return _ChatStream(call, len(self.cascade.tiers) - 1)
-
-    # -- chat ------------------------------------------------------------------------------------
-    @llm_chat_callback()
-    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+    # -- chat: the four entry points, each a thin driver of the core cascade ------------------------
+    def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._call(messages, kwargs)
-        return respond(self.cascade.invoke(call.request, check=call.check))
+        return respond(self._ready.invoke(call.request, check=call.check))
 
-    @llm_chat_callback()
-    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+    async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._call(messages, kwargs)
-        return respond(await self.cascade.ainvoke(call.request, check=call.check))
+        return respond(await self._ready.ainvoke(call.request, check=call.check))
 
-    @llm_chat_callback()
-    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        call = self._call(messages, kwargs)
+    def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        call = self._call(messages, kwargs)  # outside the generator: bad input raises at the call
         return self._stream_responses(call)
 
-    @llm_chat_callback()
-    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+    async def _astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         call = self._call(messages, kwargs)
         return self._astream_responses(call)
 
     def _stream_responses(self, call: _Call) -> ChatResponseGen:
-        stream = self._stream(call)
-        for chunk in self.cascade.stream(call.request, check=call.check):
+        stream = _ChatStream(call, len(self._ready.tiers))
+        for chunk in self._ready.stream(call.request, check=call.check):
             yield from stream.feed(chunk)
 
     async def _astream_responses(self, call: _Call) -> ChatResponseAsyncGen:
-        stream = self._stream(call)
-        async for chunk in self.cascade.astream(call.request, check=call.check):
+        stream = _ChatStream(call, len(self._ready.tiers))
+        async for chunk in self._ready.astream(call.request, check=call.check):
             for response in stream.feed(chunk):
                 yield response
 
-    # -- completion (a single user message) -------------------------------------------------------
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return self._chat(messages, **kwargs)
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return await self._achat(messages, **kwargs)
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        return self._stream_chat(messages, **kwargs)
+
+    @llm_chat_callback()
+    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        return await self._astream_chat(messages, **kwargs)
+
+    # -- completion: a single user message, through LlamaIndex's own chat→completion adapters ------
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        call = self._prompt_call(prompt, kwargs)
-        return to_completion_response(respond(self.cascade.invoke(call.request, check=call.check)))
+        return chat_to_completion_decorator(self._chat)(prompt, **kwargs)
 
     @llm_completion_callback()
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        call = self._prompt_call(prompt, kwargs)
-        return to_completion_response(
-            respond(await self.cascade.ainvoke(call.request, check=call.check))
-        )
+        return await achat_to_completion_decorator(self._achat)(prompt, **kwargs)
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        call = self._prompt_call(prompt, kwargs)
-        return (to_completion_response(r) for r in self._stream_responses(call))
+        return stream_chat_to_completion_decorator(self._stream_chat)(prompt, **kwargs)
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
-        call = self._prompt_call(prompt, kwargs)
-        return (to_completion_response(r) async for r in self._astream_responses(call))
+        return await astream_chat_to_completion_decorator(self._astream_chat)(prompt, **kwargs)
 
     # -- tools -----------------------------------------------------------------------------------
     def _prepare_chat_with_tools(
@@ -354,7 +370,7 @@ class CascadeLLM(FunctionCallingLLM):
     ) -> list[ToolSelection]:
         calls = [b for b in response.message.blocks if isinstance(b, ToolCallBlock)]
         if not calls and error_on_no_tool_call:
-            raise ValueError(f"Expected at least one tool call, but got {len(calls)} tool calls.")
+            raise ToolCallError(f"Expected at least one tool call, but got {len(calls)} tool calls.")
         return [
             ToolSelection(
                 tool_id=b.tool_call_id or "",

@@ -28,7 +28,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from cascade_core.backends.base import CompletionChunk
 from cascade_core.cost import count_tokens
 from cascade_core.engine.content import ALL_MODALITIES
-from cascade_core.engine.tool_calls import recover_tool_calls, render_for_text_model, strip_tool_calls
+from cascade_core.engine.tool_calls import recover_text_tool_calls, render_for_text_model
 from cascade_core.errors import ConfigurationError
 from cascade_core.types import Completion, Request, ToolCall, Usage
 from llamaindex_cascade._convert import to_chat_messages, to_llama_tools, tool_calls_of, usage_of
@@ -53,23 +53,22 @@ class _LargeCall:
     tool_kwargs: dict[str, Any] | None  # arguments of ``chat_with_tools`` when tools are native
     request: Request
 
-    def tool_calls(self, llm: BaseLLM, response: ChatResponse | None) -> tuple[ToolCall, ...]:
-        if response is None or not self.request.tools or self.request.tool_choice == "none":
-            return ()
+    def answer(self, llm: BaseLLM, response: ChatResponse | None) -> tuple[tuple[ToolCall, ...], str]:
+        """The response's tool calls and visible text: native calls as they are, else calls written as text."""
+        text = (response.message.content or "") if response is not None else ""
+        if response is None:
+            return (), text
         if self.tool_kwargs is not None and (native := tool_calls_of(response)):
-            return native
+            return native, text
         # a text-only LLM (tools rendered into its prompt), or a function-calling LLM whose server
         # returned the call as text (llama.cpp with Qwen2.5 writes a ```json block as content)
-        calls = recover_tool_calls(response.message.content or "", self.request.tools)
-        if not calls:
+        calls, text = recover_text_tool_calls(text, self.request)
+        if not calls and self.request.tools and self.request.tool_choice != "none":
             logger.debug("%s: answer is not a valid tool call, kept as text", type(llm).__name__)
-        return calls
+        return calls, text
 
     def completion(self, llm: BaseLLM, model_name: str, response: ChatResponse) -> Completion:
-        calls = self.tool_calls(llm, response)
-        text = response.message.content or ""
-        if calls and (self.tool_kwargs is None or not tool_calls_of(response)):
-            text = strip_tool_calls(text)
+        calls, text = self.answer(llm, response)
         usage = usage_of(response)  # None: the cascade counts the tokens itself
         return Completion(
             text, usage or Usage(), model_name, calls, "tool_calls" if calls else None, raw=response
@@ -79,7 +78,7 @@ class _LargeCall:
         return CompletionChunk(response.delta or "", raw=response, usage=usage_of(response))
 
     def last_chunk(self, llm: BaseLLM, response: ChatResponse | None) -> CompletionChunk:
-        return CompletionChunk("", tool_calls=self.tool_calls(llm, response))
+        return CompletionChunk("", tool_calls=self.answer(llm, response)[0])
 
 
 class LlamaIndexLargeModel:

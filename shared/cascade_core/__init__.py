@@ -27,7 +27,15 @@ from cascade_core.decide.thresholds import (
     ThresholdPolicy,
     calibrate_threshold,
 )
-from cascade_core.engine import Cascade, CascadeChunk, CascadeResult, Decision, Tier, TierRun
+from cascade_core.engine import (
+    Cascade,
+    CascadeChunk,
+    CascadeResult,
+    Decision,
+    Tier,
+    TierRun,
+    two_tier_cascade,
+)
 from cascade_core.errors import (
     BackendError,
     CascadeError,
@@ -104,4 +112,5 @@ __all__ = [
     "count_tokens",
     "make_scorer",
     "summarize_costs",
+    "two_tier_cascade",
 ]

@@ -11,9 +11,9 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.tools import tool
 from lc_fakes import FAKE_KEY, large_chat_openai
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from cascade_core import Cascade, Pricing, ThresholdRule
+from cascade_core import Cascade, ConfigurationError, Pricing, ThresholdRule
 from cascade_core.backends.openai import OpenAIModel
 from cascade_core.testing import ScriptedModel
 from langchain_cascade import ChatCascade, LangChainLargeModel
@@ -250,15 +250,15 @@ def test_list_content_with_text_and_tool_use_is_accepted(llm: ChatCascade) -> No
 
 # -- configuration and secrets ----------------------------------------------------------------------------
 def test_construction_errors_name_the_field(small: OpenAIModel, large: Any) -> None:
-    with pytest.raises(ValidationError, match="small must be a cascade_core small model"):
+    with pytest.raises(ConfigurationError, match="small must be a cascade_core small model"):
         ChatCascade(small=large, large=large)
-    with pytest.raises(ValidationError, match="needs cascade=, or both small= and large="):
+    with pytest.raises(ConfigurationError, match="needs cascade=, or both small= and large="):
         ChatCascade(small=small)
-    with pytest.raises(ValidationError, match="outside the signal's range"):
+    with pytest.raises(ConfigurationError, match="outside the signal's range"):
         ChatCascade(small=small, large=large, threshold=5.0)
-    with pytest.raises(ValidationError, match="either cascade= or small="):
+    with pytest.raises(ConfigurationError, match="either cascade= or small="):
         ChatCascade(cascade=Cascade([ScriptedModel("a"), ScriptedModel("b")]), small=small)
-    with pytest.raises(ValidationError, match="unknown signal 'no_such_signal'; allowed values"):
+    with pytest.raises(ConfigurationError, match="unknown signal 'no_such_signal'; allowed values"):
         ChatCascade(small=small, large=large, signal="no_such_signal")
 
 

@@ -82,11 +82,9 @@ def test_per_call_max_tokens_zero_or_bool_is_rejected(bad):
 
 
 def test_policies_given_beside_a_ready_cascade_are_refused_not_ignored():
-    from pydantic import ValidationError
-
-    from cascade_core import Cascade
+    from cascade_core import Cascade, ConfigurationError
 
     cascade = Cascade([ScriptedModel("a"), ScriptedModel("b")])
-    with pytest.raises(ValidationError, match="set \\['large_timeout'\\] on the Cascade itself"):
+    with pytest.raises(ConfigurationError, match="set \\['large_timeout'\\] on the Cascade itself"):
         ChatCascade(cascade=cascade, large_timeout=5)
     assert ChatCascade(cascade=cascade).invoke("q").content == "a"

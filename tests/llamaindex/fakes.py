@@ -60,7 +60,7 @@ def make_llm(small_server: FakeOpenAIServer, large_server: FakeOpenAIServer, **k
     return CascadeLLM(
         small=small,
         large=large,
-        rules=kwargs.pop("rules", ThresholdRule("margin", 0.3)),
+        rule=kwargs.pop("rule", ThresholdRule("margin", 0.3)),
         small_pricing=Pricing(0.10, 0.40),
         large_pricing=Pricing(2.50, 10.00),
         **kwargs,

@@ -20,7 +20,7 @@ def _llm(small, large_server, threshold: float) -> CascadeLLM:
     large = OpenAI(
         model="gpt-4o-mini", api_base=large_server.base_url, api_key="sk-fake", timeout=10, max_retries=0
     )
-    return CascadeLLM(small=small, large=large, rules=ThresholdRule("margin", threshold))
+    return CascadeLLM(small=small, large=large, rule=ThresholdRule("margin", threshold))
 
 
 def test_real_small_model_streams_a_kept_answer(embedded_small_model, large_server):

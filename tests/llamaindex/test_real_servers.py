@@ -34,7 +34,7 @@ def _cascade_llm(small_server: Any, large_server: Any, threshold: float) -> Casc
     large = OpenAILike(model=large_server.alias, api_base=large_server.base_url, api_key="x", temperature=0,
                        max_tokens=160, timeout=180, max_retries=0, context_window=8192, is_chat_model=True,
                        is_function_calling_model=True)
-    return CascadeLLM(small=small, large=large, rules=ThresholdRule("margin", threshold))
+    return CascadeLLM(small=small, large=large, rule=ThresholdRule("margin", threshold))
 
 
 @pytest.mark.parametrize("threshold", [0.5, float("inf")], ids=["cascade", "all-large"])

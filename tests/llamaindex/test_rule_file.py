@@ -16,7 +16,7 @@ def test_signal_rule_file_routes_a_llamaindex_cascade(tmp_path):
 
     def tier(token_confidence: float) -> int:
         small = ScriptedModel("Paris is the capital", confidence=0.95, token_confidence=token_confidence)
-        llm = CascadeLLM(small=small, large=MockLLM(max_tokens=3), rules=rule)
+        llm = CascadeLLM(small=small, large=MockLLM(max_tokens=3), rule=rule)
         meta = llm.complete("Capital of France?").additional_kwargs["cascade"]
         assert meta["signal"] == "chow_average"
         return meta["tier"]

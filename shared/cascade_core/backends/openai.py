@@ -26,12 +26,12 @@ from typing import Any
 
 from cascade_core.backends.base import CompletionChunk, StepsEnd, TokenModelBase
 from cascade_core.cost import count_tokens
-from cascade_core.engine.tool_calls import recover_tool_calls, strip_tool_calls
+from cascade_core.engine.tool_calls import recover_text_tool_calls
 from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
 from cascade_core.redact import redact, redact_exception
 from cascade_core.types import Completion, Request, TokenAlternative, TokenStep, ToolCall, Usage
 
-__all__ = ["OpenAIModel"]
+__all__ = ["OpenAIModel", "openai_tier"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,9 +123,8 @@ class _ToolCallDeltas:
     def end(self) -> list[CompletionChunk]:
         """The held text (tool-call markup removed when it was a call) and the final chunk with the calls."""
         calls, text = self.calls(), "".join(self.text)
-        if not calls and self.hold:
-            calls = recover_tool_calls(text, self.request.tools)
-            text = strip_tool_calls(text) if calls else text
+        if not calls:
+            calls, text = recover_text_tool_calls(text, self.request)
         held = [CompletionChunk(text, usage=self.usage)] if text or self.usage else []
         return [*held, CompletionChunk("", tool_calls=calls)]
 
@@ -373,9 +372,8 @@ class OpenAIModel(TokenModelBase):
         message = response.choices[0].message
         calls = tuple(_tool_call(c.function.name, c.function.arguments, c.id) for c in (message.tool_calls or []))
         text = message.content or ""
-        if not calls and request.tools and request.tool_choice != "none":  # a call written as text (llama.cpp)
-            calls = recover_tool_calls(text, request.tools)
-            text = strip_tool_calls(text) if calls else text
+        if not calls:  # a call written as text (llama.cpp)
+            calls, text = recover_text_tool_calls(text, request)
         usage = _usage(response.usage) or Usage(count_tokens(request.prompt_text), count_tokens(text))
         return Completion(text, usage, response.model or self.model_name, calls, response.choices[0].finish_reason, raw=response)
 
@@ -460,3 +458,41 @@ class OpenAIModel(TokenModelBase):
             raise self._truncated()
         for piece in deltas.end():
             yield piece
+
+
+def openai_tier(
+    model: str,
+    role: str,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    top_k: int = 5,
+    max_new_tokens: int | None = None,
+    temperature: float | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+) -> OpenAIModel:
+    """A model served over the OpenAI protocol as the tier ``role`` of a cascade.
+
+    The one place a tier named by a model name is built (the CLI's ``openai:<base_url>#<model>``
+    spec and ``ChatCascade(small="name", large="name")`` both call it): a judged tier (any role
+    but ``"large"``) asks for ``top_k`` log-prob alternatives, the large tier for none. Options
+    left at ``None`` keep :class:`OpenAIModel`'s defaults.
+
+    Args:
+        model: Model name on the server.
+        role: ``"small"`` (or another judged tier such as ``"medium"``) or ``"large"``.
+        base_url: The server (``None`` = api.openai.com).
+        api_key: Key for the server (``None``: ``$OPENAI_API_KEY``, else none).
+        top_k: Log-prob alternatives per token for a judged tier.
+        max_new_tokens / temperature / timeout / max_retries: Client options.
+
+    Example:
+        >>> openai_tier("qwen2.5", "large", base_url="http://127.0.0.1:8000/v1").top_k
+        0
+    """
+    options: dict[str, Any] = {
+        name: value for name, value in (("max_new_tokens", max_new_tokens), ("temperature", temperature),
+                                        ("timeout", timeout), ("max_retries", max_retries)) if value is not None
+    }
+    return OpenAIModel(model, base_url=base_url, api_key=api_key, top_k=top_k if role != "large" else 0, **options)

@@ -78,9 +78,9 @@ def build_tier(
         fmt = "completion" if prompt_format == "completion" and role != "large" else "chat"
         return server.openai_model(top_k=scored_top_k, max_new_tokens=max_new_tokens, prompt_format=fmt)
     if kind == "openai":
-        from cascade_core.backends.openai import OpenAIModel
+        from cascade_core.backends.openai import openai_tier
 
-        return OpenAIModel(model, base_url=location, top_k=top_k if role == "small" else 0, max_new_tokens=max_new_tokens)
+        return openai_tier(model, role, base_url=location, top_k=top_k, max_new_tokens=max_new_tokens)
     from cascade_core.backends.transformers import TransformersModel
 
     if kind == "embedded":  # the small one: in-process, so a deferral costs one decoding step

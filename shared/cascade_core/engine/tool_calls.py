@@ -42,6 +42,7 @@ __all__ = [
     "format_tool_call",
     "parse_tool_calls",
     "recover_tool_calls",
+    "recover_text_tool_calls",
     "render_for_text_model",
     "schema_system_prompt",
     "strip_tool_calls",
@@ -221,6 +222,27 @@ def recover_tool_calls(text: str, tools: Sequence[ToolSpec]) -> tuple[ToolCall, 
         return parse_tool_calls(text, tools)
     except ToolCallError:
         return ()
+
+
+def recover_text_tool_calls(text: str, request: Request) -> tuple[tuple[ToolCall, ...], str]:
+    r"""A large tier's text answer as ``(tool calls, visible text)`` when it wrote its calls as text.
+
+    The one place every large-tier adapter (LangChain, LlamaIndex, OpenAI-compatible) turns a call
+    written as content into a tool call: only when ``request`` bound tools (and did not say
+    ``tool_choice="none"``); the markup is then removed from the text. Otherwise ``((), text)``.
+
+    >>> from cascade_core.types import ToolSpec
+    >>> request = Request.from_prompt("q", tools=(ToolSpec("f", "", {}),))
+    >>> calls, text = recover_text_tool_calls('Sure.```json\n{"name": "f", "arguments": {}}\n```', request)
+    >>> calls[0].name, text
+    ('f', 'Sure.')
+    >>> recover_text_tool_calls("It is 4.", request)
+    ((), 'It is 4.')
+    """
+    if not request.tools or request.tool_choice == "none":
+        return (), text
+    calls = recover_tool_calls(text, request.tools)
+    return (calls, strip_tool_calls(text)) if calls else ((), text)
 
 
 def strip_tool_calls(text: str) -> str:

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cascade_core.engine import CascadeChunk, CascadeResult
-from cascade_core.engine.tool_calls import strip_tool_calls
+from cascade_core.engine.tool_choice import normalize_tool_choice
+from cascade_core.engine.visible import visible_text
 from cascade_core.errors import InvalidRequestError
 from cascade_core.types import Generation, Message, Request, ToolCall, ToolSpec
 
@@ -129,14 +130,10 @@ def _tools(value: Any) -> tuple[ToolSpec, ...]:
 
 
 def _tool_choice(value: Any, tools: tuple[ToolSpec, ...]) -> str | None:
-    if value is None or value in ("auto", "none", "required"):
-        return value  # type: ignore[no-any-return]
-    if isinstance(value, dict) and isinstance(value.get("function"), dict):
-        name = value["function"].get("name")
-        if name in {t.name for t in tools}:
-            return str(name)
-        raise FieldError("tool_choice", f"names no tool in `tools`: {name!r}")
-    raise FieldError("tool_choice", "must be 'auto', 'none', 'required' or {'type': 'function', 'function': {'name': ...}}")
+    try:
+        return normalize_tool_choice(value, [t.name for t in tools])
+    except InvalidRequestError as err:
+        raise FieldError("tool_choice", str(err)) from err
 
 
 def _response_schema(value: Any) -> dict[str, Any] | None:
@@ -259,10 +256,6 @@ def _wire_calls(calls: tuple[ToolCall, ...], *, indexed: bool = False) -> list[d
     return out
 
 
-def _answer_text(result: CascadeResult) -> str:
-    return strip_tool_calls(result.text) if result.generation is not None and result.tool_calls else result.text
-
-
 def usage_body(result: CascadeResult) -> dict[str, int]:
     """Usage summed over every tier called, in OpenAI's field names."""
     usage = result.usage
@@ -271,7 +264,7 @@ def usage_body(result: CascadeResult) -> dict[str, int]:
 
 def completion_body(result: CascadeResult, *, model: str, id: str, created: int) -> dict[str, Any]:
     """A ``chat.completion`` object for ``result``; ``cascade`` holds the decision."""
-    text = _answer_text(result)
+    text = visible_text(result)
     message: dict[str, Any] = {"role": "assistant", "content": text if text or not result.tool_calls else None}
     if result.tool_calls:
         message["tool_calls"] = _wire_calls(result.tool_calls)
@@ -320,8 +313,8 @@ class StreamTranslator:
 
     def finish(self, result: CascadeResult, *, include_usage: bool) -> list[dict[str, Any]]:
         out = []
-        if self.hold_small and result.tier < self.last and _answer_text(result):
-            out.append(self._chunk({"content": _answer_text(result)}))
+        if self.hold_small and result.tier < self.last and visible_text(result):
+            out.append(self._chunk({"content": visible_text(result)}))
         if result.tool_calls:
             out.append(self._chunk({"tool_calls": _wire_calls(result.tool_calls, indexed=True)}))
         out.append(self._chunk({}, _finish_reason(result), cascade=result.as_dict()))
