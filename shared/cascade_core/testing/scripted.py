@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from cascade_core.backends.base import StepsEnd, TokenModelBase
-from cascade_core.errors import BackendError
+from cascade_core.errors import BackendError, ConfigurationError, require
 from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
 
 __all__ = ["ScriptedModel", "tiny_model", "tiny_tokenizer"]
@@ -52,7 +52,7 @@ class ScriptedModel(TokenModelBase):
     ) -> None:
         confs = [confidence] if isinstance(confidence, (int, float)) else list(confidence)
         if not confs or any(not 0.0 < c <= 1.0 for c in [*confs, token_confidence]):
-            raise ValueError("ScriptedModel confidences must be in (0, 1]")
+            raise ConfigurationError("ScriptedModel confidences must be in (0, 1]")
         self.answers = [answers] if isinstance(answers, str) else list(answers)
         self.confidences = confs
         self.token_confidence = token_confidence
@@ -101,6 +101,7 @@ _TINY_CORPUS = (
 
 def tiny_tokenizer(corpus: str = _TINY_CORPUS) -> Any:
     """A word-level fast tokenizer trained offline on ``corpus`` (for plumbing tests)."""
+    require("transformers", "local", purpose="tiny_tokenizer")
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -112,6 +113,8 @@ def tiny_tokenizer(corpus: str = _TINY_CORPUS) -> Any:
 
 def tiny_model(tokenizer: Any, *, seed: int = 0, layers: int = 1) -> Any:
     """A randomly initialised tiny Llama built from a config (no download), matching ``tokenizer``."""
+    require("torch", "local", purpose="tiny_model")
+    require("transformers", "local", purpose="tiny_model")
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 

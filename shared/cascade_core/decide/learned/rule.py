@@ -45,7 +45,7 @@ from cascade_core.decide.learned.features import (
     deferral_labels,
     generation_features,
 )
-from cascade_core.errors import ConfigurationError, NotFittedError, RuleFileError
+from cascade_core.errors import ConfigurationError, NotFittedError, RuleFileError, require
 from cascade_core.types import Generation
 
 __all__ = [
@@ -232,11 +232,10 @@ class LearnedDeferral:
         """Fit the classifier (regressor for ``quality_gap``) on features ``X`` and targets ``y``."""
         self._validate_params()
         X_arr, y_arr = self._check_xy(X, y)
-        try:
-            from sklearn.linear_model import LogisticRegression, Ridge
-            from sklearn.neural_network import MLPClassifier, MLPRegressor
-        except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ConfigurationError("fitting a learned rule needs scikit-learn: pip install 'llm-cascade[eval]'") from err
+        require("sklearn", "eval", purpose="fitting a learned rule")
+        from sklearn.linear_model import LogisticRegression, Ridge
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+
         regression = self.target == "quality_gap"
         self.selection_: dict[str, Any] | None = None
         if self.model == "hgb":
