@@ -20,6 +20,7 @@ from typing import Any
 
 from cascade_core.backends.base import StepsEnd, TokenModelBase
 from cascade_core.errors import BackendError, ConfigurationError, require
+from cascade_core.testing.distribution import scripted_top_k
 from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
 
 __all__ = ["ScriptedModel", "tiny_model", "tiny_tokenizer"]
@@ -67,13 +68,8 @@ class ScriptedModel(TokenModelBase):
         return len(text.split())
 
     def _step(self, token: str, p: float) -> TokenStep:
-        alts = [TokenAlternative(token, math.log(p))]
-        second = min(p, (1.0 - p) * 0.8)  # the emitted token stays the top-1 (greedy decoding)
-        rest = 1.0 - p - second
-        for i in range(1, self.top_k):
-            share = second if i == 1 else rest * 0.5 / (self.top_k - 2)
-            alts.append(TokenAlternative(f"<alt{i}>", math.log(max(share, 1e-12))))
-        return TokenStep(token, math.log(p), tuple(alts[: self.top_k]))
+        alts = tuple(TokenAlternative(t, lp) for t, lp in scripted_top_k(token, p, self.top_k))
+        return TokenStep(token, math.log(p), alts[: self.top_k])
 
     def stream_steps(self, request: Request | None) -> Iterator[TokenStep | StepsEnd]:
         with self._lock:
