@@ -112,7 +112,7 @@ def default_cascade(
 
     ``prompt_format`` applies to the small tier when given (``"completion"`` for few-shot prompts).
     """
-    small_kw = {} if prompt_format is None else {"prompt_format": prompt_format}
+    small_kw: dict[str, Any] = {} if prompt_format is None else {"prompt_format": prompt_format}
     return Cascade(
         [
             Tier(default_small_model(**small_kw), DEFAULT_PRICES["small"]),
