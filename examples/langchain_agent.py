@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any
 
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
-from cascade_core.backends.defaults import DEFAULT_PRICES
+from cascade_core.backends.defaults import DEFAULT_PRICES, default_small_model
 from cascade_core.backends.llamacpp import serve_embedded
 from cascade_core.backends.openai import OpenAIModel
 from langchain_cascade import ChatCascade
@@ -44,15 +43,6 @@ def get_weather(city: str) -> str:
     return f"Sunny and 21°C in {city}."
 
 
-def local_small(max_new_tokens: int) -> Any:
-    """SmolLM2-135M-Instruct in-process (transformers, one torch thread), with top-k log-probs."""
-    import torch
-
-    from cascade_core.backends.defaults import default_small_model
-
-    torch.set_num_threads(1)
-    return default_small_model(max_new_tokens=max_new_tokens)
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threshold", type=float, default=0.3, help="first-token margin threshold")
@@ -65,7 +55,7 @@ def main() -> None:
     if args.small_url:
         small = OpenAIModel(args.small_model, base_url=args.small_url)
     else:
-        small = local_small(max_new_tokens=48)
+        small = default_small_model(max_new_tokens=48, threads=1)
     if args.large_url:
         large = ChatOpenAI(model=args.large_model, base_url=args.large_url,
                            api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), max_retries=0)

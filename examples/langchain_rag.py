@@ -14,11 +14,7 @@ tier that answered, the deciding score, and the cost saved versus sending everyt
 from __future__ import annotations
 
 import argparse
-import hashlib
-import math
 import os
-import re
-from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
@@ -27,9 +23,10 @@ from langchain_core.runnables import RunnablePassthrough
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_openai import ChatOpenAI
 
-from cascade_core.backends.defaults import DEFAULT_PRICES
+from cascade_core.backends.defaults import DEFAULT_PRICES, default_small_model
 from cascade_core.backends.llamacpp import serve_embedded
 from cascade_core.backends.openai import OpenAIModel
+from cascade_core.testing.embeddings import hashing_vector
 from langchain_cascade import ChatCascade
 
 DOCS = [
@@ -50,27 +47,14 @@ STOPWORDS = frozenset(["a", "an", "and", "the", "is", "of", "on", "in", "to", "w
 
 
 class WordHashEmbeddings(Embeddings):
-    """Hashed bag-of-content-words vectors: deterministic and offline."""
+    """Hashed bag-of-content-words vectors (the library's offline test embedding): deterministic."""
 
     def embed_query(self, text: str) -> list[float]:
-        vector = [0.0] * 256
-        for word in set(re.findall(r"[a-z]+", text.lower())) - STOPWORDS:
-            vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % 256] += 1.0
-        norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-        return [v / norm for v in vector]
+        return hashing_vector(text, stop_words=STOPWORDS)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [self.embed_query(t) for t in texts]
 
-
-def local_small(max_new_tokens: int) -> Any:
-    """SmolLM2-135M-Instruct in-process (transformers, one torch thread), with top-k log-probs."""
-    import torch
-
-    from cascade_core.backends.defaults import default_small_model
-
-    torch.set_num_threads(1)
-    return default_small_model(max_new_tokens=max_new_tokens)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,7 +68,7 @@ def main() -> None:
     if args.small_url:
         small = OpenAIModel(args.small_model, base_url=args.small_url)
     else:
-        small = local_small(max_new_tokens=24)
+        small = default_small_model(max_new_tokens=24, threads=1)
     if args.large_url:
         large = ChatOpenAI(model=args.large_model, base_url=args.large_url,
                            api_key=os.environ.get("OPENAI_API_KEY", "not-needed"), max_retries=0)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from typing import Any
 
 from llama_index.core.agent.workflow import AgentOutput, FunctionAgent, ToolCallResult
 from llama_index.core.tools import FunctionTool
@@ -42,15 +41,6 @@ def get_population(city: str) -> str:
     """Population of a city, in millions."""
     return {"paris": "2.1", "rome": "2.8"}.get(city.strip().lower(), "unknown")
 
-
-def local_small(max_new_tokens: int) -> Any:
-    """SmolLM2-135M-Instruct in-process (transformers, one torch thread), with top-k log-probs."""
-    import torch
-
-    from cascade_core.backends.defaults import default_small_model
-
-    torch.set_num_threads(1)
-    return default_small_model(max_new_tokens=max_new_tokens)
 
 async def run(llm: CascadeLLM) -> None:
     tools = [FunctionTool.from_defaults(fn=multiply), FunctionTool.from_defaults(fn=get_population)]
@@ -86,7 +76,12 @@ def main() -> None:
     parser.add_argument("--large-model", default="gpt-4o-mini")
     args = parser.parse_args()
 
-    small = OpenAIModel(args.small_model, base_url=args.small_url) if args.small_url else local_small(64)
+    if args.small_url:
+        small = OpenAIModel(args.small_model, base_url=args.small_url)
+    else:  # the embedded SmolLM2-135M-Instruct, offline (imports torch: loaded only when used)
+        from cascade_core.backends.defaults import default_small_model
+
+        small = default_small_model(max_new_tokens=64, threads=1)
     if args.large_url:
         key = os.environ.get("OPENAI_API_KEY", "not-needed")
         large = OpenAI(model=args.large_model, api_base=args.large_url, api_key=key, timeout=60, max_retries=1)

@@ -44,15 +44,6 @@ QUESTIONS = [
 ]
 
 
-def local_small(max_new_tokens: int) -> Any:
-    """SmolLM2-135M-Instruct in-process (transformers, one torch thread), with top-k log-probs."""
-    import torch
-
-    from cascade_core.backends.defaults import default_small_model
-
-    torch.set_num_threads(1)
-    return default_small_model(max_new_tokens=max_new_tokens)
-
 class PrintDecisions(BaseEventHandler):
     """Prints the cascade decision of every LLM call (LlamaIndex instrumentation)."""
 
@@ -90,7 +81,9 @@ def main() -> None:
     if args.small_url:
         small = OpenAIModel(args.small_model, base_url=args.small_url)
     else:  # the embedded SmolLM2-135M-Instruct, offline (imports torch: loaded only when used)
-        small = local_small(max_new_tokens=32)
+        from cascade_core.backends.defaults import default_small_model
+
+        small = default_small_model(max_new_tokens=32, threads=1)
     if args.large_url:
         key = os.environ.get("OPENAI_API_KEY", "not-needed")
         large = OpenAI(model=args.large_model, api_base=args.large_url, api_key=key, timeout=60, max_retries=1)

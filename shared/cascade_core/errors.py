@@ -7,7 +7,9 @@ catches ``ValueError`` for bad arguments keeps working.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "DeadlineExceededError",
     "LargeTierError",
     "CascadeError",
+    "MissingDependencyError",
     "ConfigurationError",
     "DataFormatError",
     "InvalidRequestError",
@@ -23,6 +26,7 @@ __all__ = [
     "RuleFileError",
     "SignalError",
     "TierTimeoutError",
+    "require",
 ]
 
 
@@ -81,8 +85,10 @@ class ModelNotAvailableError(CascadeError, RuntimeError):
     """A model (for instance an embedded default) is not installed or cannot be loaded offline."""
 
 
-class NotFittedError(CascadeError, ValueError, AttributeError):
-    """A learned rule was used before ``fit`` (mirrors ``sklearn.exceptions.NotFittedError``)."""
+class NotFittedError(ConfigurationError, AttributeError):
+    """A learned rule was used before ``fit`` (mirrors ``sklearn.exceptions.NotFittedError``).
+
+    A configuration fault: the cascade was given a rule that cannot decide yet."""
 
 
 class RuleFileError(CascadeError, ValueError):
@@ -91,3 +97,34 @@ class RuleFileError(CascadeError, ValueError):
 
 class DataFormatError(CascadeError, ValueError):
     """A data file (JSONL data set, cache) has a malformed record; the message names the line."""
+
+
+class MissingDependencyError(CascadeError, ImportError):
+    """An optional dependency is not installed; the message names the extra that provides it
+    (an installation fault, not a fault of the configuration or of a request)."""
+
+
+def require(module: str, extra: str, *, purpose: str = "") -> ModuleType:
+    """Import an optional dependency, or raise :class:`MissingDependencyError` naming its extra.
+
+    Args:
+        module: The module to import (``"torch"``, ``"sklearn.isotonic"``).
+        extra: The ``llm-cascade`` extra that installs it (``"local"``, ``"eval"``).
+        purpose: What needs it, for the message (``"fitting a probability map"``).
+
+    Example:
+        >>> require("json", "eval").__name__
+        'json'
+        >>> require("no_such_module_xyz", "eval", purpose="this example")
+        Traceback (most recent call last):
+        ...
+        cascade_core.errors.MissingDependencyError: this example needs the 'no_such_module_xyz' package: pip install 'llm-cascade[eval]'
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        package = module.partition(".")[0]
+        who = purpose or "this feature"
+        raise MissingDependencyError(
+            f"{who} needs the {package!r} package: pip install 'llm-cascade[{extra}]'"
+        ) from err

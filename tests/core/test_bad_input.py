@@ -217,3 +217,38 @@ def test_learned_rule_file_nested_too_deeply_or_too_large_is_refused(tmp_path):
     big.write_text(" " * 2048)
     with pytest.raises(RuleFileError, match="over the 1024-byte limit"):
         LearnedDeferral.load(big, max_bytes=1024)
+
+
+def test_wrappers_forward_the_top_k_their_scorer_needs():
+    from cascade_core.decide.probability import CalibratedScorer, ProbabilityMap
+    from cascade_core.decide.tool_uncertainty import ToolCallRule
+
+    pmap = ProbabilityMap((0.0, 1.0), (0.2, 0.9), signal="margin")
+    with pytest.raises(ConfigurationError, match="needs top_k >= 2"):
+        Cascade([ScriptedModel("a", top_k=1), ScriptedModel("b")], rules=ThresholdRule(CalibratedScorer("margin", pmap), 0.5))
+    with pytest.raises(ConfigurationError, match="needs top_k >= 2"):
+        Cascade([ScriptedModel("a", top_k=1), ScriptedModel("b")], rules=ToolCallRule(ThresholdRule("margin", 0.3)))
+    Cascade([ScriptedModel("a", top_k=1), ScriptedModel("b")], rules=ToolCallRule(ThresholdRule("chow_sum", -1.0)))
+
+
+def test_scorer_raising_an_unexpected_exception_is_a_signal_error_and_the_cascade_defers():
+    class Broken:
+        name, first_step_only, score_range = "broken", False, (0.0, 1.0)
+
+        def __call__(self, generation: Generation) -> float:
+            raise ZeroDivisionError("boom")
+
+    rule = ThresholdRule(Broken(), 0.5)
+    with pytest.raises(SignalError, match="ZeroDivisionError: boom"):
+        rule.decide(_gen(-0.1, (TokenAlternative("Paris", -0.1), TokenAlternative("Lyon", -2.0))))
+    result = Cascade([ScriptedModel("a"), ScriptedModel("b")], rules=rule).invoke("q")
+    assert result.tier == 1 and "cannot be scored" in result.decisions[0].reason
+
+
+def test_not_fitted_rule_is_a_configuration_error():
+    from cascade_core.decide.learned.rule import LearnedDeferral
+    from cascade_core.errors import NotFittedError
+
+    assert issubclass(NotFittedError, ConfigurationError)
+    with pytest.raises(ConfigurationError):
+        LearnedDeferral().predict_confidence(np.zeros((1, 3)))

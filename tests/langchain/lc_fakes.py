@@ -12,24 +12,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 from cascade_core.backends.openai import OpenAIModel
-from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
+from cascade_core.testing.embeddings import hashing_vector
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply, Responder, tool_call_text
+from cascade_core.testing.fake_server import message_text as _content
 
 KEPT_CONFIDENCE = 0.95  # margin 0.95 - 0.04 = 0.91
 UNSURE_CONFIDENCE = 0.2  # margin < 0: defers at any threshold >= 0
 FAKE_KEY = "sk-fake-test-key"
 
 _TOOLS_BLOCK = re.compile(r"<tools>\n(.*?)\n</tools>", re.DOTALL)
-
-
-def _content(message: dict[str, Any]) -> str:
-    content = message.get("content") or ""
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return str(content)
 
 
 def _offered_tools(body: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
@@ -94,7 +88,7 @@ def _json_answer(body: dict[str, Any], text: str) -> str:
     return json.dumps({k: f"a {k}" for k in keys})
 
 
-def smart_responder(tier: str) -> Callable[[dict[str, Any]], FakeReply]:
+def smart_responder(tier: str) -> Responder:
     """A responder for the ``tier`` ("small" or "large") server."""
 
     def respond(body: dict[str, Any]) -> FakeReply:
@@ -115,8 +109,7 @@ def smart_responder(tier: str) -> Callable[[dict[str, Any]], FakeReply]:
                 name = "no_such_tool" if "[bad-tool]" in last_user and not native else tool["name"]
                 if native:
                     return FakeReply("", tool_calls=[{"name": name, "arguments": arguments}])
-                call = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
-                return FakeReply(f"<tool_call>{call}</tool_call>", confidence=confidence)
+                return FakeReply(tool_call_text(name, arguments), confidence=confidence)
         if after_tool:
             return FakeReply(f"The {tier} model read the tool result: {_content(last)[:60]}", confidence=confidence)
         if body.get("response_format"):
@@ -140,21 +133,14 @@ def large_chat_openai(server: FakeOpenAIServer, **kwargs: Any) -> Any:
 
 
 class WordHashEmbeddings:
-    """A deterministic bag-of-words embedding (hashed word counts, L2-normalised): offline, and
-    similar texts get similar vectors, so retrieval is meaningful in tests."""
+    """LangChain's ``Embeddings`` methods over the library's offline hashed bag of words
+    (:func:`cascade_core.testing.embeddings.hashing_vector`): similar texts get similar vectors."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
 
     def _embed(self, text: str) -> list[float]:
-        import hashlib
-        import math
-
-        vector = [0.0] * self.size
-        for word in re.findall(r"[a-z]+", text.lower()):
-            vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.size] += 1.0
-        norm = math.sqrt(sum(v * v for v in vector)) or 1.0
-        return [v / norm for v in vector]
+        return hashing_vector(text, self.size)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [self._embed(t) for t in texts]

@@ -3,15 +3,13 @@ low token confidence defers to the large tier (fake OpenAI-compatible servers on
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from langchain_core.tools import tool
 from lc_fakes import large_chat_openai, small_model
 
 from cascade_core import ThresholdRule
 from cascade_core.decide.tool_uncertainty import ToolCallRule
-from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
+from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply, tool_call_text
 from langchain_cascade import ChatCascade
 
 
@@ -23,7 +21,7 @@ def get_weather(city: str) -> str:
 
 def _small_responder(body):
     last = body["messages"][-1]["content"]
-    call = "<tool_call>" + json.dumps({"name": "get_weather", "arguments": {"city": "Paris"}}) + "</tool_call>"
+    call = tool_call_text("get_weather", {"city": "Paris"})
     # markup-first answer: the first token is near-certain either way; the rest differs
     return FakeReply(call, confidence=0.97, token_confidence=0.3 if "[unsure]" in last else 0.97)
 

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Iterator
-from pathlib import Path
+
+from cascade_core.cost import use_bundled_tiktoken_cache
 
 # tiktoken (used by LlamaIndex and the cost figures) must read its bundled cache: no network.
-_spec = importlib.util.find_spec("llama_index.core")
-if _spec is not None and _spec.submodule_search_locations:
-    os.environ.setdefault(
-        "TIKTOKEN_CACHE_DIR",
-        str(Path(next(iter(_spec.submodule_search_locations))) / "_static" / "tiktoken_cache"),
-    )
+use_bundled_tiktoken_cache()
 
 import pytest  # noqa: E402
 

@@ -28,7 +28,7 @@ from cascade_core.cost import Pricing
 from cascade_core.decide.rules import ThresholdRule
 from cascade_core.decide.thresholds import ThresholdPolicy
 from cascade_core.engine.cascade import Cascade, Tier
-from cascade_core.errors import ConfigurationError
+from cascade_core.errors import ConfigurationError, require
 
 __all__ = ["DEFAULT_PRICES", "default_cascade", "default_large_model", "default_medium_model", "default_small_model"]
 
@@ -43,8 +43,21 @@ DEFAULT_PRICES: dict[str, Pricing] = {
 Backend = Literal["llamacpp", "transformers"]
 
 
-def default_small_model(*, prompt_format: PromptFormat = "auto", **kwargs: Any) -> TransformersModel:
-    """SmolLM2-135M-Instruct as a :class:`TransformersModel` (``top_k=5`` unless given)."""
+def default_small_model(
+    *, prompt_format: PromptFormat = "auto", threads: int | None = None, **kwargs: Any
+) -> TransformersModel:
+    """SmolLM2-135M-Instruct as a :class:`TransformersModel` (``top_k=5`` unless given).
+
+    Args:
+        prompt_format: How requests are rendered (see :class:`TransformersModel`).
+        threads: If given, ``torch.set_num_threads(threads)`` first (process-wide; ``1`` leaves the
+            other cores to a llama.cpp large tier).
+        **kwargs: Passed to :class:`TransformersModel` (``max_new_tokens=``, ``top_k=`` …).
+    """
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ConfigurationError(f"threads must be a positive int, got {threads!r}")
+        require("torch", "local", purpose="the embedded small model").set_num_threads(threads)
     model, tokenizer = load_embedded("small")
     kwargs.setdefault("top_k", 5)
     return TransformersModel(model, tokenizer, prompt_format=prompt_format, name="SmolLM2-135M-Instruct", **kwargs)
@@ -99,7 +112,7 @@ def default_cascade(
 
     ``prompt_format`` applies to the small tier when given (``"completion"`` for few-shot prompts).
     """
-    small_kw = {} if prompt_format is None else {"prompt_format": prompt_format}
+    small_kw: dict[str, Any] = {} if prompt_format is None else {"prompt_format": prompt_format}
     return Cascade(
         [
             Tier(default_small_model(**small_kw), DEFAULT_PRICES["small"]),

@@ -43,7 +43,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from cascade_core.errors import ConfigurationError, ModelNotAvailableError
+from cascade_core.errors import ConfigurationError, ModelNotAvailableError, require
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -310,6 +310,8 @@ def _is_complete(directory: Path) -> bool:
 
 def _convert_gguf(gguf: Path, out_dir: Path) -> None:
     """De-quantise ``gguf`` and save it as an fp32 safetensors checkpoint with its tokenizer in ``out_dir``."""
+    require("gguf", "local", purpose="reading the embedded GGUF models")
+    require("transformers", "local", purpose="the embedded models")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -386,6 +388,7 @@ def load_embedded(tier: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     _spec(tier)
     with _LOCKS[tier]:
         if tier not in _LOADED:
+            require("transformers", "local", purpose="the embedded models")
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
+from cascade_core.errors import BackendError, ConfigurationError, require
 
 __all__ = ["LlamaCppServer", "free_port", "serve_embedded"]
 
@@ -182,12 +182,7 @@ class LlamaCppServer:
         with self._lock:
             if self.running:
                 return self
-            try:
-                import xllamacpp  # noqa: F401  (checked here, used in the child)
-            except ImportError as err:
-                raise ModelNotAvailableError(
-                    "serving GGUF files needs the 'xllamacpp' package: pip install 'llm-cascade[llamacpp]'"
-                ) from err
+            require("xllamacpp", "llamacpp", purpose="serving GGUF files")  # checked here, used in the child
             if self.log_path is None:
                 fd, name = tempfile.mkstemp(prefix=f"llamacpp-{self.alias}-", suffix=".log")
                 os.close(fd)

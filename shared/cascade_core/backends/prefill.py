@@ -10,8 +10,14 @@ prefill is compute-bound (its cost grows with the tokens it processes, batched o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
+from cascade_core.errors import require
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = require("torch", "local", purpose="cascade_core.backends.prefill")
 
 __all__ = ["MIN_SHARED_PREFIX", "common_prefix", "shared_prefix_groups", "split_kv"]
 

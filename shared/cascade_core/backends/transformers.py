@@ -18,15 +18,18 @@ import inspect
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
-
-import torch
+from typing import TYPE_CHECKING, Any, Literal
 
 from cascade_core.backends.base import StepsEnd, TokenModelBase
 from cascade_core.backends.prefill import shared_prefix_groups, split_kv
 from cascade_core.engine.stops import truncate_at_stop
-from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
+from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError, require
 from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = require("torch", "local", purpose="cascade_core.backends.transformers")
 
 __all__ = ["PromptFormat", "TransformersModel"]
 
@@ -38,6 +41,7 @@ _PLAIN_ROLES = {"system": "System", "user": "User", "assistant": "Assistant", "t
 
 
 def _load(model_id: str, dtype: torch.dtype) -> tuple[Any, Any]:
+    require("transformers", "local", purpose="TransformersModel")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:

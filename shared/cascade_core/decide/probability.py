@@ -32,8 +32,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cascade_core.decide.rules import ThresholdRule
-from cascade_core.decide.scorers import Scorer, make_scorer
-from cascade_core.errors import ConfigurationError, RuleFileError
+from cascade_core.decide.scorers import Scorer, make_scorer, min_top_k_of
+from cascade_core.errors import ConfigurationError, RuleFileError, require
 from cascade_core.types import Generation
 
 __all__ = [
@@ -106,7 +106,7 @@ class ProbabilityMap:
 
         Infinite scores (e.g. a log-prob of ``-inf``) are clipped to the finite range of the sample.
         """
-        from sklearn.isotonic import IsotonicRegression
+        IsotonicRegression = require("sklearn.isotonic", "eval", purpose="ProbabilityMap.fit").IsotonicRegression  # noqa: N806
 
         s, y = _sample(scores, correct)
         finite = s[np.isfinite(s)]
@@ -228,6 +228,11 @@ class CalibratedScorer:
     @property
     def score_range(self) -> tuple[float, float]:
         return (0.0, 1.0)
+
+    @property
+    def min_top_k(self) -> int:
+        """Alternatives per step the underlying scorer needs."""
+        return min_top_k_of(self.scorer)
 
     @property
     def labels(self) -> Sequence[str] | None:

@@ -42,7 +42,7 @@ import numpy as np
 
 from cascade_core.decide import signals
 from cascade_core.decide.rules import DeferralRule, RuleOutcome
-from cascade_core.decide.scorers import ChowQuantile, Margin, Scorer
+from cascade_core.decide.scorers import ChowQuantile, Margin, Scorer, min_top_k_of
 from cascade_core.decide.thresholds import check_threshold
 from cascade_core.errors import ConfigurationError
 from cascade_core.types import Generation
@@ -282,6 +282,11 @@ class ToolCallRule:
     @property
     def first_step_tokens(self) -> tuple[str, ...]:
         return tuple(self.base.first_step_tokens)
+
+    @property
+    def min_top_k(self) -> int:
+        """Alternatives per step the base rule's scorer needs (checked when the cascade is built)."""
+        return min_top_k_of(getattr(self.base, "scorer", self.base))
 
     def decide(self, generation: Generation) -> RuleOutcome:
         outcome = self.base.decide(generation)

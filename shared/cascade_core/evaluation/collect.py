@@ -34,7 +34,7 @@ import numpy as np
 
 from cascade_core.backends.base import LargeModel, SmallModel, StepsEnd
 from cascade_core.engine.stops import StopFilter
-from cascade_core.errors import DataFormatError
+from cascade_core.errors import DataFormatError, require
 from cascade_core.evaluation.curves import QualityScorer, resolve_quality_scorer
 from cascade_core.types import Generation, Request, TokenAlternative, TokenStep, Usage
 
@@ -121,7 +121,7 @@ class CachedExample:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CachedExample:
         if data.get("cache_version") != CACHE_VERSION:
-            raise ValueError(f"cache_version {data.get('cache_version')!r}, expected {CACHE_VERSION}")
+            raise DataFormatError(f"cache_version {data.get('cache_version')!r}, expected {CACHE_VERSION}")
         labels = data.get("label_tokens")
         return cls(
             id=str(data["id"]),
@@ -222,8 +222,7 @@ def _pooled_embedding(small: Any, request: Request, steps: Sequence[TokenStep]) 
     """Mean last-layer hidden state of the states that produced each step (a local HF model only)."""
     if not steps or not hasattr(small, "render") or not hasattr(small, "tokenizer") or any(s.token_id is None for s in steps):
         return None
-    import torch
-
+    torch = require("torch", "local", purpose="pooled hidden-state embeddings")
     special = getattr(small, "prompt_format", "completion") != "chat"
     prompt_ids = small.tokenizer(small.render(request), return_tensors="pt", add_special_tokens=special)["input_ids"]
     ids = torch.cat([prompt_ids, torch.tensor([[s.token_id for s in steps]])], dim=1)
@@ -298,7 +297,7 @@ def collect_records(
     if cache_path is not None:
         Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
         sink = open(cache_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in finally
-    from tqdm.auto import tqdm
+    tqdm = require("tqdm.auto", "eval", purpose="collect").tqdm
 
     try:
         for record in tqdm(todo, desc="collect", unit="query", disable=not progress):

@@ -19,17 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cascade_core.errors import ConfigurationError
+from cascade_core.errors import ConfigurationError, require
 from cascade_core.evaluation.curves import BudgetCurve, DeferralCurve
 
 __all__ = ["plot_budget_curves", "plot_deferral_curves", "plot_reliability_diagram"]
 
 
 def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ConfigurationError("plots need matplotlib: pip install 'llm-cascade[eval]'") from err
+    matplotlib = require("matplotlib", "eval", purpose="plots")
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 

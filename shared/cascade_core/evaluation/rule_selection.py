@@ -38,7 +38,7 @@ from numpy.typing import ArrayLike
 
 from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
 from cascade_core.decide.rule_file import SignalRule
-from cascade_core.errors import CascadeError, ConfigurationError
+from cascade_core.errors import CascadeError, ConfigurationError, require
 from cascade_core.evaluation.curves import default_signals, deferral_curve, signal_scores
 from cascade_core.types import Generation
 
@@ -118,6 +118,7 @@ class Selection:
 
 
 def _folds(strata: np.ndarray, cv: int, repeats: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    require("sklearn", "eval", purpose="cross-validated rule selection")
     from sklearn.model_selection import KFold, StratifiedKFold
 
     n = strata.size

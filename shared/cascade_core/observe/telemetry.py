@@ -25,6 +25,7 @@ from typing import Any
 
 from cascade_core.engine.machine import CloseSteps, Complete, Effect, Emit, OpenChunks, OpenSteps
 from cascade_core.engine.result import CascadeResult, Decision, TierRun
+from cascade_core.errors import require
 
 __all__ = ["TRACER_NAME", "CascadeTracing", "decision_attributes", "tracing_observer"]
 
@@ -104,7 +105,7 @@ class CascadeTracing:
 
     def __init__(self, tier_names: Sequence[str], *, streaming: bool, tracer: Any = None) -> None:
         if _otel_trace is None:
-            raise RuntimeError("CascadeTracing needs opentelemetry-api: pip install 'llm-cascade[otel]'")
+            require("opentelemetry.trace", "otel", purpose="CascadeTracing")
         self._tracer = tracer or _otel_trace.get_tracer(TRACER_NAME)
         self._names = list(tier_names)
         self._root = self._tracer.start_span("cascade", attributes={

@@ -28,7 +28,18 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeOpenAIServer", "FakeReply", "echo_responder"]
+from cascade_core.testing.distribution import scripted_top_k
+
+__all__ = [
+    "FakeOpenAIServer",
+    "FakeReply",
+    "Responder",
+    "echo_responder",
+    "keyword_responder",
+    "last_text",
+    "message_text",
+    "tool_call_text",
+]
 
 
 @dataclass
@@ -64,17 +75,56 @@ def echo_responder(body: dict[str, Any]) -> FakeReply:
     return FakeReply(f"echo: {content}" if isinstance(content, str) else "echo")
 
 
+def message_text(message: dict[str, Any]) -> str:
+    """The text of one wire-format message (the text parts of a multi-part content, joined).
+
+    >>> message_text({"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url"}]})
+    'hi'
+    """
+    content = message.get("content") or ""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return str(content)
+
+
+def last_text(body: dict[str, Any]) -> str:
+    """The text of the last message of a request body (a tool result included)."""
+    messages = body.get("messages") or [{}]
+    return message_text(messages[-1])
+
+
+def keyword_responder(*rules: tuple[str, FakeReply], default: FakeReply | None = None) -> Responder:
+    """A responder answering the first rule whose key occurs in the last message (else ``default``,
+    else :func:`echo_responder`).
+
+    >>> respond = keyword_responder(("France", FakeReply("Paris")), default=FakeReply("?"))
+    >>> respond({"messages": [{"role": "user", "content": "Capital of France?"}]}).text
+    'Paris'
+    """
+
+    def respond(body: dict[str, Any]) -> FakeReply:
+        text = last_text(body)
+        reply = next((reply for key, reply in rules if key in text), default)
+        return reply if reply is not None else echo_responder(body)
+
+    return respond
+
+
+def tool_call_text(name: str, arguments: dict[str, Any]) -> str:
+    """A small tier's text-mode tool call (``<tool_call>{...}</tool_call>``), as chat templates render it.
+
+    >>> tool_call_text("add", {"a": 1})
+    '<tool_call>{"name": "add", "arguments": {"a": 1}}</tool_call>'
+    """
+    return "<tool_call>" + json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False) + "</tool_call>"
+
+
 def _tokens(text: str) -> list[str]:
     return re.findall(r"\s*\S+|\s+", text)
 
 
 def _logprob_entry(token: str, p: float, top_k: int) -> dict[str, Any]:
-    alts = [{"token": token, "logprob": math.log(p), "bytes": None}]
-    second = min(p, (1.0 - p) * 0.8)  # the emitted token stays the top-1 (greedy decoding)
-    rest = 1.0 - p - second
-    for i in range(1, top_k):
-        share = second if i == 1 else rest * 0.5 / max(1, top_k - 2)
-        alts.append({"token": f"<alt{i}>", "logprob": math.log(max(share, 1e-12)), "bytes": None})
+    alts = [{"token": t, "logprob": lp, "bytes": None} for t, lp in scripted_top_k(token, p, top_k)]
     return {"token": token, "logprob": math.log(p), "bytes": None, "top_logprobs": alts[:top_k]}
 
 

@@ -19,7 +19,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from cascade_core.backends.base import StepsEnd, TokenModelBase
-from cascade_core.errors import BackendError
+from cascade_core.errors import BackendError, ConfigurationError, require
+from cascade_core.testing.distribution import scripted_top_k
 from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
 
 __all__ = ["ScriptedModel", "tiny_model", "tiny_tokenizer"]
@@ -52,7 +53,7 @@ class ScriptedModel(TokenModelBase):
     ) -> None:
         confs = [confidence] if isinstance(confidence, (int, float)) else list(confidence)
         if not confs or any(not 0.0 < c <= 1.0 for c in [*confs, token_confidence]):
-            raise ValueError("ScriptedModel confidences must be in (0, 1]")
+            raise ConfigurationError("ScriptedModel confidences must be in (0, 1]")
         self.answers = [answers] if isinstance(answers, str) else list(answers)
         self.confidences = confs
         self.token_confidence = token_confidence
@@ -67,13 +68,8 @@ class ScriptedModel(TokenModelBase):
         return len(text.split())
 
     def _step(self, token: str, p: float) -> TokenStep:
-        alts = [TokenAlternative(token, math.log(p))]
-        second = min(p, (1.0 - p) * 0.8)  # the emitted token stays the top-1 (greedy decoding)
-        rest = 1.0 - p - second
-        for i in range(1, self.top_k):
-            share = second if i == 1 else rest * 0.5 / (self.top_k - 2)
-            alts.append(TokenAlternative(f"<alt{i}>", math.log(max(share, 1e-12))))
-        return TokenStep(token, math.log(p), tuple(alts[: self.top_k]))
+        alts = tuple(TokenAlternative(t, lp) for t, lp in scripted_top_k(token, p, self.top_k))
+        return TokenStep(token, math.log(p), alts[: self.top_k])
 
     def stream_steps(self, request: Request | None) -> Iterator[TokenStep | StepsEnd]:
         with self._lock:
@@ -101,6 +97,7 @@ _TINY_CORPUS = (
 
 def tiny_tokenizer(corpus: str = _TINY_CORPUS) -> Any:
     """A word-level fast tokenizer trained offline on ``corpus`` (for plumbing tests)."""
+    require("transformers", "local", purpose="tiny_tokenizer")
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -112,6 +109,8 @@ def tiny_tokenizer(corpus: str = _TINY_CORPUS) -> Any:
 
 def tiny_model(tokenizer: Any, *, seed: int = 0, layers: int = 1) -> Any:
     """A randomly initialised tiny Llama built from a config (no download), matching ``tokenizer``."""
+    require("torch", "local", purpose="tiny_model")
+    require("transformers", "local", purpose="tiny_model")
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 

@@ -45,27 +45,31 @@ from cascade_core.decide.learned.features import (
     deferral_labels,
     generation_features,
 )
-from cascade_core.errors import ConfigurationError, NotFittedError, RuleFileError
+from cascade_core.decide.learned.fitting import Layers, check_xy, fit_dense, fit_trees
+from cascade_core.decide.learned.persistence import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    learned_rule_from_dict,
+    learned_rule_to_dict,
+)
+from cascade_core.decide.rule_file import MAX_RULE_FILE_BYTES
+from cascade_core.errors import ConfigurationError, NotFittedError, require
 from cascade_core.types import Generation
 
 __all__ = [
     "BASE_FEATURE_NAMES",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "MAX_RULE_FILE_BYTES",
+    "READABLE_VERSIONS",
     "LearnedDeferral",
     "TARGETS",
     "deferral_labels",
     "generation_features",
 ]
 
-FORMAT_NAME = "llm-cascade/learned-deferral"
-FORMAT_VERSION = 2
-#: Format versions :meth:`LearnedDeferral.from_dict` reads (1: before gradient-boosted trees).
-READABLE_VERSIONS = (1, 2)
 MODELS = ("logistic", "mlp", "hgb")
-#: Largest rule file :meth:`LearnedDeferral.load` reads (a fitted rule is a few KB; an MLP over a
-#: 4096-d embedding with 64 hidden units ~ 10 MB of JSON).
-MAX_RULE_FILE_BYTES = 32 * 1024 * 1024
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -231,49 +235,26 @@ class LearnedDeferral:
     def fit(self, X: ArrayLike, y: ArrayLike) -> LearnedDeferral:  # noqa: N803 - scikit-learn's name
         """Fit the classifier (regressor for ``quality_gap``) on features ``X`` and targets ``y``."""
         self._validate_params()
-        X_arr, y_arr = self._check_xy(X, y)
-        try:
-            from sklearn.linear_model import LogisticRegression, Ridge
-            from sklearn.neural_network import MLPClassifier, MLPRegressor
-        except ImportError as err:  # pragma: no cover - depends on the environment
-            raise ConfigurationError("fitting a learned rule needs scikit-learn: pip install 'llm-cascade[eval]'") from err
+        X_arr, y_arr = check_xy(X, y, self.target)
+        require("sklearn", "eval", purpose="fitting a learned rule")
         regression = self.target == "quality_gap"
+        d = X_arr.shape[1]
         self.selection_: dict[str, Any] | None = None
-        if self.model == "hgb":
-            return self._fit_trees(X_arr, y_arr, regression)
-        mean = X_arr.mean(axis=0)
-        scale = X_arr.std(axis=0)
-        scale[scale < 1e-12] = 1.0
-        Xs = (X_arr - mean) / scale
-        if self.model == "logistic":
-            est: Any = Ridge(alpha=1.0 / self.C) if regression else LogisticRegression(C=self.C, max_iter=self.max_iter)
-        else:
-            kwargs = dict(
-                hidden_layer_sizes=(self.hidden_units,), alpha=self.alpha, max_iter=self.max_iter,
-                random_state=self.random_state,
-            )
-            est = MLPRegressor(**kwargs) if regression else MLPClassifier(**kwargs)
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(converge|Maximum iterations).*")
-            est.fit(Xs, y_arr)
-        if self.model == "logistic":
-            weight = np.asarray(est.coef_, dtype=np.float64).reshape(-1, 1)
-            bias = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64)).reshape(-1)
-            layers = [(weight, bias)]
-        else:
-            layers = [
-                (np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64).reshape(-1))
-                for w, b in zip(est.coefs_, est.intercepts_, strict=True)
-            ]
-        self.estimator_ = est
-        self.mean_, self.scale_ = mean, scale
-        self.layers_ = layers
         self.trees_: dict[str, Any] | None = None
-        self.n_features_in_ = X_arr.shape[1]
-        self.feature_names_ = self._feature_names(X_arr.shape[1])
-        self.n_samples_fit_ = X_arr.shape[0]
+        if self.model == "hgb":
+            self.estimator_, self.trees_ = fit_trees(
+                X_arr, y_arr, regression=regression, n_trees=self.n_trees, learning_rate=self.learning_rate,
+                max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
+                monotonic_cst=self.monotonic_constraints(d), random_state=self.random_state,
+            )
+            self.mean_, self.scale_ = np.zeros(d), np.ones(d)
+            self.layers_: Layers = []
+        else:
+            self.estimator_, self.mean_, self.scale_, self.layers_ = fit_dense(
+                X_arr, y_arr, model=self.model, regression=regression, C=self.C, alpha=self.alpha,
+                hidden_units=self.hidden_units, max_iter=self.max_iter, random_state=self.random_state,
+            )
+        self.n_features_in_, self.feature_names_, self.n_samples_fit_ = d, self._feature_names(d), X_arr.shape[0]
         return self
 
     def monotonic_constraints(self, d: int) -> list[int]:
@@ -284,29 +265,6 @@ class LearnedDeferral:
             return [0] * d
         return base + [0] * (d - len(base))
 
-    def _fit_trees(self, X_arr: np.ndarray, y_arr: np.ndarray, regression: bool) -> LearnedDeferral:  # noqa: N803
-        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
-        from cascade_core.decide.learned.trees import export_trees
-
-        cls: Any = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
-        est = cls(
-            max_iter=self.n_trees, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
-            min_samples_leaf=self.min_samples_leaf, monotonic_cst=self.monotonic_constraints(X_arr.shape[1]),
-            early_stopping=False, random_state=self.random_state,
-        )
-        from threadpoolctl import threadpool_limits  # a scikit-learn dependency
-
-        with threadpool_limits(1):  # small data: OpenMP threads only add contention
-            est.fit(X_arr, y_arr)
-        d = X_arr.shape[1]
-        self.estimator_ = est
-        self.mean_, self.scale_ = np.zeros(d), np.ones(d)
-        self.layers_ = []
-        self.trees_ = export_trees(est)
-        self.n_features_in_, self.feature_names_, self.n_samples_fit_ = d, self._feature_names(d), X_arr.shape[0]
-        return self
-
     def _feature_names(self, d: int) -> list[str]:
         names = list(BASE_FEATURE_NAMES)
         if len(names) == d:
@@ -314,27 +272,6 @@ class LearnedDeferral:
         if self.use_embedding and d > len(names):
             return names + [f"embedding_{i}" for i in range(d - len(names))]
         return [f"x{i}" for i in range(d)]
-
-    def _check_xy(self, X: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
-        X_arr = np.asarray(X, dtype=np.float64)
-        y_arr = np.asarray(y, dtype=np.float64).reshape(-1)
-        if X_arr.ndim != 2:
-            raise ConfigurationError(f"X must be a 2-D feature matrix, got shape {X_arr.shape}")
-        if X_arr.shape[0] != y_arr.size:
-            raise ConfigurationError(f"X has {X_arr.shape[0]} rows but y has {y_arr.size} targets")
-        if X_arr.shape[0] < 2:
-            raise ConfigurationError("fitting needs at least 2 examples")
-        if not np.isfinite(X_arr).all() or not np.isfinite(y_arr).all():
-            raise ConfigurationError("X and y must be finite (no NaN or inf)")
-        if self.target == "quality_gap":
-            return X_arr, y_arr
-        if not np.isin(y_arr, (0.0, 1.0)).all():
-            raise ConfigurationError(f"target={self.target!r} needs binary labels 0/1; build them with deferral_labels()")
-        if np.unique(y_arr).size < 2:
-            raise ConfigurationError(
-                f"all {y_arr.size} training labels are {int(y_arr[0])}: a learned rule needs both good and bad small answers"
-            )
-        return X_arr, y_arr.astype(int)
 
     # -- prediction --------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -391,29 +328,11 @@ class LearnedDeferral:
         ss_tot = float(np.sum((y_arr - y_arr.mean()) ** 2))
         return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
 
-    # -- persistence (JSON, no pickle) ---------------------------------------------------------------
+    # -- persistence (JSON, no pickle; see cascade_core.decide.learned.persistence) ----------------
     def to_dict(self) -> dict[str, Any]:
         """The fitted rule as a JSON-serialisable dict (floats round-trip exactly)."""
         self._check_fitted()
-        params = self.get_params()
-        if params["margin_labels"] is not None:
-            params["margin_labels"] = list(params["margin_labels"])
-        out = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "params": params,
-            "feature_names": list(self.feature_names_),
-            "n_features_in": int(self.n_features_in_),
-            "n_samples_fit": int(self.n_samples_fit_),
-            "mean": self.mean_.tolist(),
-            "scale": self.scale_.tolist(),
-            "layers": [{"weight": w.tolist(), "bias": b.tolist()} for w, b in self.layers_],
-        }
-        if self.trees_ is not None:
-            out["trees"] = self.trees_
-        if getattr(self, "selection_", None) is not None:
-            out["selection"] = self.selection_
-        return out
+        return learned_rule_to_dict(self)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the fitted rule to a JSON file (parent directories created). Returns the path."""
@@ -424,72 +343,7 @@ class LearnedDeferral:
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "rule data") -> LearnedDeferral:
         """Rebuild a fitted rule from :meth:`to_dict` output; raises :class:`RuleFileError` if invalid."""
-        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-            raise RuleFileError(f"{source} is not a learned deferral rule (expected \"format\": \"{FORMAT_NAME}\")")
-        version = data.get("format_version")
-        if isinstance(version, bool) or version not in READABLE_VERSIONS:
-            raise RuleFileError(
-                f"{source} has format_version {version!r}; this llm-cascade reads versions "
-                f"{list(READABLE_VERSIONS)} — re-fit the rule with this version (cascade fit)"
-            )
-        try:
-            params = dict(data["params"])
-            unknown = set(params) - set(cls._param_names())
-            if unknown:
-                raise RuleFileError(f"{source} has unknown parameters {sorted(unknown)}")
-            rule = cls(**params)
-            d = int(data["n_features_in"])
-            mean = np.asarray(data["mean"], dtype=np.float64)
-            scale = np.asarray(data["scale"], dtype=np.float64)
-            layers = [
-                (np.asarray(layer["weight"], dtype=np.float64), np.asarray(layer["bias"], dtype=np.float64))
-                for layer in data["layers"]
-            ]
-            trees = None
-            if rule.model == "hgb":
-                from cascade_core.decide.learned.trees import check_trees
-
-                if version < 2 or layers:
-                    raise RuleFileError(f"{source}: an 'hgb' rule needs format_version 2, 'trees' and no 'layers'")
-                trees = check_trees(data.get("trees"), d, source)
-                if np.any(np.asarray(data["mean"]) != 0) or np.any(np.asarray(data["scale"]) != 1):
-                    raise RuleFileError(f"{source}: an 'hgb' rule is not standardised ('mean' 0, 'scale' 1)")
-                layers = [(np.eye(d), np.zeros(d))]  # only to pass the shape checks below
-            elif "trees" in data:
-                raise RuleFileError(f"{source}: 'trees' given for model {rule.model!r}")
-            selection = data.get("selection")
-            if selection is not None and not isinstance(selection, dict):
-                raise RuleFileError(f"{source}: 'selection' must be an object")
-            width = d
-            for weight, bias in layers:
-                if weight.ndim != 2 or weight.shape[0] != width or bias.shape != (weight.shape[1],):
-                    raise RuleFileError(f"{source}: layer shapes do not chain (expected {width} inputs, got {weight.shape})")
-                width = weight.shape[1]
-            if mean.shape != (d,) or scale.shape != (d,) or not layers or width != (d if trees else 1):
-                raise RuleFileError(f"{source}: inconsistent array shapes for {d} features")
-            arrays = [mean, scale, *(a for layer in layers for a in layer)]
-            if not all(np.isfinite(a).all() for a in arrays):
-                raise RuleFileError(f"{source}: weights contain NaN or inf")
-            if (scale <= 0).any():
-                raise RuleFileError(f"{source}: 'scale' must be positive (a standard deviation), got {scale.min():g}")
-            base = len(BASE_FEATURE_NAMES)
-            expected = "> " + str(base) if rule.use_embedding else str(base)
-            if (d != base) if not rule.use_embedding else (d <= base):
-                raise RuleFileError(
-                    f"{source}: n_features_in={d} does not match the feature extractor "
-                    f"({expected} features with use_embedding={rule.use_embedding})"
-                )
-            names = [str(n) for n in data["feature_names"]]
-            n_fit = int(data.get("n_samples_fit", 0))
-        except RuleFileError:
-            raise
-        except (KeyError, TypeError, ValueError, RecursionError) as err:
-            raise RuleFileError(f"{source} is corrupt: {type(err).__name__}: {str(err)[:200]}") from err
-        rule.mean_, rule.scale_, rule.layers_, rule.trees_ = mean, scale, ([] if trees else layers), trees
-        rule.selection_ = selection
-        rule.n_features_in_, rule.feature_names_, rule.n_samples_fit_ = d, names, n_fit
-        rule.estimator_ = None
-        return rule
+        return learned_rule_from_dict(cls, data, source=source)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, max_bytes: int = MAX_RULE_FILE_BYTES) -> Any:

@@ -17,7 +17,8 @@ tokens (paper B's classification variant): each record carries ``labels``.
 Splits
 ------
 Per label, examples are ranked by ``sha256(f"{seed}:{id}")``; the first 40 % form the
-``"calibration"`` split (fit and calibrate rules there), the rest ``"test"``.
+``"calibration"`` split (fit and calibrate rules there), the rest ``"test"``
+(:mod:`~cascade_core.evaluation.datasets.splits`, as for world facts).
 
 Example:
     >>> from cascade_core.evaluation.datasets.world_regions import load_world_regions, few_shot_prompt
@@ -31,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import re
@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cascade_core.errors import ConfigurationError
+from cascade_core.errors import require
+from cascade_core.evaluation.datasets.splits import check_limit, check_split, round_robin, split_ranked
 from cascade_core.evaluation.datasets.world_facts import build_world_facts
 
 __all__ = ["LABELS", "SHOTS", "RegionExample", "build_world_regions", "few_shot_prompt", "load_world_regions", "write_jsonl"]
@@ -58,7 +59,6 @@ SHOTS: tuple[tuple[str, str], ...] = (
 )
 """The few-shot examples (country, label), one per label; excluded from the data."""
 
-CALIBRATION_FRACTION = 0.4
 _NORTH = frozenset({"Northern America", "Central America", "Caribbean"})
 _QUESTION = re.compile(r"^Which continent is (?P<name>.+) in\?$")
 
@@ -74,10 +74,9 @@ class RegionExample:
 
 def _subregions() -> dict[str, str]:
     """countryinfo's (intermediate) subregion of every country, by the country's ``name``."""
-    from countryinfo import CountryInfo
-
+    countryinfo = require("countryinfo", "eval", purpose="the world-regions data set")
     out: dict[str, str] = {}
-    for data in CountryInfo.all().values():
+    for data in countryinfo.CountryInfo.all().values():
         name, sub = data.get("name"), data.get("intermediateregion") or data.get("subregion")
         if name and sub:
             out[str(name)] = str(sub)
@@ -122,27 +121,11 @@ def load_world_regions(split: str = "test", *, seed: int = 0, limit: int | None 
 
     ``limit`` keeps at most that many examples, taken evenly over the labels in ranking order.
     """
-    if split not in ("calibration", "test", "all"):
-        raise ConfigurationError(f"unknown split {split!r}; allowed: calibration, test, all")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ConfigurationError(f"limit must be a non-negative integer or None, got {limit!r}")
-    chosen: dict[str, list[RegionExample]] = {}
-    for label in LABELS:
-        items = sorted(
-            (e for e in _build() if e.answer == label),
-            key=lambda e: hashlib.sha256(f"{seed}:{e.id}".encode()).hexdigest(),
-        )
-        n_cal = round(CALIBRATION_FRACTION * len(items))
-        chosen[label] = items[:n_cal] if split == "calibration" else items[n_cal:] if split == "test" else items
+    check_split(split)
+    check_limit(limit)
+    chosen = {label: split_ranked((e for e in _build() if e.answer == label), split, seed) for label in LABELS}
     if limit is not None:  # round-robin over labels in ranking order
-        picked: list[RegionExample] = []
-        depth = 0
-        while len(picked) < limit and any(depth < len(v) for v in chosen.values()):
-            for label in LABELS:
-                if depth < len(chosen[label]) and len(picked) < limit:
-                    picked.append(chosen[label][depth])
-            depth += 1
-        return sorted(picked, key=lambda e: e.id)
+        return sorted(round_robin(chosen, limit, LABELS), key=lambda e: e.id)
     return sorted((e for v in chosen.values() for e in v), key=lambda e: e.id)
 
 
