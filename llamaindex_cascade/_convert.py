@@ -343,7 +343,7 @@ class _SchemaTool(BaseTool):
         return self._metadata
 
     def __call__(self, input: Any) -> ToolOutput:
-        raise NotImplementedError(
+        raise InvalidRequestError(
             f"tool {self._metadata.name!r} is described by schema only; its caller runs it"
         )
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from cascade_core.errors import InvalidRequestError
+from cascade_core.errors import InvalidRequestError, SignalError
 
 __all__ = [
     "Completion",
@@ -281,7 +281,7 @@ class TokenStep:
 
     def __post_init__(self) -> None:
         if math.isnan(self.logprob) or self.logprob > 1e-6:
-            raise ValueError(f"token log-prob must be <= 0 and not NaN, got {self.logprob}")
+            raise SignalError(f"token log-prob must be <= 0 and not NaN, got {self.logprob}")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from cascade_core.engine import Cascade, CascadeResult
-from cascade_core.errors import BackendError, InvalidRequestError
+from cascade_core.errors import BackendError, ConfigurationError, InvalidRequestError
 from cascade_core.serve.config import ServerSettings
 from cascade_core.serve.metrics import CONTENT_TYPE_LATEST, ServeMetrics
 from cascade_core.serve.wire import (
@@ -283,7 +283,7 @@ def create_app(cascades: Mapping[str, Cascade], settings: ServerSettings | None 
         metrics: Collectors to record into (default: new ones on a registry of this app's own).
     """
     if not cascades:
-        raise ValueError("create_app needs at least one cascade")
+        raise ConfigurationError("create_app needs at least one cascade")
     settings = settings or ServerSettings()
     server = _Server(cascades, settings, metrics or ServeMetrics(cascades))
 
