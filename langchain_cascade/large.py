@@ -23,11 +23,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from cascade_core.backends.base import CompletionChunk
 from cascade_core.cost import count_tokens
 from cascade_core.engine.tool_calls import recover_text_tool_calls
 from cascade_core.errors import ConfigurationError
-from cascade_core.types import Completion, Request, ToolCall, Usage
+from cascade_core.types import Completion, CompletionChunk, Request, ToolCall, Usage
 from langchain_cascade._convert import from_core_messages, lc_tool_calls, to_langchain_tool_choice
 
 __all__ = ["LangChainLargeModel"]

@@ -28,7 +28,7 @@ from llama_index.core.bridge.pydantic import BaseModel, ValidationError
 from llama_index.core.callbacks.token_counting import get_tokens_from_response
 from llama_index.core.tools.types import BaseTool, ToolMetadata, ToolOutput
 
-from cascade_core.engine.machine import AnswerCheck
+from cascade_core.engine import AnswerCheck
 from cascade_core.engine.result import CascadeResult
 from cascade_core.engine.tool_choice import normalize_tool_choice
 from cascade_core.engine.visible import visible_text

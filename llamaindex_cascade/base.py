@@ -43,13 +43,13 @@ from cascade_core.backends.base import LargeModel, SmallModel
 from cascade_core.cost import Pricing
 from cascade_core.decide.rules import DeferralRule
 from cascade_core.decide.thresholds import ThresholdPolicy
+from cascade_core.engine import AnswerCheck
 from cascade_core.engine.cascade import (
     DEFAULT_DEADLINE,
     DEFAULT_LARGE_TIMEOUT,
     DEFAULT_SMALL_TIMEOUT,
     Cascade,
 )
-from cascade_core.engine.machine import AnswerCheck
 from cascade_core.engine.result import CascadeChunk
 from cascade_core.engine.tool_calls import ToolCallError
 from cascade_core.engine.two_tier import DEFAULT_SIGNAL, TWO_TIER_DEFAULTS, given_cascade, two_tier_cascade

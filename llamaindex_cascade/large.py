@@ -25,12 +25,11 @@ from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 
-from cascade_core.backends.base import CompletionChunk
 from cascade_core.cost import count_tokens
 from cascade_core.engine.content import ALL_MODALITIES
 from cascade_core.engine.tool_calls import recover_text_tool_calls, render_for_text_model
 from cascade_core.errors import ConfigurationError
-from cascade_core.types import Completion, Request, ToolCall, Usage
+from cascade_core.types import Completion, CompletionChunk, Request, ToolCall, Usage
 from llamaindex_cascade._convert import to_chat_messages, to_llama_tools, tool_calls_of, usage_of
 
 __all__ = ["LlamaIndexLargeModel"]

@@ -1,5 +1,9 @@
 """Framework-free data types shared by backends, signals, rules and the engine.
 
+Requests (:class:`Request`, :class:`Message`, :class:`ToolSpec`), what tiers send back
+(:class:`TokenStep` … :class:`StepsEnd` from a small tier's step stream, :class:`Completion` and
+:class:`CompletionChunk` from the last tier) and what they cost (:class:`Usage`).
+
 The adapters translate LangChain / LlamaIndex objects into these types and back; nothing here
 knows about either framework.
 
@@ -23,10 +27,12 @@ from cascade_core.errors import InvalidRequestError, SignalError
 
 __all__ = [
     "Completion",
+    "CompletionChunk",
     "Generation",
     "Message",
     "Request",
     "Role",
+    "StepsEnd",
     "TokenAlternative",
     "TokenStep",
     "ToolCall",
@@ -344,6 +350,32 @@ class Completion:
     tool_calls: tuple[ToolCall, ...] = ()
     finish_reason: str | None = None
     raw: Any = None
+
+
+@dataclass(frozen=True)
+class StepsEnd:
+    """Last event of a small tier's step stream: usage, why it ended, optional pooled embedding."""
+
+    usage: Usage | None = None
+    finish_reason: str = "stop"
+    embedding: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class CompletionChunk:
+    """One streamed piece of a large-tier answer.
+
+    Attributes:
+        text: Text delta.
+        raw: The backend's own chunk object (e.g. a LangChain ``AIMessageChunk``), untouched.
+        usage: Usage, usually only on the last chunk.
+        tool_calls: Complete tool calls known at this chunk (usually the last).
+    """
+
+    text: str = ""
+    raw: Any = None
+    usage: Usage | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 def ensure_messages(messages: Sequence[Message] | Request) -> Request:

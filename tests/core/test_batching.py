@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from cascade_core import Cascade, Request, ThresholdRule
-from cascade_core.backends.base import BatchPrefillModel, StepsEnd
+from cascade_core.backends.base import BatchPrefillModel
 from cascade_core.backends.transformers import TransformersModel
 from cascade_core.errors import ConfigurationError
 from cascade_core.testing import ScriptedModel, tiny_model, tiny_tokenizer
+from cascade_core.types import StepsEnd
 
 PROMPTS = [
     "the cat",

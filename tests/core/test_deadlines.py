@@ -26,10 +26,10 @@ from cascade_core import (
     ThresholdRule,
     TierTimeoutError,
 )
-from cascade_core.backends.base import StepsEnd, TokenModelBase
+from cascade_core.backends.base import TokenModelBase
 from cascade_core.backends.openai import OpenAIModel
 from cascade_core.testing import ScriptedModel
-from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
+from cascade_core.types import Request, StepsEnd, TokenAlternative, TokenStep, Usage
 
 pytestmark = pytest.mark.timeout(20)
 

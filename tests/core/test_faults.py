@@ -206,8 +206,7 @@ class _Echo(ScriptedModel):
     def stream_steps(self, request):  # type: ignore[override]
         import re
 
-        from cascade_core.backends.base import StepsEnd
-        from cascade_core.types import Usage
+        from cascade_core.types import StepsEnd, Usage
 
         with self._lock:
             self.calls.append(request)

@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 
 from cascade_core import Cascade, ThresholdRule
-from cascade_core.backends.base import StepsEnd
 from cascade_core.backends.llamacpp import LlamaCppServer, free_port
 from cascade_core.errors import BackendError, ConfigurationError
-from cascade_core.types import Request, TokenStep, ToolSpec
+from cascade_core.types import Request, StepsEnd, TokenStep, ToolSpec
 
 CALCULATOR = ToolSpec(
     "calculator",

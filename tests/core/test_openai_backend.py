@@ -18,9 +18,9 @@ from cascade_core import (
     Tier,
     ToolSpec,
 )
-from cascade_core.backends.base import StepsEnd
 from cascade_core.backends.openai import OpenAIModel
 from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
+from cascade_core.types import StepsEnd
 
 SECRET = "sk-test-very-secret-key-123"
 

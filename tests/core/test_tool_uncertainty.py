@@ -10,7 +10,7 @@ import math
 import pytest
 
 from cascade_core import Cascade, ConfigurationError, Request, ThresholdRule, ToolSpec
-from cascade_core.backends.base import StepsEnd, TokenModelBase
+from cascade_core.backends.base import TokenModelBase
 from cascade_core.decide.tool_uncertainty import (
     ToolArgumentsQuantile,
     ToolCallRule,
@@ -18,7 +18,7 @@ from cascade_core.decide.tool_uncertainty import (
     find_tool_call_spans,
     tool_call_uncertainty,
 )
-from cascade_core.types import Generation, TokenAlternative, TokenStep, Usage
+from cascade_core.types import Generation, StepsEnd, TokenAlternative, TokenStep, Usage
 
 
 def step(token, p, p2=None):

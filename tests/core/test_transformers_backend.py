@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from cascade_core import BackendError, Cascade, ConfigurationError, Message, Request, ThresholdRule
-from cascade_core.backends.base import StepsEnd
 from cascade_core.backends.transformers import TransformersModel
 from cascade_core.testing import ScriptedModel
+from cascade_core.types import StepsEnd
 
 
 def steps_of(model, request):

@@ -5,22 +5,22 @@
   usable as a :class:`LargeModel`.
 - :class:`LargeModel` (the last tier): text in, text + usage out, sync/async, plain or streamed.
   It needs no log-probs, so it can be any API model (the adapters wrap LangChain / LlamaIndex LLMs).
+
+The events they send (:class:`~cascade_core.types.StepsEnd`, :class:`~cascade_core.types.CompletionChunk`)
+live in :mod:`cascade_core.types`; they are re-exported here for existing imports.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
+from cascade_core.engine.steps import StepAccumulator
+from cascade_core.types import Completion, CompletionChunk, Request, StepsEnd, TokenStep
 
-from cascade_core.engine.stops import StopFilter, truncate_at_stop
-from cascade_core.types import Completion, Request, TokenStep, ToolCall, Usage
-
-__all__ = [
+__all__ = [  # StepsEnd and CompletionChunk live in cascade_core.types
     "BatchPrefillModel",
     "CompletionChunk",
     "LargeModel",
@@ -29,32 +29,6 @@ __all__ = [
     "TokenModelBase",
     "iterate_in_thread",
 ]
-
-
-@dataclass(frozen=True)
-class StepsEnd:
-    """Last event of a step stream: usage, why it ended, optional pooled embedding."""
-
-    usage: Usage | None = None
-    finish_reason: str = "stop"
-    embedding: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class CompletionChunk:
-    """One streamed piece of a large-tier answer.
-
-    Attributes:
-        text: Text delta.
-        raw: The backend's own chunk object (e.g. a LangChain ``AIMessageChunk``), untouched.
-        usage: Usage, usually only on the last chunk.
-        tool_calls: Complete tool calls known at this chunk (usually the last).
-    """
-
-    text: str = ""
-    raw: Any = None
-    usage: Usage | None = None
-    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @runtime_checkable
@@ -173,20 +147,6 @@ async def iterate_in_thread(iterator: Iterator[Any]) -> AsyncIterator[Any]:
             await asyncio.to_thread(serial.close)
 
 
-@dataclass
-class _Collected:
-    text: str = ""
-    steps: list[TokenStep] = field(default_factory=list)
-    end: StepsEnd | None = None
-
-    def add(self, event: TokenStep | StepsEnd) -> None:
-        if isinstance(event, StepsEnd):
-            self.end = event
-        else:
-            self.steps.append(event)
-            self.text += event.output_text
-
-
 class TokenModelBase:
     """Mixin: builds the :class:`LargeModel` surface on top of ``stream_steps`` / ``astream_steps``.
 
@@ -205,63 +165,50 @@ class TokenModelBase:
     def count_tokens(self, text: str) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _completion(self, collected: _Collected, request: Request) -> Completion:
-        end = collected.end or StepsEnd()
-        usage = end.usage or Usage(self.count_tokens(request.prompt_text), len(collected.steps))
+    def _prompt_tokens(self, request: Request) -> Callable[[], int]:
+        return lambda: self.count_tokens(request.prompt_text)
+
+    def _completion(self, steps: StepAccumulator, request: Request) -> Completion:
+        steps.finish()
         return Completion(
-            text=truncate_at_stop(collected.text, request.stop),
-            usage=usage,
+            text=steps.text,
+            usage=steps.usage(self._prompt_tokens(request)),
             model_name=self.model_name,
-            finish_reason=end.finish_reason,
+            finish_reason=steps.end.finish_reason if steps.end is not None else "stop",
         )
 
     def complete(self, request: Request) -> Completion:
-        collected = _Collected()
+        steps = StepAccumulator(request.stop)
         for event in self.stream_steps(request):
-            collected.add(event)
-        return self._completion(collected, request)
+            steps.add(event)
+        return self._completion(steps, request)
 
     async def acomplete(self, request: Request) -> Completion:
-        collected = _Collected()
+        steps = StepAccumulator(request.stop)
         async for event in self.astream_steps(request):
-            collected.add(event)
-        return self._completion(collected, request)
+            steps.add(event)
+        return self._completion(steps, request)
 
     def stream(self, request: Request) -> Iterator[CompletionChunk]:
-        chunker = _Chunker(self, request)
+        steps = StepAccumulator(request.stop)
         for event in self.stream_steps(request):
-            chunks, done = chunker.feed(event)
-            yield from chunks
-            if done:
+            yield from self._chunks(steps, steps.add(event), request)
+            if steps.done or steps.stopped:
                 return
 
     async def astream(self, request: Request) -> AsyncIterator[CompletionChunk]:
-        chunker = _Chunker(self, request)
+        steps = StepAccumulator(request.stop)
         async for event in self.astream_steps(request):
-            chunks, done = chunker.feed(event)
-            for chunk in chunks:
+            for chunk in self._chunks(steps, steps.add(event), request):
                 yield chunk
-            if done:
+            if steps.done or steps.stopped:
                 return
 
-
-class _Chunker:
-    """Turns step events into text chunks, applying stop strings (shared by stream and astream)."""
-
-    def __init__(self, model: TokenModelBase, request: Request) -> None:
-        self.model, self.request = model, request
-        self.stops = StopFilter(request.stop)
-        self.steps = 0
-
-    def _usage(self, reported: Usage | None) -> Usage:
-        return reported or Usage(self.model.count_tokens(self.request.prompt_text), self.steps)
-
-    def feed(self, event: TokenStep | StepsEnd) -> tuple[list[CompletionChunk], bool]:
-        if isinstance(event, StepsEnd):
-            return [CompletionChunk(self.stops.flush(), usage=self._usage(event.usage))], True
-        self.steps += 1
-        piece, stopped = self.stops.feed(event.output_text)
-        chunks = [CompletionChunk(piece)] if piece else []
-        if stopped:
-            chunks.append(CompletionChunk("", usage=self._usage(None)))
-        return chunks, stopped
+    def _chunks(self, steps: StepAccumulator, visible: str, request: Request) -> list[CompletionChunk]:
+        """Chunks for the text that just became visible; at the end or a stop string, with the usage."""
+        if steps.done:  # the end event: one chunk with the text it released
+            return [CompletionChunk(visible, usage=steps.usage(self._prompt_tokens(request)))]
+        chunks = [CompletionChunk(visible)] if visible else []
+        if steps.stopped:
+            chunks.append(CompletionChunk("", usage=steps.usage(self._prompt_tokens(request))))
+        return chunks

@@ -24,12 +24,21 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from cascade_core.backends.base import CompletionChunk, StepsEnd, TokenModelBase
+from cascade_core.backends.base import TokenModelBase
 from cascade_core.cost import count_tokens
 from cascade_core.engine.tool_calls import recover_text_tool_calls
 from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
 from cascade_core.redact import redact, redact_exception
-from cascade_core.types import Completion, Request, TokenAlternative, TokenStep, ToolCall, Usage
+from cascade_core.types import (
+    Completion,
+    CompletionChunk,
+    Request,
+    StepsEnd,
+    TokenAlternative,
+    TokenStep,
+    ToolCall,
+    Usage,
+)
 
 __all__ = ["OpenAIModel", "openai_tier"]
 

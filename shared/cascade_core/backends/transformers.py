@@ -14,17 +14,18 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from cascade_core.backends.base import StepsEnd, TokenModelBase
+from cascade_core.backends.base import TokenModelBase
 from cascade_core.backends.prefill import shared_prefix_groups, split_kv
 from cascade_core.engine.stops import truncate_at_stop
 from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError, require
-from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
+from cascade_core.types import Request, StepsEnd, TokenAlternative, TokenStep, Usage
 
 if TYPE_CHECKING:
     import torch
@@ -144,6 +145,22 @@ class TransformersModel(TokenModelBase):
         return f"TransformersModel(name={self.model_name!r}, top_k={self.top_k}, prompt_format={self.prompt_format!r})"
 
     # -- prompts ---------------------------------------------------------------------------------
+    def with_embedding(self) -> TransformersModel:
+        """This model (same weights, tokenizer and settings) recording the pooled embedding on ``StepsEnd``.
+
+        Example:
+            >>> from cascade_core.testing import tiny_model, tiny_tokenizer
+            >>> tok = tiny_tokenizer()
+            >>> small = TransformersModel(tiny_model(tok), tok, prompt_format="completion")
+            >>> small.with_embedding().record_embedding, small.record_embedding
+            (True, False)
+        """
+        if self.record_embedding:
+            return self
+        twin = copy.copy(self)  # shares the weights, and the lock that serialises their use
+        twin.record_embedding = True
+        return twin
+
     def render(self, request: Request) -> str:
         """The prompt text the model sees for ``request``."""
         if self.prompt_format == "completion":

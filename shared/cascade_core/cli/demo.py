@@ -29,6 +29,7 @@ from cascade_core.cli.tiers import TIER_SPEC_HELP, build_tier
 from cascade_core.decide.rules import ThresholdRule
 from cascade_core.decide.thresholds import FixedThreshold, calibrate_threshold
 from cascade_core.engine.cascade import Cascade, Tier
+from cascade_core.engine.steps import read_steps
 from cascade_core.evaluation.datasets.world_facts import (
     QAExample,
     few_shot_prompt,
@@ -68,8 +69,8 @@ def calibrate(cascade: Cascade, examples: Sequence[QAExample], deferral_rate: fl
     small, scorer = cascade.tiers[0].model, cascade.rules[0].scorer  # type: ignore[attr-defined]
     scores = []
     for example in tqdm(examples, desc="calibrating", unit="q", leave=False):
-        steps = [s for s in small.stream_steps(_request(example, max_new_tokens=1)) if hasattr(s, "logprob")]
-        scores.append(scorer(Generation("", tuple(steps))))
+        first = read_steps(small.stream_steps(_request(example, max_new_tokens=1)))
+        scores.append(scorer(Generation("", first.steps)))
     return calibrate_threshold(scores, deferral_rate=deferral_rate)
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 from cascade_core.backends.base import BatchPrefillModel
 from cascade_core.decide.rules import DeferralRule
-from cascade_core.engine.machine import OpenSteps, _small_request
+from cascade_core.engine.effects import OpenSteps
+from cascade_core.engine.small_tier import small_request
 from cascade_core.types import Request
 
 __all__ = ["PrimedSteps", "batch_groups", "prime_first_tier"]
@@ -67,7 +68,7 @@ def prime_first_tier(model: Any, rule: DeferralRule, requests: Sequence[Request 
     small: list[Request | None] = []
     for request in requests:
         try:
-            small.append(_small_request(request, rule) if request is not None else None)
+            small.append(small_request(request, rule) if request is not None else None)
         except Exception:  # the plan raises it again, in its own slot
             small.append(None)
     ready = [r for r in small if r is not None]

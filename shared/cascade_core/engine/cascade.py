@@ -10,20 +10,16 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cascade_core.backends.base import LargeModel, SmallModel, iterate_in_thread
-from cascade_core.cost import Pricing, count_tokens
+from cascade_core.backends.base import iterate_in_thread
 from cascade_core.decide.rules import DeferralRule, ThresholdRule
-from cascade_core.decide.scorers import min_top_k_of
+from cascade_core.engine.answer_check import AnswerCheck
 from cascade_core.engine.batching import PrimedSteps, batch_groups, prime_first_tier
 from cascade_core.engine.content import input_modalities
-from cascade_core.engine.context import check_context_window
 from cascade_core.engine.deadlines import AsyncLimits, SyncLimits, check_timeout
-from cascade_core.engine.machine import (
+from cascade_core.engine.effects import (
     END,
-    AnswerCheck,
     CloseSteps,
     Complete,
     Emit,
@@ -31,11 +27,12 @@ from cascade_core.engine.machine import (
     NextStep,
     OpenChunks,
     OpenSteps,
-    TierView,
-    plan,
 )
+from cascade_core.engine.machine import plan
 from cascade_core.engine.observers import PlanObserver, observe
+from cascade_core.engine.plan_state import TierView
 from cascade_core.engine.result import CascadeChunk, CascadeResult
+from cascade_core.engine.tier import Tier, check_tiers
 from cascade_core.errors import ConfigurationError, DeadlineExceededError
 from cascade_core.types import Message, Request
 
@@ -49,49 +46,6 @@ RequestLike = Request | str | Sequence[Message]
 DEFAULT_SMALL_TIMEOUT = 10.0
 DEFAULT_LARGE_TIMEOUT = 60.0
 DEFAULT_DEADLINE = 120.0
-
-
-@dataclass
-class Tier:
-    """A model in the cascade with its prices.
-
-    Attributes:
-        model: A :class:`SmallModel` (every tier but the last) or any :class:`LargeModel` (last).
-        pricing: Price per million input/output tokens, for cost estimates.
-        name: Display name (defaults to the model's ``model_name``).
-        context_window: Prompt + answer tokens a small tier takes (default: the model's
-            ``context_window``, e.g. a local model's ``max_position_embeddings``); longer
-            conversations lose their oldest turns (see :mod:`cascade_core.engine.context`).
-
-    Example:
-        >>> from cascade_core.testing import ScriptedModel
-        >>> Tier(ScriptedModel("hi", name="small"), Pricing(0.1, 0.4)).display_name
-        'small'
-    """
-
-    model: Any
-    pricing: Pricing = field(default_factory=Pricing)
-    name: str | None = None
-    context_window: int | None = None
-
-    @property
-    def effective_context_window(self) -> int | None:
-        """Prompt + answer tokens the model takes: ``context_window``, else the model's own, else None."""
-        own = self.context_window if self.context_window is not None else getattr(self.model, "context_window", None)
-        return check_context_window(own, f"tier {self.display_name!r}")
-
-    @property
-    def display_name(self) -> str:
-        return self.name or getattr(self.model, "model_name", "") or type(self.model).__name__
-
-    def count_tokens(self, text: str) -> int:
-        counter = getattr(self.model, "count_tokens", None)
-        if counter is not None:
-            try:
-                return int(counter(text))
-            except Exception as err:  # counting is for cost estimates only; never fail a call on it
-                logger.debug("count_tokens of %s failed (%s); using tiktoken", self.display_name, err)
-        return count_tokens(text)
 
 
 def _as_request(request: RequestLike) -> Request:
@@ -162,26 +116,7 @@ class Cascade:
             raise ConfigurationError(
                 f"rules: give one rule per non-final tier ({len(self.tiers) - 1}), got {len(self.rules)}"
             )
-        for i, rule in enumerate(self.rules):
-            if not isinstance(rule, DeferralRule):
-                raise ConfigurationError(f"rules[{i}] must be a DeferralRule such as ThresholdRule, got {rule!r}")
-        for i, tier in enumerate(self.tiers[:-1]):
-            if not isinstance(tier.model, SmallModel):
-                raise ConfigurationError(
-                    f"tier {i} ({tier.display_name}) must expose token log-probs (stream_steps/astream_steps, "
-                    "top_k): only the last tier may be a text-only model"
-                )
-            scorer = getattr(self.rules[i], "scorer", self.rules[i])
-            needs_top = min_top_k_of(scorer)
-            if tier.model.top_k < needs_top:
-                raise ConfigurationError(
-                    f"tier {i} ({tier.display_name}) has top_k={tier.model.top_k}; signal "
-                    f"{getattr(scorer, 'name', type(scorer).__name__)!r} needs top_k >= {needs_top}"
-                )
-        if not isinstance(self.tiers[-1].model, LargeModel):
-            raise ConfigurationError(
-                f"last tier ({self.tiers[-1].display_name}) must provide complete/acomplete/stream/astream"
-            )
+        check_tiers(self.tiers, self.rules)
         if on_small_error not in ("defer", "raise"):
             raise ConfigurationError(f"on_small_error must be 'defer' or 'raise', got {on_small_error!r}")
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:

@@ -32,8 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from cascade_core.backends.base import LargeModel, SmallModel, StepsEnd
-from cascade_core.engine.stops import StopFilter
+from cascade_core.backends.base import LargeModel, SmallModel
+from cascade_core.engine.steps import read_steps
 from cascade_core.errors import DataFormatError, require
 from cascade_core.evaluation.curves import QualityScorer, resolve_quality_scorer
 from cascade_core.types import Generation, Request, TokenAlternative, TokenStep, Usage
@@ -218,48 +218,16 @@ def _label_tokens(small: SmallModel, labels: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _pooled_embedding(small: Any, request: Request, steps: Sequence[TokenStep]) -> np.ndarray | None:
-    """Mean last-layer hidden state of the states that produced each step (a local HF model only)."""
-    if not steps or not hasattr(small, "render") or not hasattr(small, "tokenizer") or any(s.token_id is None for s in steps):
-        return None
-    torch = require("torch", "local", purpose="pooled hidden-state embeddings")
-    special = getattr(small, "prompt_format", "completion") != "chat"
-    prompt_ids = small.tokenizer(small.render(request), return_tensors="pt", add_special_tokens=special)["input_ids"]
-    ids = torch.cat([prompt_ids, torch.tensor([[s.token_id for s in steps]])], dim=1)
-    with torch.inference_mode():
-        hidden = small.model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0]
-    start = prompt_ids.shape[1] - 1
-    return hidden[start : start + len(steps)].float().mean(0).numpy().astype(np.float64)
+def _recording_embedding(small: SmallModel) -> SmallModel:
+    """``small`` set to record the pooled embedding on its ``StepsEnd``, where the backend can."""
+    with_embedding = getattr(small, "with_embedding", None)
+    return with_embedding() if with_embedding is not None else small
 
 
-def _run_small(small: SmallModel, request: Request, embed: bool) -> Generation:
-    stops = StopFilter(request.stop)
-    steps: list[TokenStep] = []
-    pieces: list[str] = []
-    end: StepsEnd | None = None
-    stream = small.stream_steps(request)
-    try:
-        for event in stream:
-            if isinstance(event, StepsEnd):
-                end = event
-                break
-            steps.append(event)
-            piece, stopped = stops.feed(event.output_text)
-            pieces.append(piece)
-            if stopped:
-                break
-        if not stops.stopped:
-            pieces.append(stops.flush())
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
-    embedding = end.embedding if end is not None else None
-    if embed and embedding is None:
-        embedding = _pooled_embedding(small, request, steps)
-    usage = end.usage if end is not None and end.usage else Usage(small.count_tokens(request.prompt_text), len(steps))
-    finish = "stop" if stops.stopped else (end.finish_reason if end else "length")
-    return Generation("".join(pieces), tuple(steps), usage, finish, small.model_name, embedding)
+def _run_small(small: SmallModel, request: Request) -> Generation:
+    """The small tier's generation, read as the cascade reads it (up to a stop string, then its end event)."""
+    steps = read_steps(small.stream_steps(request), request.stop)
+    return steps.generation(small.model_name, lambda: small.count_tokens(request.prompt_text))
 
 
 def _run_large(large: LargeModel, request: Request) -> tuple[str, Usage]:
@@ -286,6 +254,8 @@ def collect_records(
     record's :class:`CachedExample` in data order; new entries are appended to the cache as they finish."""
     scorer = resolve_quality_scorer(quality)
     records = list(records)
+    if record_embedding:
+        small = _recording_embedding(small)
     cached: dict[str, CachedExample] = {}
     if cache_path is not None and Path(cache_path).exists():
         cached = {c.id: c for c in load_cache(cache_path)}
@@ -307,7 +277,7 @@ def collect_records(
                 record["prompt"], max_new_tokens=max_new_tokens, stop=tuple(stop), first_step_tokens=labels,
             )
             t0 = time.perf_counter()
-            generation = _run_small(small, request, record_embedding)
+            generation = _run_small(small, request)
             t1 = time.perf_counter()
             large_text, large_usage = _run_large(large, request.replace(first_step_tokens=()))
             t2 = time.perf_counter()

@@ -18,10 +18,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from cascade_core.backends.base import StepsEnd, TokenModelBase
+from cascade_core.backends.base import TokenModelBase
 from cascade_core.errors import BackendError, ConfigurationError, require
 from cascade_core.testing.distribution import scripted_top_k
-from cascade_core.types import Request, TokenAlternative, TokenStep, Usage
+from cascade_core.types import Request, StepsEnd, TokenAlternative, TokenStep, Usage
 
 __all__ = ["ScriptedModel", "tiny_model", "tiny_tokenizer"]
 
