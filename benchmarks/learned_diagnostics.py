@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from cascade_core.cli.report import qualities, scores_for
 from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
 from cascade_core.decide.probability import expected_calibration_error, reliability_bins
 from cascade_core.evaluation.collect import CachedExample, load_cache
 from cascade_core.evaluation.curves import deferral_curve, oracle_curve, random_curve
+from cascade_core.evaluation.report import qualities, scores_for
 from cascade_core.evaluation.rule_selection import select_rule
 from cascade_core.types import Generation, TokenAlternative, TokenStep
 

@@ -39,6 +39,7 @@ MOVED: dict[str, str] = {
     "datasets": "evaluation.datasets",
     "fake_server": "testing.fake_server",
     "demo": "cli.demo",
+    "cli.report": "evaluation.report",
 }
 
 
@@ -66,11 +67,11 @@ class _MovedFinder(importlib.abc.MetaPathFinder):
         prefix, _, rest = fullname.partition(".")
         if prefix != "cascade_core" or not rest:
             return None
-        head, _, tail = rest.partition(".")
-        if head not in MOVED:
-            return None
-        new = f"cascade_core.{MOVED[head]}" + (f".{tail}" if tail else "")
-        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(new))
+        for old, new in MOVED.items():
+            if rest == old or rest.startswith(old + "."):
+                target = f"cascade_core.{new}{rest[len(old):]}"
+                return importlib.machinery.ModuleSpec(fullname, _AliasLoader(target))
+        return None
 
 
 def install() -> None:

@@ -11,17 +11,14 @@ import pytest
 from cascade_core.decide.learned.rule import LearnedDeferral
 from cascade_core.errors import ConfigurationError
 from cascade_core.evaluation.curves import (
-    alias_match,
     budget_curve,
     deferral_curve,
-    exact_match,
-    label_accuracy,
     oracle_curve,
     random_budget_curve,
     random_curve,
-    resolve_quality_scorer,
     summarize_curves,
 )
+from cascade_core.evaluation.quality import alias_match, exact_match, label_accuracy, resolve_quality_scorer
 
 
 def _constructed(n: int, seed: int):

@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from cascade_core.cli.report import evaluate_cache, measured_costs, qualities, scores_for
 from cascade_core.cli.tiers import build_tier
 from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
 from cascade_core.errors import ConfigurationError
 from cascade_core.evaluation.calibration import calibrate, evaluate_threshold
 from cascade_core.evaluation.collect import collect, load_cache
-from cascade_core.evaluation.curves import resolve_quality_scorer
+from cascade_core.evaluation.quality import resolve_quality_scorer
+from cascade_core.evaluation.report import evaluate_cache, measured_costs, qualities, scores_for
 
 __all__ = ["run_calibrate", "run_collect", "run_eval", "run_fit", "run_serve"]
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from cascade_core.cli.report import qualities
 from cascade_core.decide.probability import (
     ProbabilityMap,
     expected_calibration_error,
@@ -26,6 +25,7 @@ from cascade_core.decide.probability import (
 from cascade_core.decide.scorers import make_scorer
 from cascade_core.errors import ConfigurationError
 from cascade_core.evaluation.collect import load_cache
+from cascade_core.evaluation.report import qualities
 
 __all__ = ["run_probability"]
 

@@ -35,7 +35,7 @@ import numpy as np
 from cascade_core.backends.base import LargeModel, SmallModel
 from cascade_core.engine.steps import read_steps
 from cascade_core.errors import DataFormatError, require
-from cascade_core.evaluation.curves import QualityScorer, resolve_quality_scorer
+from cascade_core.evaluation.quality import QualityScorer, resolve_quality_scorer
 from cascade_core.types import Generation, Request, TokenAlternative, TokenStep, Usage
 
 __all__ = [

@@ -22,9 +22,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,22 +39,16 @@ from cascade_core.types import Generation
 __all__ = [
     "BudgetCurve",
     "DeferralCurve",
-    "QualityScorer",
-    "alias_match",
     "budget_curve",
     "default_signals",
     "deferral_curve",
-    "exact_match",
-    "label_accuracy",
     "oracle_curve",
     "random_budget_curve",
     "random_curve",
-    "resolve_quality_scorer",
     "signal_scores",
     "summarize_curves",
 ]
 
-QualityScorer = Callable[[str, Mapping[str, Any]], float]
 """``(prediction, record) -> quality in [0, 1]``; ``record`` is the data-set line (``answer``, ``aliases``, ``labels`` …)."""
 
 
@@ -304,99 +296,4 @@ def random_budget_curve(
     return BudgetCurve(
         "random", curves[0].budgets, quality.mean(0), quality.std(0), np.mean([c.cost for c in curves], 0),
         float(small_cost), float(large_cost), orders * draws, np.mean([c.deferral_rate for c in curves], 0),
-    )
-
-
-# -- answer scorers ------------------------------------------------------------------------------------
-
-
-def _first_line(text: str) -> str:
-    lines = [line for line in str(text).strip().splitlines() if line.strip()]
-    return lines[0].strip() if lines else ""
-
-
-def _norm(text: str) -> str:
-    return " ".join(re.sub(r"[^\w+]+", " ", text.casefold()).split())
-
-
-def _answers(record: Mapping[str, Any]) -> list[str]:
-    answers = [record["answer"]] if record.get("answer") is not None else []
-    answers += [a for a in record.get("aliases") or [] if a not in answers]
-    if not answers:
-        raise ConfigurationError(f"record {record.get('id', '?')!r} has no 'answer' (or 'aliases') to score against")
-    return [str(a) for a in answers]
-
-
-def exact_match(prediction: str, record: Mapping[str, Any]) -> float:
-    """1.0 when the first line of ``prediction`` equals the answer or an alias (case/punctuation-insensitive).
-
-    >>> exact_match(" Paris.\\nQ: next", {"answer": "Paris"}), exact_match("Paris, France", {"answer": "Paris"})
-    (1.0, 0.0)
-    """
-    pred = _norm(_first_line(prediction))
-    return float(any(pred == _norm(a) for a in _answers(record)))
-
-
-def alias_match(prediction: str, record: Mapping[str, Any]) -> float:
-    """1.0 when an accepted answer occurs as a whole-word sequence in the first line (world-facts rule).
-
-    >>> alias_match("Paris, France.", {"answer": "Paris"}), alias_match("Parish", {"answer": "Paris"})
-    (1.0, 0.0)
-    """
-    from types import SimpleNamespace
-
-    from cascade_core.evaluation.datasets.world_facts import is_correct
-
-    return float(is_correct(prediction, SimpleNamespace(aliases=tuple(_answers(record)))))  # type: ignore[arg-type]
-
-
-def label_accuracy(prediction: str, record: Mapping[str, Any]) -> float:
-    """1.0 when the label the prediction starts with (longest of ``record["labels"]``) is the gold ``answer``.
-
-    >>> label_accuracy(" South America", {"answer": "South America", "labels": ["North America", "South America"]})
-    1.0
-    """
-    gold = _norm(str(record.get("answer", "")))
-    labels = record.get("labels")
-    if not labels:
-        raise ConfigurationError(f"record {record.get('id', '?')!r} has no 'labels' for label accuracy")
-    pred = _norm(_first_line(prediction))
-    matches = [_norm(lab) for lab in labels if pred == _norm(lab) or pred.startswith(_norm(lab) + " ")]
-    return float(bool(matches) and max(matches, key=len) == gold)
-
-
-_BUILTIN: dict[str, QualityScorer] = {
-    "exact_match": exact_match,
-    "alias_match": alias_match,
-    "label_accuracy": label_accuracy,
-}
-
-
-def _auto(prediction: str, record: Mapping[str, Any]) -> float:
-    return label_accuracy(prediction, record) if record.get("labels") else alias_match(prediction, record)
-
-
-def resolve_quality_scorer(spec: str | QualityScorer = "auto") -> QualityScorer:
-    """A quality scorer from a name (``auto``, ``exact_match``, ``alias_match``, ``label_accuracy``),
-    a ``"package.module:function"`` hook taking ``(prediction, record)``, or a callable.
-
-    ``auto`` uses label accuracy for records with ``labels`` and alias matching otherwise.
-    """
-    if callable(spec):
-        return spec
-    if spec == "auto":
-        return _auto
-    if spec in _BUILTIN:
-        return _BUILTIN[spec]
-    if isinstance(spec, str) and ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise ConfigurationError(f"cannot import quality scorer hook {spec!r}: {err}") from err
-        if not callable(fn):
-            raise ConfigurationError(f"quality scorer hook {spec!r} is not callable")
-        return fn
-    raise ConfigurationError(
-        f"unknown quality scorer {spec!r}; use one of {['auto', *_BUILTIN]} or 'package.module:function'"
     )

@@ -48,7 +48,6 @@ from typing import Any
 
 from cascade_core.errors import ConfigurationError, require
 from cascade_core.evaluation.datasets import _world_facts_tables as tables
-from cascade_core.evaluation.datasets.answers import is_correct, normalize_answer, slug
 from cascade_core.evaluation.datasets.splits import (
     CALIBRATION_FRACTION,
     SPLITS,
@@ -57,6 +56,7 @@ from cascade_core.evaluation.datasets.splits import (
     even_quotas,
     split_ranked,
 )
+from cascade_core.evaluation.quality import is_correct, normalize_answer, slug
 
 __all__ = [
     "ATTRIBUTES",

@@ -1,6 +1,6 @@
-"""``cascade eval`` computation: every signal and learned rule on a collection cache.
+"""Evaluating a collection cache: every signal and learned rule, AUC-DF with standard errors, budget curves.
 
-Kept apart from argument parsing so scripts can call :func:`evaluate_cache` directly.
+What ``cascade eval`` prints; scripts call :func:`evaluate_cache` directly.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from cascade_core.evaluation.collect import CachedExample
 from cascade_core.evaluation.curves import (
     BudgetCurve,
     DeferralCurve,
-    QualityScorer,
     budget_curve,
     default_signals,
     deferral_curve,
@@ -31,6 +30,7 @@ from cascade_core.evaluation.curves import (
     signal_scores,
     summarize_curves,
 )
+from cascade_core.evaluation.quality import QualityScorer
 
 __all__ = ["EvalReport", "evaluate_cache", "grouped_auc", "measured_costs", "scores_for"]
 
