@@ -43,10 +43,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from workload_agent import SEED, SYSTEM, calculator, country_facts, make_tasks  # noqa: E402
-from workloads_common import load_countries, pin_threads, save, split_countries  # noqa: E402
+from workloads_common import RESULTS_DIR, load_countries, pin_threads, save, split_countries  # noqa: E402
 
 MAX_TOKENS = 64
 NAME, ARGS = "name_margin", "arguments_quantile"
+#: Fixed settings reported next to the calibrated one: the ToolCallRule default and the docs example.
+REFERENCE = {"name ≥ 0.2 (ToolCallRule default)": (0.2, None),
+             "name ≥ 0.3, arguments ≥ log 0.5 (docs example)": (0.3, math.log(0.5))}
 
 
 # -- tasks, conversations, labels -------------------------------------------------------------------
@@ -131,7 +134,7 @@ class RecordingRule:
         return self.base.decide(generation)
 
 
-def make_llm(small: Any, rule: Any) -> Any:
+def make_llm(small: Any, rule: Any, tool_choice: str | None = None) -> Any:
     """``ChatCascade`` with the workload's two tools bound; the large tier is a scripted stand-in."""
     from cascade_core.testing import ScriptedModel
     from langchain_cascade import ChatCascade
@@ -139,7 +142,7 @@ def make_llm(small: Any, rule: Any) -> Any:
     large = ScriptedModel("(large-tier stand-in)", name="large-stand-in")
     # generous time limits: on a shared 2-core machine a first token can take longer than the 10 s default
     return ChatCascade(small=small, large=large, rule=rule, max_tokens=MAX_TOKENS, small_timeout=300.0,
-                       deadline=None).bind_tools([country_facts, calculator])
+                       deadline=None).bind_tools([country_facts, calculator], tool_choice=tool_choice)
 
 
 def scores_of(generation: Any) -> dict[str, float | None]:
@@ -270,8 +273,8 @@ def summarise(rows: list[dict[str, Any]], name_t: float | None, args_t: float | 
             f"auroc_{ARGS}": auroc(rows, ARGS)}
 
 
-def table(test: dict[str, dict[str, Any]]) -> str:
-    """Markdown table: one column per group of test calls."""
+def table(test: dict[str, dict[str, Any]], refs: dict[str, dict[str, dict[str, int]]]) -> str:
+    """Markdown table: one column per group of test calls; ``refs``: fixed settings' outcomes."""
     labels = [
         ("LLM calls (small tier first)", "llm_calls"),
         ("small tier wrote a valid tool call (kept by parse-only acceptance)", "valid_call"),
@@ -279,8 +282,8 @@ def table(test: dict[str, dict[str, Any]]) -> str:
         ("invalid tool call (deferred by the parse check, before and after)", "invalid_call"),
         ("no tool call (plain text, kept; not a tool call, so ToolCallRule leaves it to the base rule)", "no_call"),
         ("**wrong calls kept BEFORE** (parse-only)", "wrong_kept_before"),
-        ("**wrong calls kept AFTER** (ToolCallRule)", "wrong_kept_after"),
-        ("right calls lost to deferral (AFTER)", "right_lost"),
+        ("**wrong calls kept AFTER** (ToolCallRule, calibrated)", "wrong_kept_after"),
+        ("right calls lost to deferral (AFTER, calibrated)", "right_lost"),
         ("AUROC right vs wrong: tool-name margin", f"auroc_{NAME}"),
         ("AUROC right vs wrong: argument quantile (α=0)", f"auroc_{ARGS}"),
     ]
@@ -294,6 +297,9 @@ def table(test: dict[str, dict[str, Any]]) -> str:
         else:
             cells = [str(test[c][key]) for c in cols]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for label, by_group in refs.items():
+        cells = [f"{by_group[c]['wrong_kept_after']} / {by_group[c]['right_lost']}" for c in cols]
+        lines.append(f"| wrong kept / right lost with {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -303,8 +309,36 @@ def report(calib_rows: list[dict], test_rows: list[dict], max_loss: float) -> di
     groups = {"all calls": test_rows, "call 1 (country_facts)": [r for r in test_rows if r["step"] == 1],
               "call 2 (calculator)": [r for r in test_rows if r["step"] == 2]}
     test = {label: summarise(rows, name_t, args_t) for label, rows in groups.items()}
+    refs = {ref: {label: outcome(rows, *thresholds) for label, rows in groups.items()}
+            for ref, thresholds in REFERENCE.items()}
     return {"thresholds": chosen, "calibration": summarise(calib_rows, name_t, args_t), "test": test,
-            "table": table(test)}
+            "reference": refs, "table": table(test, refs)}
+
+
+def _publish(args: argparse.Namespace, result: dict[str, Any], calib_rows: list[dict], test_rows: list[dict]) -> None:
+    """Print the table; unless ``--tiny``, store the run under its tool choice in the results JSON."""
+    thresholds = result["thresholds"]
+    n_cal, n_test = len(calib_rows) // 2, len(test_rows) // 2
+    print(f"\n## Tool-call uncertainty, Qwen2.5-Coder-0.5B small tier, tool_choice={args.tool_choice}: "
+          f"{n_test} test tasks ({len(test_rows)} calls), {n_cal} calibration tasks\n")
+    print(f"ToolCallRule chosen on calibration (max right-call loss {args.max_loss:.0%}): "
+          f"name_threshold={thresholds['name_threshold']}, arguments_threshold={thresholds['arguments_threshold']}; "
+          f"calibration: {thresholds['calibration']}\n")
+    print(result["table"], "\n")
+    if args.tiny:
+        for row in calib_rows + test_rows:
+            print(f"  step {row['step']} {row['country']} {row['seconds']}s: {row['kind']} right={row['right']} "
+                  f"name={_fmt(row[NAME])} args={_fmt(row[ARGS])} {row['text']!r}")
+        return
+    strip = [{k: v for k, v in r.items() if not k.startswith("_")} for r in calib_rows + test_rows]
+    path = RESULTS_DIR / "tool_call_uncertainty.json"
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    saved[f"tool_choice={args.tool_choice}"] = {
+        "small": "Qwen2.5-Coder-0.5B-Instruct (llama.cpp, top_k=5, greedy)", "max_tokens": MAX_TOKENS,
+        "calibration_tasks": n_cal, "test_tasks": n_test, "max_loss": args.max_loss,
+        "selection": "max wrong calibration calls deferred s.t. right calls lost <= max_loss",
+        **result, "rows": {"calibration": strip[:len(calib_rows)], "test": strip[len(calib_rows):]}}
+    print(f"wrote {save('tool_call_uncertainty', saved)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", type=int, default=None, help="calibration tasks (default 20)")
     parser.add_argument("--limit", type=int, default=None, help="test tasks (default 40)")
     parser.add_argument("--tiny", action="store_true", help="2 calibration + 2 test tasks, nothing saved")
+    parser.add_argument("--tool-choice", choices=["auto", "any"], default="auto",
+                        help="auto: as the agent workload; any: the small tier must call a tool on both calls")
     parser.add_argument("--max-loss", type=float, default=0.1, help="share of right calibration calls ToolCallRule may defer")
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp server threads")
     parser.add_argument("--cache", type=Path, default=None, help="JSON-lines file of recorded calls (resume)")
@@ -327,31 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         small = server.openai_model(top_k=5, max_new_tokens=MAX_TOKENS)
         recorder = RecordingRule(ThresholdRule("margin", 0.0))
-        llm = make_llm(small, recorder)
+        llm = make_llm(small, recorder, None if args.tool_choice == "auto" else args.tool_choice)
         calib_rows, test_rows = (collect(llm, recorder, calib, "calibration", args.cache),
                                  collect(llm, recorder, test, "test", args.cache))
-        result = report(calib_rows, test_rows, args.max_loss)
     finally:
         server.stop()
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    thresholds = result["thresholds"]
-    print(f"\n## Tool-call uncertainty, Qwen2.5-Coder-0.5B small tier: {len(test)} test tasks "
-          f"({2 * len(test)} calls), {len(calib)} calibration tasks\n")
-    print(f"ToolCallRule chosen on calibration (max right-call loss {args.max_loss:.0%}): "
-          f"name_threshold={thresholds['name_threshold']}, arguments_threshold={thresholds['arguments_threshold']}; "
-          f"calibration: {thresholds['calibration']}\n")
-    print(result["table"], "\n")
-    if args.tiny:
-        for row in calib_rows + test_rows:
-            print(f"  step {row['step']} {row['country']} {row['seconds']}s: {row['kind']} right={row['right']} "
-                  f"name={_fmt(row[NAME])} args={_fmt(row[ARGS])} {row['text']!r}")
-    else:
-        strip = [{k: v for k, v in r.items() if not k.startswith("_")} for r in calib_rows + test_rows]
-        save("tool_call_uncertainty", {
-            "small": "Qwen2.5-Coder-0.5B-Instruct (llama.cpp, top_k=5, greedy)", "max_tokens": MAX_TOKENS,
-            "calibration_tasks": len(calib), "test_tasks": len(test), "max_loss": args.max_loss,
-            "selection": "max wrong calibration calls deferred s.t. right calls lost <= max_loss",
-            **result, "rows": {"calibration": strip[:len(calib_rows)], "test": strip[len(calib_rows):]}})
+    result = {**report(calib_rows, test_rows, args.max_loss), "seconds": round(time.perf_counter() - started, 1)}
+    _publish(args, result, calib_rows, test_rows)
     return 0
 
 
