@@ -15,9 +15,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import os
 import threading
 import weakref
@@ -25,6 +23,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from cascade_core.backends.base import TokenModelBase
+from cascade_core.backends.openai_wire import (
+    ToolCallDeltas,
+    api_tool_choice,
+    read_steps,
+    read_usage,
+    tool_call_from_wire,
+)
 from cascade_core.cost import count_tokens
 from cascade_core.engine.tool_calls import recover_text_tool_calls
 from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
@@ -34,9 +39,7 @@ from cascade_core.types import (
     CompletionChunk,
     Request,
     StepsEnd,
-    TokenAlternative,
     TokenStep,
-    ToolCall,
     Usage,
 )
 
@@ -51,112 +54,6 @@ def _import_openai() -> Any:
     except ImportError as err:  # pragma: no cover - exercised only without the extra
         raise ModelNotAvailableError("the OpenAI backend needs the 'openai' package: pip install 'llm-cascade[openai]'") from err
     return openai
-
-
-def _tool_choice(choice: str | None) -> Any:
-    if choice in (None, "auto", "none", "required"):
-        return choice
-    if choice == "any":
-        return "required"
-    return {"type": "function", "function": {"name": choice}}
-
-
-_LOGPROB_TOLERANCE = 1e-6  # servers round; a log-prob a hair above 0 is 0, anything more is garbage
-
-
-def _logprob(value: Any, token: Any, what: str) -> float:
-    """A server-sent log-prob, checked: a number, not NaN, not positive (tiny rounding excepted)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if math.isnan(number) or number > _LOGPROB_TOLERANCE:
-        raise BackendError(f"server sent an invalid {what} log-prob {value!r} for token {str(token)[:40]!r} (must be <= 0)")
-    return min(0.0, number)
-
-
-def _field(obj: Any, name: str) -> Any:
-    """``obj.name`` or ``obj[name]`` (completion chunks carry llama.cpp's chat-style log-probs as plain dicts)."""
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-
-
-def _step(token: str, logprob: Any, alternatives: list[tuple[str, Any]]) -> TokenStep:
-    top = tuple(sorted((TokenAlternative(t, _logprob(lp, t, "alternative")) for t, lp in alternatives),
-                       key=lambda a: a.logprob, reverse=True))
-    return TokenStep(token, _logprob(logprob, token, "token"), top)
-
-
-def _steps(chunk: Any) -> list[TokenStep]:
-    """TokenSteps from one streamed chunk's ``choices[0].logprobs`` (validated).
-
-    Chat chunks carry ``logprobs.content`` (a list of tokens with ``top_logprobs``); completion chunks
-    carry either the same list (llama.cpp) or the legacy ``tokens`` / ``token_logprobs`` /
-    ``top_logprobs`` (a dict per token) form (OpenAI, vLLM).
-    """
-    if not chunk.choices:
-        return []
-    logprobs = _field(chunk.choices[0], "logprobs")
-    if logprobs is None:
-        return []
-    content = _field(logprobs, "content")
-    if content:
-        return [
-            _step(_field(item, "token"), _field(item, "logprob"),
-                  [(_field(a, "token"), _field(a, "logprob")) for a in (_field(item, "top_logprobs") or [])])
-            for item in content
-        ]
-    tokens, values, tops = (_field(logprobs, k) or [] for k in ("tokens", "token_logprobs", "top_logprobs"))
-    return [_step(t, lp, list((top or {}).items())) for t, lp, top in zip(tokens, values, tops or [None] * len(tokens))]
-
-
-def _usage(raw: Any) -> Usage | None:
-    if raw is None:
-        return None
-    return Usage(int(raw.prompt_tokens or 0), int(raw.completion_tokens or 0))
-
-
-class _ToolCallDeltas:
-    """Accumulates streamed tool-call deltas into complete calls.
-
-    With tools bound it also holds the answer's text back (``hold``): a local server may return a
-    call as text (llama.cpp with Qwen2.5 writes a ```json block), which becomes a tool call at the end.
-    """
-
-    def __init__(self, request: Request) -> None:
-        self.parts: dict[int, dict[str, str]] = {}
-        self.request = request
-        self.hold = bool(request.tools) and request.tool_choice != "none"
-        self.text: list[str] = []
-        self.usage: Usage | None = None
-
-    def end(self) -> list[CompletionChunk]:
-        """The held text (tool-call markup removed when it was a call) and the final chunk with the calls."""
-        calls, text = self.calls(), "".join(self.text)
-        if not calls:
-            calls, text = recover_text_tool_calls(text, self.request)
-        held = [CompletionChunk(text, usage=self.usage)] if text or self.usage else []
-        return [*held, CompletionChunk("", tool_calls=calls)]
-
-    def add(self, chunk: Any) -> None:
-        if not chunk.choices:
-            return
-        for delta in getattr(chunk.choices[0].delta, "tool_calls", None) or []:
-            part = self.parts.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
-            part["id"] = delta.id or part["id"]
-            if delta.function is not None:
-                part["name"] += delta.function.name or ""
-                part["arguments"] += delta.function.arguments or ""
-
-    def calls(self) -> tuple[ToolCall, ...]:
-        return tuple(_tool_call(p["name"], p["arguments"], p["id"]) for _, p in sorted(self.parts.items()))
-
-
-def _tool_call(name: str, arguments: str, call_id: str) -> ToolCall:
-    try:
-        args = json.loads(arguments) if arguments else {}
-    except json.JSONDecodeError as err:
-        raise BackendError(f"server returned tool call {name!r} with arguments that are not JSON: {arguments[:80]!r}") from err
-    return ToolCall(name, args if isinstance(args, dict) else {"value": args}, call_id)
 
 
 class OpenAIModel(TokenModelBase):
@@ -284,7 +181,7 @@ class OpenAIModel(TokenModelBase):
         elif request.tools:
             kwargs["tools"] = [t.to_openai() for t in request.tools]
             if request.tool_choice is not None:
-                kwargs["tool_choice"] = _tool_choice(request.tool_choice)
+                kwargs["tool_choice"] = api_tool_choice(request.tool_choice)
         if request.response_schema is not None and not request.tools:
             kwargs["response_format"] = {
                 "type": "json_schema",
@@ -329,9 +226,9 @@ class OpenAIModel(TokenModelBase):
     def _read(self, chunk: Any, state: dict[str, Any]) -> list[TokenStep]:
         """Steps of one streamed chunk; records usage and finish reason in ``state``."""
         state["finish"] = self._end(chunk, state.get("finish"))
-        steps = _steps(chunk)
+        steps = read_steps(chunk)
         self._check_logprobs(chunk, steps)
-        state["usage"] = _usage(getattr(chunk, "usage", None)) or state.get("usage")
+        state["usage"] = read_usage(getattr(chunk, "usage", None)) or state.get("usage")
         return steps
 
     def stream_steps(self, request: Request) -> Iterator[TokenStep | StepsEnd]:
@@ -379,11 +276,11 @@ class OpenAIModel(TokenModelBase):
         if not response.choices:
             raise BackendError(f"{self.model_name} returned no choices")
         message = response.choices[0].message
-        calls = tuple(_tool_call(c.function.name, c.function.arguments, c.id) for c in (message.tool_calls or []))
+        calls = tuple(tool_call_from_wire(c.function.name, c.function.arguments, c.id) for c in (message.tool_calls or []))
         text = message.content or ""
         if not calls:  # a call written as text (llama.cpp)
             calls, text = recover_text_tool_calls(text, request)
-        usage = _usage(response.usage) or Usage(count_tokens(request.prompt_text), count_tokens(text))
+        usage = read_usage(response.usage) or Usage(count_tokens(request.prompt_text), count_tokens(text))
         return Completion(text, usage, response.model or self.model_name, calls, response.choices[0].finish_reason, raw=response)
 
     def complete(self, request: Request) -> Completion:
@@ -409,11 +306,11 @@ class OpenAIModel(TokenModelBase):
             raise self._error(err) from err
 
     @staticmethod
-    def _chunk(chunk: Any, deltas: _ToolCallDeltas, state: dict[str, Any]) -> CompletionChunk | None:
+    def _chunk(chunk: Any, deltas: ToolCallDeltas, state: dict[str, Any]) -> CompletionChunk | None:
         state["finish"] = OpenAIModel._end(chunk, state.get("finish"))
         deltas.add(chunk)
         text = (chunk.choices[0].delta.content or "") if chunk.choices else ""
-        usage = _usage(getattr(chunk, "usage", None))
+        usage = read_usage(getattr(chunk, "usage", None))
         if deltas.hold:  # the text may be a tool call written as text: it is released whole at the end
             deltas.text.append(text)
             deltas.usage = usage or deltas.usage
@@ -424,7 +321,7 @@ class OpenAIModel(TokenModelBase):
         if self.prompt_format == "completion":
             yield from super().stream(request)
             return
-        deltas = _ToolCallDeltas(request)
+        deltas = ToolCallDeltas(request)
         state: dict[str, Any] = {}
         try:
             response = self.client.chat.completions.create(**self._kwargs(request, scored=False, stream=True))
@@ -448,7 +345,7 @@ class OpenAIModel(TokenModelBase):
             async for part in super().astream(request):
                 yield part
             return
-        deltas = _ToolCallDeltas(request)
+        deltas = ToolCallDeltas(request)
         state: dict[str, Any] = {}
         try:
             response = await self.aclient.chat.completions.create(**self._kwargs(request, scored=False, stream=True))
