@@ -26,7 +26,7 @@ from typing import Any
 
 from cascade_core.engine import CascadeChunk, CascadeResult
 from cascade_core.engine.tool_choice import normalize_tool_choice
-from cascade_core.engine.visible import visible_text
+from cascade_core.engine.visible import VisibleStream, visible_text
 from cascade_core.errors import InvalidRequestError
 from cascade_core.types import Generation, Message, Request, ToolCall, ToolSpec
 
@@ -296,8 +296,7 @@ class StreamTranslator:
     """
 
     def __init__(self, request: Request, *, model: str, id: str, created: int, n_tiers: int) -> None:
-        self.hold_small = bool(request.tools)
-        self.last = n_tiers - 1
+        self.visible = VisibleStream(request, n_tiers)
         self.base = {"id": id, "object": "chat.completion.chunk", "created": created, "model": model}
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -307,14 +306,14 @@ class StreamTranslator:
         return self._chunk({"role": "assistant", "content": ""})
 
     def feed(self, chunk: CascadeChunk) -> list[dict[str, Any]]:
-        if chunk.result is not None or not chunk.text or (self.hold_small and chunk.tier < self.last):
-            return []
-        return [self._chunk({"content": chunk.text})]
+        text = self.visible.feed(chunk) if chunk.result is None else ""
+        return [self._chunk({"content": text})] if text else []
 
     def finish(self, result: CascadeResult, *, include_usage: bool) -> list[dict[str, Any]]:
         out = []
-        if self.hold_small and result.tier < self.last and visible_text(result):
-            out.append(self._chunk({"content": visible_text(result)}))
+        rest = self.visible.final(result)
+        if rest:
+            out.append(self._chunk({"content": rest}))
         if result.tool_calls:
             out.append(self._chunk({"tool_calls": _wire_calls(result.tool_calls, indexed=True)}))
         out.append(self._chunk({}, _finish_reason(result), cascade=result.as_dict()))
