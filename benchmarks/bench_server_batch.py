@@ -70,12 +70,12 @@ def small_tiers(tiny: bool, slots: list[int], threads: int, max_new_tokens: int)
         return
     from cascade_core.backends.llamacpp import serve_embedded
 
-    servers = {n: serve_embedded("small", threads=threads, parallel=n) for n in slots}
+    live = {n: serve_embedded("small", threads=threads, parallel=n) for n in slots}
     try:
         yield {n: s.openai_model(top_k=5, max_new_tokens=max_new_tokens, prompt_format="completion", timeout=600)
-               for n, s in servers.items()}
+               for n, s in live.items()}
     finally:
-        for server in servers.values():
+        for server in live.values():
             server.stop()
 
 
