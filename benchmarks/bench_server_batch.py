@@ -11,7 +11,9 @@ queries/s of
   requests its slots hold into one decode),
 - ``abatch``: the same through ``Cascade.abatch`` (asyncio, one async client),
 for kept answers (every answer kept; answers end at the newline) and first-token-margin deferrals
-(every query defers after its first step and closes its stream). Every cell is the fastest of
+(every query defers after its first step and closes its stream). Before every run the servers'
+slots are filled with unrelated prompts, so no run finds the previous one's prompts cached (within
+a run, requests share the few-shot prefix through the cache, as real traffic would). Every cell is the fastest of
 ``--repeats`` runs, interleaved run by run across modes and servers (the one least disturbed by
 other jobs); every run's decisions and texts are checked against the loop's. The client side is I/O only; the server does the compute.
 
@@ -25,9 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import time
-from collections.abc import Iterator
-from typing import Any
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import _common
 from tqdm import tqdm
@@ -53,8 +59,33 @@ def run(mode: str, cascade: Cascade, requests: list[Request], runner: asyncio.Ru
     return cascade.batch(requests, max_concurrency=len(requests))
 
 
+def _nothing() -> None:
+    return None
+
+
+class SmallTier(NamedTuple):
+    """A small tier on its own server, and how to clear that server's prompt cache."""
+
+    model: Any
+    reset: Callable[[], None] = _nothing
+
+
+def flush_slots(base_url: str, alias: str, slots: int) -> None:
+    """Fill every slot of a llama.cpp server with an unrelated one-token request, so the next run's
+    prompts find nothing of theirs cached (``/slots`` erase needs a server started with a slot save path)."""
+
+    def one(i: int) -> None:
+        body = json.dumps({"model": alias, "prompt": f"Filler text number {i}.", "max_tokens": 1}).encode()
+        request = urllib.request.Request(f"{base_url}/completions", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            reply.read()
+
+    with ThreadPoolExecutor(slots) as pool:
+        list(pool.map(one, range(slots)))
+
+
 @contextlib.contextmanager
-def small_tiers(tiny: bool, slots: list[int], threads: int, max_new_tokens: int) -> Iterator[dict[int, Any]]:
+def small_tiers(tiny: bool, slots: list[int], threads: int, max_new_tokens: int) -> Iterator[dict[int, SmallTier]]:
     """slots -> a small tier (``OpenAIModel``) on its own server; servers stop on exit."""
     if tiny:
         from cascade_core.backends.openai import OpenAIModel
@@ -65,14 +96,15 @@ def small_tiers(tiny: bool, slots: list[int], threads: int, max_new_tokens: int)
 
         with contextlib.ExitStack() as stack:
             servers = {n: stack.enter_context(FakeOpenAIServer(responder)) for n in slots}
-            yield {n: OpenAIModel("fake", base_url=s.base_url, api_key="sk-fake", top_k=5,
-                                  max_new_tokens=max_new_tokens) for n, s in servers.items()}
+            yield {n: SmallTier(OpenAIModel("fake", base_url=s.base_url, api_key="sk-fake", top_k=5,
+                                            max_new_tokens=max_new_tokens)) for n, s in servers.items()}
         return
     from cascade_core.backends.llamacpp import serve_embedded
 
     live = {n: serve_embedded("small", threads=threads, parallel=n) for n in slots}
     try:
-        yield {n: s.openai_model(top_k=5, max_new_tokens=max_new_tokens, prompt_format="completion", timeout=600)
+        yield {n: SmallTier(s.openai_model(top_k=5, max_new_tokens=max_new_tokens, prompt_format="completion",
+                                           timeout=600), functools.partial(flush_slots, s.base_url, s.alias, n))
                for n, s in live.items()}
     finally:
         for server in live.values():
@@ -80,15 +112,21 @@ def small_tiers(tiny: bool, slots: list[int], threads: int, max_new_tokens: int)
 
 
 def measure(
-    cascades: dict[int, Cascade], requests: list[Request], repeats: int, runner: asyncio.Runner
+    cascades: dict[int, Cascade], tiers: dict[int, SmallTier], requests: list[Request], repeats: int,
+    runner: asyncio.Runner,
 ) -> dict[tuple[int, str], float]:
     """Best queries/s of ``repeats`` runs of every (slots, mode), interleaved run by run; the
-    decisions and texts of every run must equal those of the first server's loop."""
+    decisions and texts of every run must equal those of the first server's loop.
+
+    Every run starts with the slots holding unrelated prompts: otherwise a 4-slot server would still
+    hold the previous run's prompts whole (N <= 4) and answer them from its cache.
+    """
     rates: dict[tuple[int, str], float] = {}
     answers: dict[tuple[int, str, int], list[tuple[int, str]]] = {}
     for repeat in range(repeats):
         for mode in MODES:
             for slots, cascade in cascades.items():
+                tiers[slots].reset()
                 started = time.perf_counter()
                 results = run(mode, cascade, requests, runner)
                 rate = len(requests) / (time.perf_counter() - started)
@@ -122,8 +160,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             rule = ThresholdRule("margin", CASES[case])
             # no first-step timeout: with N requests queued for a few slots, the last ones wait longer
             # than the default 10 s for their first token and would fail over to the large tier
-            cascades = {n: Cascade([model, ScriptedModel("stub")], rules=rule, small_timeout=None)
-                        for n, model in tiers.items()}
+            cascades = {n: Cascade([tier.model, ScriptedModel("stub")], rules=rule, small_timeout=None)
+                        for n, tier in tiers.items()}
             requests = [Request.from_prompt(t, stop=("\n",)) for t in _common.prompts(args.tiny, max(sizes))]
             for cascade in cascades.values():  # warm-up: connections, the async client, the prompt cache
                 for mode in MODES:
@@ -135,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                   + "  ".join(f"{f'{m}@{n}/loop':>13}" for n, m in cols if m != "loop")
                   + (f"  {'batch@' + str(max(tiers)) + '/loop@1':>16}" if len(tiers) > 1 else ""))
             for n in tqdm(sizes, desc=case, disable=args.quiet, leave=False):
-                rates = measure(cascades, requests[:n], args.repeats, runner)
+                rates = measure(cascades, tiers, requests[:n], args.repeats, runner)
                 line = f"{n:>4}  " + "  ".join(f"{rates[c]:>13.2f}" for c in cols) + "  "
                 line += "  ".join(f"{rates[s, m] / rates[s, 'loop']:>12.2f}x" for s, m in cols if m != "loop")
                 for s, m in cols:
