@@ -28,7 +28,7 @@ test-fast: setup
 
 ## bench: every benchmark in benchmarks/ with the embedded SmolLM2-135M (ratios measured in one run; see docs/performance.md)
 bench: setup
-	@for b in overhead adapters early_exit signals batch memory; do \
+	@for b in overhead adapters early_exit signals batch server_batch memory; do \
 		echo "== benchmarks/bench_$$b.py"; $(PY) benchmarks/bench_$$b.py --quiet || exit 1; echo; \
 	done
 

@@ -33,6 +33,7 @@ def _load(name: str):
         ("early_exit", ["--queries", "2", "--repeats", "1", "--max-new-tokens", "4"]),
         ("signals", ["--tokens", "16", "--repeats", "5"]),
         ("batch", ["--sizes", "1", "4", "--max-new-tokens", "3", "--max-batch-size", "2"]),
+        ("server_batch", ["--sizes", "1", "3", "--max-new-tokens", "3", "--repeats", "1"]),
     ],
 )
 def test_benchmark_runs_on_the_tiny_model(name, argv, capsys):
@@ -47,6 +48,13 @@ def test_batch_benchmark_covers_every_mode_and_size(capsys):
     modes = {key.split(":")[1].split("/")[0] for key in results}
     sizes = {key.split("/")[-1] for key in results}
     assert modes == {"threads", "batched", "abatched"} and sizes == {"2", "3"}
+
+
+def test_server_batch_benchmark_covers_every_mode_slot_count_and_size(capsys):
+    results = _load("server_batch").main(["--tiny", "--quiet", "--sizes", "2", "3", "--slots", "1", "2",
+                                          "--cases", "margin", "--repeats", "1"])
+    assert set(results) == {f"margin:{mode}/{n}" for n in (2, 3)
+                            for mode in ("batch@1", "abatch@1", "batch@2", "abatch@2", "batch@2/loop@1")}
 
 
 @pytest.mark.parametrize("child", ["topk", "scores", "abatch"])

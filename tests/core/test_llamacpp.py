@@ -186,3 +186,21 @@ def test_completion_endpoint_gives_few_shot_steps_and_the_same_text_as_complete(
     text = "".join(s.token for s in steps)
     assert "Paris" in text and "\n" not in text
     assert small.complete(request).text == text
+
+
+@pytest.mark.slow
+def test_parallel_slots_reach_the_server() -> None:
+    import json
+
+    from cascade_core.backends.llamacpp import serve_embedded
+
+    server = serve_embedded("small", threads=1, parallel=3)
+    try:
+        assert serve_embedded("small", threads=1, parallel=3) is server  # one server per (tier, threads, slots)
+        with urllib.request.urlopen(server.url + "/props", timeout=10) as reply:
+            assert json.load(reply)["total_slots"] == 3
+        model = server.openai_model(top_k=5, max_new_tokens=2)
+        results = Cascade([model, model], rules=ThresholdRule("margin", 0.0)).batch(QUESTIONS[:3], max_concurrency=3)
+        assert [r.tier for r in results] == [0, 0, 0] and all(r.text for r in results)
+    finally:
+        server.stop()
