@@ -296,3 +296,36 @@ def test_no_fallback_once_large_tier_text_was_streamed():
             texts.append(chunk.text)
     assert texts == ["Lima"]  # what was sent stays the large tier's; nothing spliced after it
     assert len(small.calls) == 1  # and the small tier was not asked again
+
+
+class ThreadRecordingSmall(ThreadBackedSmall):
+    """Records which thread ran each call's ``stream_steps``."""
+
+    def __init__(self) -> None:
+        super().__init__(delay=0.0)
+        self.threads: list[int] = []
+
+    def stream_steps(self, request: Request) -> Iterator[TokenStep | StepsEnd]:
+        self.threads.append(threading.get_ident())
+        yield from super().stream_steps(request)
+
+
+def test_synchronous_calls_reuse_an_idle_worker_thread():
+    small = ThreadRecordingSmall()
+    cascade = Cascade([small, ScriptedModel("Paris, France")], rules=ThresholdRule("margin", 0.3), small_timeout=5.0)
+    for _ in range(20):
+        assert cascade.invoke("Capital of France?").tier == 0
+    assert threading.get_ident() not in small.threads  # run under the timeout, in a worker
+    assert len(set(small.threads)) == 1  # one worker reused, not a new thread per call
+
+
+def test_a_worker_stuck_on_an_abandoned_call_is_not_reused():
+    stuck = ThreadBackedSmall(delay=DELAY)
+    slow = Cascade([stuck, ScriptedModel("Paris, France")], rules=ThresholdRule("margin", 0.3), small_timeout=0.05)
+    assert slow.invoke("q").decision.reason is not None  # timed out: deferred
+    fast = Cascade([ScriptedModel("Paris", confidence=0.9), ScriptedModel("Paris, France")],
+                   rules=ThresholdRule("margin", 0.3), small_timeout=0.2)
+    started = time.monotonic()
+    assert fast.invoke("q").tier == 0  # not queued behind the stuck call (it would time out)
+    assert time.monotonic() - started < DELAY
+    assert stuck.closed.wait(DELAY * 5)  # the abandoned stream is still closed once its call returns
