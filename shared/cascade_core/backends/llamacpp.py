@@ -322,11 +322,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         path, alias = Path(args.model), None
     server = LlamaCppServer(path, alias=alias, port=args.port, threads=args.threads, n_ctx=args.ctx,
                             parallel=args.parallel)
-    with server:
-        print(f"serving {server.alias} at {server.base_url} (log {server.log_path}); Ctrl-C stops it", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
+    try:
+        with server:
+            print(f"serving {server.alias} at {server.base_url} (log {server.log_path}); Ctrl-C stops it", flush=True)
             while server.running:
                 time.sleep(0.5)
+    except KeyboardInterrupt:  # wherever Ctrl-C lands (even inside the stop it triggered): stop, exit 0
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        server.stop()
     return 0
 
 

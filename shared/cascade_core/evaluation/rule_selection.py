@@ -167,13 +167,7 @@ def select_rule(
     small = np.asarray(small_quality, dtype=np.float64).reshape(-1)
     large = np.asarray(large_quality, dtype=np.float64).reshape(-1)
     n = len(generations)
-    for name, value in (("cv", cv), ("repeats", repeats)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "cv" else 1):
-            raise ConfigurationError(f"{name} must be an int >= {2 if name == 'cv' else 1}, got {value!r}")
-    if small.size != n or large.size != n:
-        raise ConfigurationError(f"{n} generations but {small.size} small and {large.size} large qualities")
-    if n < 2 * cv:
-        raise ConfigurationError(f"{n} fit examples are too few for {cv}-fold cross-validation (need >= {2 * cv})")
+    _check_sizes(n, small, large, cv, repeats)
     all_signals = default_signals(list(margin_labels) if margin_labels else None)
     wanted = list(all_signals) if signals is None else list(signals)
     unknown = [s for s in wanted if s not in all_signals]
@@ -184,19 +178,40 @@ def select_rule(
     for params in configs:
         params.setdefault("margin_labels", list(margin_labels) if margin_labels else None)
         LearnedDeferral(**params)  # validate before any fitting
-    empty = np.array([not g.steps for g in generations])
     X = LearnedDeferral(use_embedding=any(c.get("use_embedding") for c in configs)).features(generations) if configs else np.zeros((n, 0))
-
-    folds = _folds((small >= 0.5).astype(int) * 2 + (large >= 0.5).astype(int), cv, repeats, seed)
-    per_fold: dict[str, list[float]] = {name: [] for name in wanted}
-    errors: dict[str, str] = {}
     labels = {_label(c): c for c in configs}
-    for name in labels:
-        per_fold[name] = []
+    folds = _folds((small >= 0.5).astype(int) * 2 + (large >= 0.5).astype(int), cv, repeats, seed)
+    empty = np.array([not g.steps for g in generations])
+    per_fold, errors = _cross_validate(folds, {name: sig_scores[name] for name in wanted}, labels, X, empty, small, large)
+    return _finish(per_fold, errors, wanted, labels, all_signals, X, small, large, cv, repeats, n)
+
+
+def _check_sizes(n: int, small: np.ndarray, large: np.ndarray, cv: int, repeats: int) -> None:
+    for name, value in (("cv", cv), ("repeats", repeats)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name == "cv" else 1):
+            raise ConfigurationError(f"{name} must be an int >= {2 if name == 'cv' else 1}, got {value!r}")
+    if small.size != n or large.size != n:
+        raise ConfigurationError(f"{n} generations but {small.size} small and {large.size} large qualities")
+    if n < 2 * cv:
+        raise ConfigurationError(f"{n} fit examples are too few for {cv}-fold cross-validation (need >= {2 * cv})")
+
+
+def _cross_validate(
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+    sig_scores: Mapping[str, np.ndarray],
+    learned: Mapping[str, Mapping[str, Any]],
+    X: np.ndarray,  # noqa: N803 - scikit-learn's name
+    empty: np.ndarray,
+    small: np.ndarray,
+    large: np.ndarray,
+) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Held-out AUC-DF per fold of every signal and every learned configuration (fitted on the rest)."""
+    per_fold: dict[str, list[float]] = {name: [] for name in [*sig_scores, *learned]}
+    errors: dict[str, str] = {}
     for train, held in folds:
-        for name in wanted:
-            per_fold[name].append(deferral_curve(sig_scores[name][held], small[held], large[held]).auc)
-        for name, params in labels.items():
+        for name, values in sig_scores.items():
+            per_fold[name].append(deferral_curve(values[held], small[held], large[held]).auc)
+        for name, params in learned.items():
             if name in errors:
                 continue
             try:
@@ -207,7 +222,7 @@ def select_rule(
             s = rule.predict_confidence(X[held])
             s[empty[held]] = -math.inf
             per_fold[name].append(deferral_curve(s, small[held], large[held]).auc)
-    return _finish(per_fold, errors, wanted, labels, all_signals, X, small, large, cv, repeats, n)
+    return per_fold, errors
 
 
 def _finish(
