@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
+from cascade_core.decide.learned.rule import BASE_FEATURE_NAMES, LearnedDeferral, deferral_labels
 from cascade_core.decide.rule_file import SignalRule
 from cascade_core.errors import CascadeError, ConfigurationError, require
 from cascade_core.evaluation.curves import default_signals, deferral_curve, signal_scores
@@ -75,10 +75,17 @@ def learned_grid(
     return out
 
 
+def _columns(X: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:  # noqa: N803
+    """The features a candidate reads: the embedding columns only when it uses the embedding."""
+    return X if params.get("use_embedding") else X[:, : len(BASE_FEATURE_NAMES)]
+
+
 def _label(params: Mapping[str, Any]) -> str:
     keys = ("C",) if params.get("model") == "logistic" else ("max_leaf_nodes", "n_trees") if params.get("model") == "hgb" else ()
     extra = ",".join(f"{k}={params[k]:g}" for k in keys if k in params)
     embed = "+embed" if params.get("use_embedding") else ""
+    if params.get("embedding_components"):
+        embed += f"/pca{params['embedding_components']}"
     return f"learned({params.get('model', 'logistic')}{embed},{params.get('target', 'small_correct')}{',' if extra else ''}{extra})"
 
 
@@ -215,11 +222,12 @@ def _cross_validate(
             if name in errors:
                 continue
             try:
-                rule = LearnedDeferral(**params).fit(X[train], deferral_labels(small[train], large[train], params["target"]))
+                Xc = _columns(X, params)
+                rule = LearnedDeferral(**params).fit(Xc[train], deferral_labels(small[train], large[train], params["target"]))
             except CascadeError as err:  # e.g. a fold where the large answer is never better
                 errors[name] = str(err)[:160]
                 continue
-            s = rule.predict_confidence(X[held])
+            s = rule.predict_confidence(Xc[held])
             s[empty[held]] = -math.inf
             per_fold[name].append(deferral_curve(s, small[held], large[held]).auc)
     return per_fold, errors
@@ -264,7 +272,7 @@ def _finish(
         rule: Any = SignalRule(signal, params)
     else:
         config = labels[winner_name]
-        rule = LearnedDeferral(**config).fit(X, deferral_labels(small, large, config["target"]))
+        rule = LearnedDeferral(**config).fit(_columns(X, config), deferral_labels(small, large, config["target"]))
     selection = Selection(rows, winner, rule, cv, repeats, n)
     if isinstance(rule, SignalRule):
         rule.selection = selection.to_dict()

@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike
 
 from cascade_core.errors import ConfigurationError, require
 
-__all__ = ["Layers", "check_xy", "fit_dense", "fit_trees"]
+__all__ = ["Layers", "check_xy", "embedding_projection", "fit_dense", "fit_trees"]
 
 #: ``(weight, bias)`` per dense layer; ReLU between layers, the last layer's one output is the logit.
 Layers = list[tuple[np.ndarray, np.ndarray]]
@@ -62,9 +62,14 @@ def fit_dense(
     hidden_units: int,
     max_iter: int,
     random_state: int,
+    reduce: tuple[int, int] | None = None,
 ) -> tuple[Any, np.ndarray, np.ndarray, Layers]:
     """Fit a logistic / ridge (``model="logistic"``) or one-hidden-layer MLP on standardised ``X``.
 
+    ``reduce=(start, k)``: the columns from ``start`` on (the embedding) enter the model as their
+    first ``k`` principal components (fitted on these rows, see :func:`embedding_projection`); the
+    projection is linear, so it is folded into the first layer and the returned layers act on the
+    full standardised ``X`` as usual.
     Returns the scikit-learn estimator, the standardisation ``mean`` and ``scale``, and the layers.
     """
     require("sklearn", "eval", purpose="fitting a learned rule")
@@ -75,6 +80,11 @@ def fit_dense(
     scale = X_arr.std(axis=0)
     scale[scale < 1e-12] = 1.0
     Xs = (X_arr - mean) / scale
+    projection = None
+    if reduce is not None:
+        start, k = reduce
+        projection = embedding_projection(X_arr[:, start:], scale[start:], k)
+        Xs = np.hstack([Xs[:, :start], Xs[:, start:] @ projection])
     if model == "logistic":
         est: Any = Ridge(alpha=1.0 / C) if regression else LogisticRegression(C=C, max_iter=max_iter)
     else:
@@ -92,7 +102,33 @@ def fit_dense(
             (np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64).reshape(-1))
             for w, b in zip(est.coefs_, est.intercepts_, strict=True)
         ]
+    if projection is not None:
+        w0, b0 = layers[0]
+        start = w0.shape[0] - projection.shape[1]
+        layers[0] = (np.vstack([w0[:start], projection @ w0[start:]]), b0)
     return est, mean, scale, layers
+
+
+def embedding_projection(E: np.ndarray, scale: np.ndarray, k: int) -> np.ndarray:  # noqa: N803
+    """``(d, min(k, rank))`` map from standardised embedding columns (``E`` centred, divided by ``scale``)
+    to the first principal components of the raw rows of ``E``, each scaled to unit variance.
+
+    The components are those of the covariance (not the correlation) matrix, so a few high-variance
+    directions are kept, and they come out standardised like every other feature.
+
+    >>> E = np.array([[1.0, 1.0], [-1.0, -1.0], [0.5, 0.4]])
+    >>> Q = embedding_projection(E, E.std(axis=0), 1)
+    >>> z = ((E - E.mean(axis=0)) / E.std(axis=0)) @ Q
+    >>> Q.shape, round(float(z.std()), 6)
+    ((2, 1), 1.0)
+    """
+    centred = E - E.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    rank = int(np.sum(s > 1e-10 * (s[0] if s.size else 0.0)))
+    directions = vt[: max(1, min(k, rank))].T
+    sd = (centred @ directions).std(axis=0)
+    sd[sd < 1e-12] = 1.0
+    return np.ascontiguousarray(scale[:, None] * directions / sd)
 
 
 def fit_trees(

@@ -97,6 +97,9 @@ class LearnedDeferral:
         min_samples_leaf: Fewest training examples in a leaf (``hgb``).
         monotone: ``hgb``: the confidence may only rise with every log-prob feature (quantiles,
             Chow-Sum/Average) and the margin — paper A's prior; length and embedding are free.
+        embedding_components: With ``use_embedding`` (``logistic`` / ``mlp``): the embedding enters
+            as its first k principal components on the fit set (a regulariser for few examples); the
+            projection is folded into the first layer, so the saved rule reads the full embedding.
 
     Fitted attributes: ``feature_names_``, ``n_features_in_``, ``mean_``, ``scale_`` (standardisation),
     ``layers_`` (list of ``(weight, bias)`` arrays; empty for ``hgb``), ``trees_`` (the exported
@@ -134,6 +137,7 @@ class LearnedDeferral:
         max_leaf_nodes: int = 8,
         min_samples_leaf: int = 10,
         monotone: bool = True,
+        embedding_components: int | None = None,
     ) -> None:
         self.model = model
         self.target = target
@@ -149,6 +153,7 @@ class LearnedDeferral:
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
         self.monotone = monotone
+        self.embedding_components = embedding_components
         self._validate_params()
 
     # -- scikit-learn contract -------------------------------------------------------------------
@@ -188,6 +193,12 @@ class LearnedDeferral:
             raise ConfigurationError(f"LearnedDeferral.max_leaf_nodes must be an int >= 2, got {self.max_leaf_nodes!r}")
         if not isinstance(self.monotone, bool):
             raise ConfigurationError(f"LearnedDeferral.monotone must be True or False, got {self.monotone!r}")
+        k = self.embedding_components
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1 or not self.use_embedding or self.model == "hgb"):
+            raise ConfigurationError(
+                f"LearnedDeferral.embedding_components must be None or a positive int with use_embedding=True and "
+                f"model 'logistic' or 'mlp', got {k!r} (use_embedding={self.use_embedding}, model={self.model!r})"
+            )
         if self.margin_labels is not None and len({str(x).strip().casefold() for x in self.margin_labels}) < 2:
             raise ConfigurationError(f"LearnedDeferral.margin_labels needs >= 2 distinct labels, got {self.margin_labels!r}")
 
@@ -253,6 +264,7 @@ class LearnedDeferral:
             self.estimator_, self.mean_, self.scale_, self.layers_ = fit_dense(
                 X_arr, y_arr, model=self.model, regression=regression, C=self.C, alpha=self.alpha,
                 hidden_units=self.hidden_units, max_iter=self.max_iter, random_state=self.random_state,
+                reduce=None if self.embedding_components is None else (len(BASE_FEATURE_NAMES), self.embedding_components),
             )
         self.n_features_in_, self.feature_names_, self.n_samples_fit_ = d, self._feature_names(d), X_arr.shape[0]
         return self

@@ -1,0 +1,210 @@
+"""Post-Hoc-Embed (paper A): does the small model's pooled embedding help the learned deferral rule?
+
+1. Runs the small tier (SmolLM2-135M, **fp32 transformers**, not the Q4 llama.cpp model of the
+   existing caches, so its answers and accuracy differ from docs/evaluation.md) over the fit and test
+   data files with ``collect_records(..., record_embedding=True)``. The large tier is not rerun: a
+   scripted stand-in answers during collection and each id's large answer and quality are then taken
+   from the existing llama.cpp cache (joined on id; a missing id is an error).
+2. On the fit split only, :func:`~cascade_core.evaluation.rule_selection.select_rule` chooses by k-fold
+   CV among every single signal, Post-Hoc-Quantile logistic rules and Post-Hoc-Embed logistic rules
+   (several L2 strengths C, full embedding or its PCA reduction to a few components).
+3. Every candidate is fitted on the whole fit split and measured on the test split: AUC-DF with
+   bootstrap SEs, the difference to random, and the paired difference to the best *test* signal (the
+   signal picked after seeing the test set, the strictest comparison).
+
+Run (resumable: the small tier's caches live under ``--runs``)::
+
+    OMP_NUM_THREADS=1 python benchmarks/learned_embed.py --data-dir /work/main/runs/reproduce \\
+        --runs runs/embed --out benchmarks/results/learned_embed.json
+
+``--synthetic`` runs the analysis on generated data with a synthetic embedding (the smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
+from cascade_core.errors import DataFormatError
+from cascade_core.evaluation.collect import CachedExample, collect_records, load_cache, read_jsonl
+from cascade_core.evaluation.curves import deferral_curve, random_curve
+from cascade_core.evaluation.report import qualities, scores_for
+from cascade_core.evaluation.rule_selection import _label, learned_grid, select_rule
+
+SMALL_TIER_NOTE = (
+    "small tier: SmolLM2-135M-Instruct in fp32 transformers (few-shot completion prompts, greedy, "
+    "max 10 new tokens, stop at newline), NOT the Q4 llama.cpp model of runs/reproduce; its answers and "
+    "accuracy differ from docs/evaluation.md. Large tier: Qwen2.5-Coder-1.5B answers taken per id from the "
+    "llama.cpp caches (not rerun)."
+)
+
+TARGETS = ("small_correct", "large_better", "quality_gap")
+EMBED_C = (0.003, 0.03, 0.3)
+COMPONENTS = (None, 8, 16, 32)
+
+
+def candidate_grid(components: Sequence[int | None] = COMPONENTS) -> list[dict[str, Any]]:
+    """Post-Hoc-Quantile logistic (C 0.03/0.3/3) and Post-Hoc-Embed logistic (C × embedding components), × targets."""
+    grid = learned_grid(["logistic"], TARGETS)
+    for k in components:
+        for c in EMBED_C:
+            for target in TARGETS:
+                params: dict[str, Any] = {"model": "logistic", "C": c, "target": target, "use_embedding": True}
+                if k is not None:
+                    params["embedding_components"] = k
+                grid.append(params)
+    return grid
+
+
+def join_large(small_rows: Sequence[CachedExample], large_cache: Sequence[CachedExample]) -> list[CachedExample]:
+    """``small_rows`` with each id's large answer, quality and usage from ``large_cache`` (an id missing there raises)."""
+    by_id = {e.id: e for e in large_cache}
+    missing = [e.id for e in small_rows if e.id not in by_id]
+    if missing:
+        raise DataFormatError(f"{len(missing)} ids have no large answer in the llama.cpp cache, e.g. {missing[:3]}")
+    return [
+        dataclasses.replace(e, large_text=by_id[e.id].large_text, large_quality=by_id[e.id].large_quality,
+                            large_seconds=by_id[e.id].large_seconds, large_usage=by_id[e.id].large_usage)
+        for e in small_rows
+    ]
+
+
+def collect_split(data: Path, large_cache: Path, cache: Path, small: Any, progress: bool = True) -> list[CachedExample]:
+    """Small tier with embeddings over ``data`` (cached in ``cache``), large answers joined from ``large_cache``."""
+    from cascade_core.testing import ScriptedModel
+
+    records = [r for _, r in read_jsonl(data)]
+    stand_in = ScriptedModel("(large answer taken from the llama.cpp cache)", name="stand-in")
+    rows = collect_records(records, small, stand_in, cache_path=cache, max_new_tokens=10, stop=("\n",),
+                           record_embedding=True, progress=progress)
+    return join_large(rows, load_cache(large_cache))
+
+
+def test_table(rules: dict[str, Any], test: Sequence[CachedExample], resamples: int, seed: int = 0) -> dict[str, Any]:
+    """Test AUC-DF ± bootstrap SE of every rule and signal, minus random and minus the best test signal (paired)."""
+    small, large = qualities(test)
+    scores = scores_for(test, rules)
+    signals = [k for k in scores if k not in rules]
+    auc = {k: deferral_curve(v, small, large).auc for k, v in scores.items()}
+    auc["random"] = random_curve(small, large).auc
+    best = max(signals, key=lambda k: auc[k])
+    rng = np.random.default_rng(seed)
+    boot: dict[str, list[float]] = {k: [] for k in auc}
+    for _ in range(resamples):
+        idx = rng.integers(0, small.size, small.size)
+        s, lg = small[idx], large[idx]
+        values = {k: deferral_curve(v[idx], s, lg).auc for k, v in scores.items()}
+        values["random"] = random_curve(s, lg).auc
+        for k, v in values.items():
+            boot[k].append(v)
+    rows = []
+    for k, v in auc.items():
+        b = np.asarray(boot[k])
+        rows.append({
+            "rule": k, "kind": "learned" if k in rules else "signal" if k in signals else "baseline",
+            "auc_df": round(v, 4), "se": round(float(b.std()), 4),
+            "vs_random": round(v - auc["random"], 4), "vs_random_se": round(float((b - np.asarray(boot["random"])).std()), 4),
+            "vs_best_test_signal": round(v - auc[best], 4),
+            "vs_best_test_signal_se": round(float((b - np.asarray(boot[best])).std()), 4),
+        })
+    rows.sort(key=lambda r: -r["auc_df"])
+    return {"n_test": len(test), "best_test_signal": best, "rows": rows}
+
+
+def analyse(fit: Sequence[CachedExample], test: Sequence[CachedExample], *, cv: int = 5, repeats: int = 3,
+            resamples: int = 200, components: Sequence[int | None] = COMPONENTS) -> dict[str, Any]:
+    """CV choice on ``fit``; every candidate (refitted on all of ``fit``) and the choice measured on ``test``."""
+    small_f, large_f = qualities(fit)
+    gens = [e.small for e in fit]
+    grid = candidate_grid(components)
+    selection = select_rule(gens, small_f, large_f, cv=cv, repeats=repeats, learned=grid)
+    rules: dict[str, Any] = {}
+    for params in grid:
+        rule = LearnedDeferral(**params)
+        rules[_label(params)] = rule.fit_generations(gens, deferral_labels(small_f, large_f, rule.target))
+    rules["cv-selected"] = selection.rule
+    table = test_table(rules, test, resamples)
+    emb_dim = next((int(np.asarray(e.small.embedding).size) for e in fit if e.small.embedding is not None), 0)
+    small_t, large_t = qualities(test)
+    return {
+        "note": SMALL_TIER_NOTE, "n_fit": len(fit), "n_test": len(test), "embedding_dim": emb_dim,
+        "accuracy": {"fit": {"small": round(float(small_f.mean()), 4), "large": round(float(large_f.mean()), 4)},
+                     "test": {"small": round(float(small_t.mean()), 4), "large": round(float(large_t.mean()), 4)}},
+        "cv_winner": selection.winner["candidate"], "selection": selection.to_dict(), "test": table,
+    }
+
+
+def synthetic_caches(n_fit: int, n_test: int, dim: int = 24, seed: int = 0) -> tuple[list[CachedExample], list[CachedExample]]:
+    """learned_diagnostics' generated examples plus an embedding whose first direction carries the correctness."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from learned_diagnostics import synthetic_caches as base
+
+    fit, test = base(n_fit, n_test, seed)
+    rng = np.random.default_rng(seed + 1)
+
+    def embed(e: CachedExample) -> CachedExample:
+        v = rng.normal(0.0, 1.0, dim)
+        v[0] += 2.0 * (e.small_quality - 0.5)
+        return dataclasses.replace(e, small=dataclasses.replace(e.small, embedding=v))
+
+    return [embed(e) for e in fit], [embed(e) for e in test]
+
+
+def _print(report: dict[str, Any]) -> None:
+    print(report["note"])
+    print(f"fit {report['n_fit']} / test {report['n_test']}, embedding dim {report['embedding_dim']}, "
+          f"accuracy {report['accuracy']}; CV winner on the fit split: {report['cv_winner']}")
+    print(f"{'rule':<52} {'AUC-DF':>7} {'SE':>6} {'vs random':>16} {'vs best test signal':>20}")
+    for r in report["test"]["rows"]:
+        print(f"{r['rule']:<52} {r['auc_df']:>7.4f} {r['se']:>6.4f} {r['vs_random']:>+8.4f} ± {r['vs_random_se']:.4f} "
+              f"{r['vs_best_test_signal']:>+11.4f} ± {r['vs_best_test_signal_se']:.4f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    p.add_argument("--data-dir", type=Path, help="directory with world_facts.{fit,test}.jsonl and the llama.cpp caches")
+    p.add_argument("--runs", type=Path, default=Path("runs/embed"), help="where the small tier's caches go")
+    p.add_argument("--out", type=Path, required=True, help="results JSON")
+    p.add_argument("--synthetic", action="store_true", help="generated data instead of running the model (smoke test)")
+    p.add_argument("--collect-only", action="store_true")
+    p.add_argument("--cv", type=int, default=5)
+    p.add_argument("--cv-repeats", type=int, default=3)
+    p.add_argument("--resamples", type=int, default=200)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    if args.synthetic:
+        fit, test = synthetic_caches(160, 240)
+    elif args.data_dir:
+        from cascade_core.backends.defaults import default_small_model
+
+        small = default_small_model(threads=args.threads, prompt_format="completion")
+        splits = []
+        for split in ("fit", "test"):
+            large_caches = sorted(args.data_dir.glob(f"world_facts.{split}.*.cache.jsonl"))
+            if len(large_caches) != 1:
+                p.error(f"expected one world_facts.{split}.*.cache.jsonl in {args.data_dir}, found {len(large_caches)}")
+            splits.append(collect_split(args.data_dir / f"world_facts.{split}.jsonl", large_caches[0],
+                                        args.runs / f"world_facts.{split}.transformers_embed.cache.jsonl", small))
+        fit, test = splits
+        if args.collect_only:
+            return 0
+    else:
+        p.error("give --data-dir or --synthetic")
+    report = analyse(fit, test, cv=args.cv, repeats=args.cv_repeats, resamples=args.resamples)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    _print(report)
+    return 0 if all(math.isfinite(r["auc_df"]) for r in report["test"]["rows"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
