@@ -192,3 +192,18 @@ def test_as_structured_llm_returns_the_object(llm, small_server):
     structured = llm.as_structured_llm(CityFacts)
     response = structured.chat([ChatMessage(role="user", content="Facts about Oslo?")])
     assert response.raw == CityFacts(city="Oslo", population_millions=0.7)
+
+
+async def test_a_large_tier_call_written_as_json_text_is_not_kept_as_message_text(llm, small_server, large_server):
+    """llama.cpp returns Qwen's calls as a ```json block in content: the agent's history must hold the call, not the
+    block as text too (an agent shown its own call twice looped on a real model)."""
+    small_server.set_responder(replies(default=FakeReply("hmm", confidence=UNSURE)))
+    block = '```json\n{"name": "multiply", "arguments": {"a": 6, "b": 7}}\n```'
+    large_server.set_responder(replies(default=FakeReply(block)))
+    chunks = [c async for c in await llm.astream_chat_with_tools([TOOL], user_msg=QUESTION)]
+    final = chunks[-1]
+    assert _decision(final)["tier"] == 1
+    assert [(c.tool_name, c.tool_kwargs) for c in llm.get_tool_calls_from_response(final)] == [
+        ("multiply", {"a": 6, "b": 7})
+    ]
+    assert "```" not in (final.message.content or "") and "multiply" not in (final.message.content or "")

@@ -32,12 +32,15 @@ def visible_generation_text(generation: Generation) -> str:
 
 
 def visible_text(result: CascadeResult) -> str:
-    """The answer's text as a chat message shows it: a small tier's tool-call markup removed.
+    """The answer's text as a chat message shows it: tool-call markup removed when the answer has calls.
 
-    A large tier's text is returned as it is (its backend already turned any text-written call
-    into a tool call; see :func:`cascade_core.engine.tool_calls.recover_text_tool_calls`).
+    A small tier writes its calls as text; so may a large tier whose server returns them as text
+    (llama.cpp with Qwen2.5 writes a ```json block). Its backend turns that text into tool calls
+    (:func:`cascade_core.engine.tool_calls.recover_text_tool_calls`), but a *streamed* answer's text
+    is the chunks as they came, so the markup is removed here for every tier. A conversation that
+    kept it would show the model its own call twice (once as text) on the next turn.
     """
-    if result.generation is not None and result.tool_calls:
+    if result.tool_calls:
         return strip_tool_calls(result.text)
     return result.text
 
