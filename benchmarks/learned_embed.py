@@ -38,7 +38,7 @@ from cascade_core.errors import DataFormatError
 from cascade_core.evaluation.collect import CachedExample, collect_records, load_cache, read_jsonl
 from cascade_core.evaluation.curves import deferral_curve, random_curve
 from cascade_core.evaluation.report import qualities, scores_for
-from cascade_core.evaluation.rule_selection import _label, learned_grid, select_rule
+from cascade_core.evaluation.rule_selection import candidate_label, learned_grid, select_rule
 
 SMALL_TIER_NOTE = (
     "small tier: SmolLM2-135M-Instruct in fp32 transformers (few-shot completion prompts, greedy, "
@@ -130,7 +130,7 @@ def analyse(fit: Sequence[CachedExample], test: Sequence[CachedExample], *, cv: 
     rules: dict[str, Any] = {}
     for params in grid:
         rule = LearnedDeferral(**params)
-        rules[_label(params)] = rule.fit_generations(gens, deferral_labels(small_f, large_f, rule.target))
+        rules[candidate_label(params)] = rule.fit_generations(gens, deferral_labels(small_f, large_f, rule.target))
     rules["cv-selected"] = selection.rule
     table = test_table(rules, test, resamples)
     emb_dim = next((int(np.asarray(e.small.embedding).size) for e in fit if e.small.embedding is not None), 0)

@@ -42,7 +42,7 @@ from cascade_core.errors import CascadeError, ConfigurationError, require
 from cascade_core.evaluation.curves import default_signals, deferral_curve, signal_scores
 from cascade_core.types import Generation
 
-__all__ = ["DEFAULT_LEARNED", "Selection", "learned_grid", "select_rule"]
+__all__ = ["DEFAULT_LEARNED", "Selection", "candidate_label", "learned_grid", "select_rule"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ def _columns(X: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:  # noqa: N
     return X if params.get("use_embedding") else X[:, : len(BASE_FEATURE_NAMES)]
 
 
-def _label(params: Mapping[str, Any]) -> str:
+def candidate_label(params: Mapping[str, Any]) -> str:
+    """The name a learned candidate has in the comparison table, e.g. ``learned(logistic,small_correct,C=1)``."""
     keys = ("C",) if params.get("model") == "logistic" else ("max_leaf_nodes", "n_trees") if params.get("model") == "hgb" else ()
     extra = ",".join(f"{k}={params[k]:g}" for k in keys if k in params)
     embed = "+embed" if params.get("use_embedding") else ""
@@ -186,7 +187,7 @@ def select_rule(
         params.setdefault("margin_labels", list(margin_labels) if margin_labels else None)
         LearnedDeferral(**params)  # validate before any fitting
     X = LearnedDeferral(use_embedding=any(c.get("use_embedding") for c in configs)).features(generations) if configs else np.zeros((n, 0))
-    labels = {_label(c): c for c in configs}
+    labels = {candidate_label(c): c for c in configs}
     folds = _folds((small >= 0.5).astype(int) * 2 + (large >= 0.5).astype(int), cv, repeats, seed)
     empty = np.array([not g.steps for g in generations])
     per_fold, errors = _cross_validate(folds, {name: sig_scores[name] for name in wanted}, labels, X, empty, small, large)
