@@ -136,7 +136,7 @@ class LlamaIndexLargeModel:
             "allow_parallel_tool_calls": True,
             "tool_required": choice not in (None, "auto"),
         }
-        if choice not in (None, "auto", "none", "required", "any"):
+        if choice not in (None, "auto", "none", "required"):
             kwargs["tool_choice"] = choice  # a tool name
         return _LargeCall(kwargs["chat_history"], kwargs, request)
 

@@ -162,7 +162,7 @@ class Request:
     Attributes:
         messages: The conversation, oldest first (at least one message).
         tools: Tools the model may call.
-        tool_choice: ``None``/``"auto"``, ``"none"``, ``"required"`` or a tool name.
+        tool_choice: ``None``/``"auto"``, ``"none"``, ``"required"`` (``"any"`` is read as it) or a tool name.
         max_new_tokens: Cap on generated tokens (``None`` = the backend's default).
         stop: Stop strings; generation ends before the first one.
         response_schema: JSON schema the answer must follow (structured output), if any.
@@ -212,7 +212,9 @@ class Request:
         if not isinstance(self.tools, tuple):
             object.__setattr__(self, "tools", tuple(self.tools))
         names = [t.name for t in self.tools]
-        if self.tool_choice not in (None, "auto", "none", "required", "any") and self.tool_choice not in names:
+        if self.tool_choice == "any":  # LangChain's spelling of "required": read once, here
+            object.__setattr__(self, "tool_choice", "required")
+        if self.tool_choice not in (None, "auto", "none", "required") and self.tool_choice not in names:
             raise InvalidRequestError(
                 f"tool_choice {self.tool_choice!r} is neither 'auto', 'none', 'required' nor a bound tool {names}"
             )

@@ -38,3 +38,10 @@ def test_required_flag_turns_auto_into_required():
 def test_other_values_raise_invalid_request_error(choice):
     with pytest.raises(InvalidRequestError, match="tool_choice"):
         normalize_tool_choice(choice, NAMES)
+
+
+def test_a_core_request_reads_any_as_required_once():
+    from cascade_core.types import Request, ToolSpec
+
+    tool = ToolSpec("f", "", {"type": "object", "properties": {}})
+    assert Request.from_prompt("q", tools=(tool,), tool_choice="any").tool_choice == "required"

@@ -27,8 +27,6 @@ def api_tool_choice(choice: str | None) -> Any:
     """The core's normalised ``tool_choice`` in the chat-completions API's spelling."""
     if choice in (None, "auto", "none", "required"):
         return choice
-    if choice == "any":
-        return "required"
     return {"type": "function", "function": {"name": choice}}
 
 

@@ -31,7 +31,7 @@ def check_answer(
             calls = parse_tool_calls(generation.text, request.tools)
         except ToolCallError as err:
             return f"small-tier tool call rejected: {err}", ()
-        if not calls and (request.tool_choice in ("required", "any") or request.tool_choice in {t.name for t in request.tools}):
+        if not calls and (request.tool_choice == "required" or request.tool_choice in {t.name for t in request.tools}):
             return f"tool_choice={request.tool_choice!r} but the small tier called no tool", ()
     if check is not None:
         try:  # the check sees the parsed tool calls (e.g. to validate their arguments)
