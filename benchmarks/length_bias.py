@@ -97,11 +97,12 @@ def analyse(examples: list[Any], fit_share: float, deferral_rate: float) -> dict
         k = int(round(deferral_rate * values.size))
         deferred = np.zeros(values.size, bool)
         deferred[np.argsort(values, kind="stable")[:k]] = True
+        area, se = auroc(values, test_correct)
         out["signals"][name] = {
             "deferral_per_quartile": [float(deferred[bins == b].mean()) for b in range(4) if (bins == b).any()],
             "spearman_vs_length": float(spearmanr(values, lengths).statistic),
-            "auroc_correct": auroc(values, test_correct)[0],
-            "auroc_se": auroc(values, test_correct)[1],
+            "auroc_correct": area,
+            "auroc_se": se,
             "wrong_kept": int((~deferred & (test_correct == 0)).sum()),
         }
     return out
