@@ -322,14 +322,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         path, alias = Path(args.model), None
     server = LlamaCppServer(path, alias=alias, port=args.port, threads=args.threads, n_ctx=args.ctx,
                             parallel=args.parallel)
-    try:
-        with server:
-            print(f"serving {server.alias} at {server.base_url} (log {server.log_path}); Ctrl-C stops it", flush=True)
-            while server.running:
-                time.sleep(0.5)
-    except KeyboardInterrupt:  # wherever Ctrl-C lands (even inside the stop it triggered): stop, exit 0
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        server.stop()
+    # Ctrl-C only sets a flag: a KeyboardInterrupt could land inside the server's stop (or a lock it
+    # holds) and leave the child running or the process hung; the loop below notices the flag instead.
+    interrupted = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    with server:
+        print(f"serving {server.alias} at {server.base_url} (log {server.log_path}); Ctrl-C stops it", flush=True)
+        while server.running and not interrupted.wait(0.5):
+            pass
     return 0
 
 
