@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from cascade_core import Cascade, ThresholdRule, telemetry
+from cascade_core import Cascade, ThresholdRule
+from cascade_core.observe import telemetry
 from cascade_core.observe.monitor import DriftMonitor
 from cascade_core.testing import ScriptedModel
 

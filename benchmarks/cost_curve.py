@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 
 from cascade_core.backends.defaults import DEFAULT_PRICES
-from cascade_core.cli.report import qualities, scores_for
 from cascade_core.evaluation.calibration import evaluate_threshold
 from cascade_core.evaluation.collect import CachedExample, load_cache
 from cascade_core.evaluation.curves import DeferralCurve, deferral_curve, random_curve
+from cascade_core.evaluation.report import qualities, scores_for
 from cascade_core.types import Usage
 
 #: cost measures: column name -> axis label

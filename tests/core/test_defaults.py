@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cascade_core import defaults
+from cascade_core.backends import defaults
 from cascade_core.backends.transformers import TransformersModel
 from cascade_core.errors import ConfigurationError
 from cascade_core.testing import tiny_model, tiny_tokenizer

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade_core import embedded
+from cascade_core.backends import embedded
 from cascade_core.backends.embedded import (
     EMBEDDED_MODELS,
     EmbeddedModel,

@@ -11,7 +11,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from cascade_core import Cascade, ThresholdRule, telemetry
+from cascade_core import Cascade, ThresholdRule
+from cascade_core.observe import telemetry
 from cascade_core.testing import ScriptedModel
 
 
