@@ -68,3 +68,25 @@ def tiny_pair():
 
     tokenizer = tiny_tokenizer()
     return tiny_model(tokenizer), tokenizer
+
+
+@pytest.fixture(scope="session")
+def post_hoc_embed():
+    """``(rule, generate)``: a Post-Hoc-Embed rule fitted on the tiny model's own generations, and
+    ``generate(model, prompt)`` giving the ``Generation`` (with its pooled embedding) the rule would judge."""
+    from cascade_core.backends.transformers import TransformersModel
+    from cascade_core.decide.learned.rule import LearnedDeferral
+    from cascade_core.testing import tiny_model, tiny_tokenizer
+    from cascade_core.types import Generation, Request, TokenStep
+
+    def generate(model, prompt):
+        items = list(model.with_embedding().stream_steps(Request.from_prompt(prompt)))
+        steps = tuple(i for i in items if isinstance(i, TokenStep))
+        return Generation("".join(s.token for s in steps), steps, embedding=items[-1].embedding)
+
+    tokenizer = tiny_tokenizer()
+    small = TransformersModel(tiny_model(tokenizer), tokenizer, top_k=3, max_new_tokens=4, prompt_format="completion")
+    prompts = ["the cat", "the dog", "a mat", "the sun", "a cat sat", "the dog ran", "on the mat", "the end"]
+    gens = [generate(small, p) for p in prompts]
+    rule = LearnedDeferral(use_embedding=True, C=0.3).fit_generations(gens, [i % 2 for i in range(len(gens))])
+    return rule, generate

@@ -127,6 +127,8 @@ class TransformersModel(TokenModelBase):
         self.max_batch_size = max_batch_size
         self.model_name = name or str(getattr(model, "name_or_path", "") or type(model).__name__)
         self.context_window = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+        hidden = getattr(model.config, "hidden_size", None)
+        self.embedding_dim: int | None = int(hidden) if isinstance(hidden, int) else None  # what record_embedding gives
         self._lock = threading.Lock()
         # transformers >= 5.2x names the KV cache ``cache``; older releases ``past_key_values``
         forward_params = inspect.signature(model.forward).parameters

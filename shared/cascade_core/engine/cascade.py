@@ -32,7 +32,7 @@ from cascade_core.engine.machine import plan
 from cascade_core.engine.observers import PlanObserver, observe
 from cascade_core.engine.plan_state import TierView
 from cascade_core.engine.result import CascadeChunk, CascadeResult
-from cascade_core.engine.tier import Tier, check_tiers
+from cascade_core.engine.tier import Tier, check_tiers, record_embeddings
 from cascade_core.errors import ConfigurationError, DeadlineExceededError
 from cascade_core.types import Message, Request
 
@@ -116,6 +116,7 @@ class Cascade:
             raise ConfigurationError(
                 f"rules: give one rule per non-final tier ({len(self.tiers) - 1}), got {len(self.rules)}"
             )
+        self.tiers = record_embeddings(self.tiers, self.rules)  # a Post-Hoc-Embed rule needs the small embedding
         check_tiers(self.tiers, self.rules)
         if on_small_error not in ("defer", "raise"):
             raise ConfigurationError(f"on_small_error must be 'defer' or 'raise', got {on_small_error!r}")

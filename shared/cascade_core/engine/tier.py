@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from cascade_core.decide.scorers import min_top_k_of
 from cascade_core.engine.context import check_context_window
 from cascade_core.errors import ConfigurationError
 
-__all__ = ["Tier", "check_tiers"]
+__all__ = ["Tier", "check_tiers", "record_embeddings"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,42 @@ def check_tiers(tiers: Sequence[Tier], rules: Sequence[Any]) -> None:
                 f"tier {i} ({tier.display_name}) has top_k={tier.model.top_k}; signal "
                 f"{getattr(scorer, 'name', type(scorer).__name__)!r} needs top_k >= {needs_top}"
             )
+        if getattr(scorer, "needs_embedding", False):
+            _check_embedding(i, tier, scorer)
     if not isinstance(tiers[-1].model, LargeModel):
         raise ConfigurationError(
             f"last tier ({tiers[-1].display_name}) must provide complete/acomplete/stream/astream"
+        )
+
+
+def record_embeddings(tiers: Sequence[Tier], rules: Sequence[Any]) -> list[Tier]:
+    """``tiers`` with every tier whose rule reads the small model's pooled embedding (Post-Hoc-Embed,
+    ``scorer.needs_embedding``) switched to a twin that records it (``model.with_embedding()``).
+
+    A model that cannot record one is left as it is; :func:`check_tiers` then says so.
+    """
+    out = list(tiers)
+    for i, rule in enumerate(rules[: len(out) - 1]):
+        scorer = getattr(rule, "scorer", rule)
+        model = out[i].model
+        if getattr(scorer, "needs_embedding", False) and not getattr(model, "record_embedding", False):
+            switch = getattr(model, "with_embedding", None)
+            if callable(switch):
+                out[i] = dataclasses.replace(out[i], model=switch())
+    return out
+
+
+def _check_embedding(i: int, tier: Tier, scorer: Any) -> None:
+    name = getattr(scorer, "name", type(scorer).__name__)
+    if not getattr(tier.model, "record_embedding", False):
+        raise ConfigurationError(
+            f"rule {name!r} reads the small model's pooled embedding (Post-Hoc-Embed), but tier {i} "
+            f"({tier.display_name}) cannot record one: use a local TransformersModel small tier, or fit the "
+            "rule without the embedding (cascade fit --no-embedding)"
+        )
+    want, have = getattr(scorer, "embedding_dim", None), getattr(tier.model, "embedding_dim", None)
+    if want is not None and have is not None and want != have:
+        raise ConfigurationError(
+            f"rule {name!r} was fitted on {want}-dimensional embeddings, but tier {i} ({tier.display_name}) "
+            f"gives {have}-dimensional ones: fit the rule on this model's cache"
         )

@@ -220,6 +220,19 @@ class LearnedDeferral:
         """``[0, 1]`` (a probability) for the binary targets, the real line for ``quality_gap``."""
         return (0.0, 1.0) if self.target != "quality_gap" else (-math.inf, math.inf)
 
+    @property
+    def needs_embedding(self) -> bool:
+        """True when the rule reads the small model's pooled embedding (Post-Hoc-Embed); a cascade
+        then has its small tier record it (see :func:`cascade_core.engine.tier.record_embeddings`)."""
+        return bool(self.use_embedding)
+
+    @property
+    def embedding_dim(self) -> int | None:
+        """Width of the embedding the fitted rule reads (None when it reads none, or is not fitted)."""
+        if not self.use_embedding or not hasattr(self, "n_features_in_"):
+            return None
+        return int(self.n_features_in_) - len(BASE_FEATURE_NAMES)
+
     def __call__(self, generation: Generation) -> float:
         """Score one generation: estimated probability that the small answer is good."""
         return float(self.predict_confidence(self.features([generation]))[0])
