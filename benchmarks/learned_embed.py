@@ -38,7 +38,7 @@ from cascade_core.errors import DataFormatError
 from cascade_core.evaluation.collect import CachedExample, collect_records, load_cache, read_jsonl
 from cascade_core.evaluation.curves import deferral_curve, random_curve
 from cascade_core.evaluation.report import qualities, scores_for
-from cascade_core.evaluation.rule_selection import candidate_label, learned_grid, select_rule
+from cascade_core.evaluation.rule_selection import candidate_label, embedding_grid, learned_grid, select_rule
 
 SMALL_TIER_NOTE = (
     "small tier: SmolLM2-135M-Instruct in fp32 transformers (few-shot completion prompts, greedy, "
@@ -47,6 +47,11 @@ SMALL_TIER_NOTE = (
     "llama.cpp caches (not rerun)."
 )
 
+RAG_NOTE = (
+    "small tier: SmolLM2-135M-Instruct in fp32 transformers (chat template, greedy, max 40 new tokens, stop at "
+    "newline), NOT the Q4 llama.cpp model of runs/rag; its answers differ from benchmarks/rag_caches.py's. "
+    "Large tier: Qwen2.5-Coder-1.5B answers taken per id from the llama.cpp caches (not rerun)."
+)
 TARGETS = ("small_correct", "large_better", "quality_gap")
 EMBED_C = (0.003, 0.03, 0.3)
 COMPONENTS = (None, 8, 16, 32)
@@ -54,15 +59,7 @@ COMPONENTS = (None, 8, 16, 32)
 
 def candidate_grid(components: Sequence[int | None] = COMPONENTS) -> list[dict[str, Any]]:
     """Post-Hoc-Quantile logistic (C 0.03/0.3/3) and Post-Hoc-Embed logistic (C × embedding components), × targets."""
-    grid = learned_grid(["logistic"], TARGETS)
-    for k in components:
-        for c in EMBED_C:
-            for target in TARGETS:
-                params: dict[str, Any] = {"model": "logistic", "C": c, "target": target, "use_embedding": True}
-                if k is not None:
-                    params["embedding_components"] = k
-                grid.append(params)
-    return grid
+    return learned_grid(["logistic"], TARGETS) + embedding_grid(TARGETS, components, EMBED_C)
 
 
 def join_large(small_rows: Sequence[CachedExample], large_cache: Sequence[CachedExample]) -> list[CachedExample]:
@@ -78,15 +75,47 @@ def join_large(small_rows: Sequence[CachedExample], large_cache: Sequence[Cached
     ]
 
 
-def collect_split(data: Path, large_cache: Path, cache: Path, small: Any, progress: bool = True) -> list[CachedExample]:
-    """Small tier with embeddings over ``data`` (cached in ``cache``), large answers joined from ``large_cache``."""
+def collect_split(records: Sequence[dict[str, Any]], large_cache: Path, cache: Path, small: Any, *,
+                  max_new_tokens: int = 10, quality: Any = "auto", progress: bool = True) -> list[CachedExample]:
+    """Small tier with embeddings over ``records`` (cached in ``cache``), large answers joined from ``large_cache``."""
     from cascade_core.testing import ScriptedModel
 
-    records = [r for _, r in read_jsonl(data)]
     stand_in = ScriptedModel("(large answer taken from the llama.cpp cache)", name="stand-in")
-    rows = collect_records(records, small, stand_in, cache_path=cache, max_new_tokens=10, stop=("\n",),
-                           record_embedding=True, progress=progress)
+    rows = collect_records(records, small, stand_in, cache_path=cache, max_new_tokens=max_new_tokens, stop=("\n",),
+                           quality=quality, record_embedding=True, progress=progress)
     return join_large(rows, load_cache(large_cache))
+
+
+def workload_splits(workload: str, data_dir: Path, runs: Path, threads: int) -> tuple[list[CachedExample], list[CachedExample]]:
+    """Collect (or load) the fit and test splits of ``workload`` with the fp32 small tier's embedding.
+
+    ``world_facts``: the data files and llama.cpp caches of ``scripts/reproduce_tables.sh`` in ``data_dir``
+    (few-shot completion prompts, 10 tokens). ``rag``: the questions of ``benchmarks/rag_caches.py``
+    (rebuilt with its seed; chat prompts, 40 tokens, the workload's scorer) and its caches in ``data_dir``.
+    """
+    from cascade_core.backends.defaults import default_small_model
+
+    if workload == "rag":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from length_bias import build_records, quality
+        from rag_caches import FIT, LIMIT, SEED
+
+        records = build_records(LIMIT, SEED)
+        small = default_small_model(threads=threads, prompt_format="chat")
+        parts = {"fit": records[:FIT], "test": records[FIT:]}
+        return tuple(  # type: ignore[return-value]
+            collect_split(parts[split], data_dir / f"rag.{split}.cache.jsonl", runs / f"rag.{split}.transformers_embed.cache.jsonl",
+                          small, max_new_tokens=40, quality=quality)
+            for split in ("fit", "test"))
+    small = default_small_model(threads=threads, prompt_format="completion")
+    splits = []
+    for split in ("fit", "test"):
+        large_caches = sorted(data_dir.glob(f"world_facts.{split}.*.cache.jsonl"))
+        if len(large_caches) != 1:
+            raise DataFormatError(f"expected one world_facts.{split}.*.cache.jsonl in {data_dir}, found {len(large_caches)}")
+        records = [r for _, r in read_jsonl(data_dir / f"world_facts.{split}.jsonl")]
+        splits.append(collect_split(records, large_caches[0], runs / f"world_facts.{split}.transformers_embed.cache.jsonl", small))
+    return splits[0], splits[1]
 
 
 def test_table(rules: dict[str, Any], test: Sequence[CachedExample], resamples: int, seed: int = 0) -> dict[str, Any]:
@@ -171,7 +200,8 @@ def _print(report: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    p.add_argument("--data-dir", type=Path, help="directory with world_facts.{fit,test}.jsonl and the llama.cpp caches")
+    p.add_argument("--data-dir", type=Path, help="the workload's llama.cpp caches (world_facts: and its data files)")
+    p.add_argument("--workload", choices=["world_facts", "rag"], default="world_facts")
     p.add_argument("--runs", type=Path, default=Path("runs/embed"), help="where the small tier's caches go")
     p.add_argument("--out", type=Path, required=True, help="results JSON")
     p.add_argument("--synthetic", action="store_true", help="generated data instead of running the model (smoke test)")
@@ -184,22 +214,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.synthetic:
         fit, test = synthetic_caches(160, 240)
     elif args.data_dir:
-        from cascade_core.backends.defaults import default_small_model
-
-        small = default_small_model(threads=args.threads, prompt_format="completion")
-        splits = []
-        for split in ("fit", "test"):
-            large_caches = sorted(args.data_dir.glob(f"world_facts.{split}.*.cache.jsonl"))
-            if len(large_caches) != 1:
-                p.error(f"expected one world_facts.{split}.*.cache.jsonl in {args.data_dir}, found {len(large_caches)}")
-            splits.append(collect_split(args.data_dir / f"world_facts.{split}.jsonl", large_caches[0],
-                                        args.runs / f"world_facts.{split}.transformers_embed.cache.jsonl", small))
-        fit, test = splits
+        fit, test = workload_splits(args.workload, args.data_dir, args.runs, args.threads)
         if args.collect_only:
             return 0
     else:
         p.error("give --data-dir or --synthetic")
     report = analyse(fit, test, cv=args.cv, repeats=args.cv_repeats, resamples=args.resamples)
+    if args.workload == "rag":
+        report["note"] = RAG_NOTE
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     _print(report)

@@ -65,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=["auto", "small_correct", "large_better", "gain", "quality_gap"], default="auto",
                    help="training target(s): small answer correct; large answer better; or regress the gain "
                         "quality(large) - quality(small) (gain = quality_gap). auto: compare all three")
-    p.add_argument("--embedding", action="store_true", help="add the small model's embedding to the features")
+    embed = p.add_mutually_exclusive_group()
+    embed.add_argument("--embedding", action="store_true",
+                       help="every learned candidate reads the small model's embedding too (the cache must record it)")
+    embed.add_argument("--no-embedding", action="store_true",
+                       help="no Post-Hoc-Embed candidates (by default they join the comparison when every cached "
+                            "answer records the small model's embedding: cascade collect --embedding)")
     p.add_argument("--C", type=float, help="inverse L2 strength (logistic/ridge); default: chosen by CV (1.0 with --cv 0)")
     p.add_argument("--alpha", type=float, default=1e-3, help="L2 penalty (mlp)")
     p.add_argument("--hidden-units", type=int, default=32)

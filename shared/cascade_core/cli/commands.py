@@ -50,8 +50,16 @@ def _shared_label_tokens(cache: list) -> tuple[str, ...] | None:
     return tokens.most_common(1)[0][0]
 
 
+def _embedding_candidates(args: argparse.Namespace, cache: list) -> bool:
+    """Whether Post-Hoc-Embed candidates join the comparison: every cached answer records the small
+    model's embedding, logistic rules are compared, and neither --embedding nor --no-embedding says otherwise."""
+    if args.signals_only or args.embedding or args.no_embedding or args.model not in ("auto", "logistic"):
+        return False
+    return bool(cache) and all(c.small.embedding is not None for c in cache)
+
+
 def run_fit(args: argparse.Namespace) -> int:
-    from cascade_core.evaluation.rule_selection import learned_grid, select_rule
+    from cascade_core.evaluation.rule_selection import EMBEDDING_C, embedding_grid, learned_grid, select_rule
 
     cache = load_cache(args.cache)
     small_q, large_q = qualities(cache, resolve_quality_scorer(args.scorer) if args.scorer else None)
@@ -78,6 +86,8 @@ def run_fit(args: argparse.Namespace) -> int:
     targets = ("small_correct", "large_better", "quality_gap") if target == "auto" else (target,)
     models = None if args.model == "auto" else [args.model]
     grid = [] if args.signals_only else learned_grid(models, targets, **fixed)
+    if _embedding_candidates(args, cache):
+        grid += embedding_grid(targets, Cs=EMBEDDING_C if args.C is None else (args.C,), random_state=args.seed)
     selection = select_rule(
         gens, small_q, large_q, cv=args.cv, repeats=args.cv_repeats, learned=grid, margin_labels=labels,
         labels_per_example=[c.label_tokens for c in cache], seed=args.seed,

@@ -42,7 +42,8 @@ from cascade_core.errors import CascadeError, ConfigurationError, require
 from cascade_core.evaluation.curves import default_signals, deferral_curve, signal_scores
 from cascade_core.types import Generation
 
-__all__ = ["DEFAULT_LEARNED", "Selection", "candidate_label", "learned_grid", "select_rule"]
+__all__ = ["DEFAULT_LEARNED", "EMBEDDING_C", "EMBEDDING_COMPONENTS", "Selection", "candidate_label", "embedding_grid",
+           "learned_grid", "select_rule"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,37 @@ def learned_grid(
             params = {**config, "target": target, **fixed}
             if params not in out:
                 out.append(params)
+    return out
+
+
+#: Post-Hoc-Embed candidates (logistic): L2 strengths and embedding widths (None: all of it, k: its
+#: first k principal components on the fit rows). Hundreds of dimensions for ~100s of examples need a
+#: much stronger penalty than the 15 token features.
+EMBEDDING_C: tuple[float, ...] = (0.003, 0.03, 0.3)
+EMBEDDING_COMPONENTS: tuple[int | None, ...] = (None, 8, 32)
+
+
+def embedding_grid(
+    targets: Sequence[str] = ("small_correct", "large_better", "quality_gap"),
+    components: Sequence[int | None] = EMBEDDING_COMPONENTS,
+    Cs: Sequence[float] = EMBEDDING_C,  # noqa: N803 - scikit-learn's name
+    **fixed: Any,
+) -> list[dict[str, Any]]:
+    """Post-Hoc-Embed parameter sets: logistic on the token features + the small model's embedding,
+    ``components`` × ``Cs`` × ``targets``, ``fixed`` overriding.
+
+    >>> [candidate_label(p) for p in embedding_grid(["small_correct"], [None, 8], [0.03])]
+    ['learned(logistic+embed,small_correct,C=0.03)', 'learned(logistic+embed/pca8,small_correct,C=0.03)']
+    """
+    out: list[dict[str, Any]] = []
+    for k in components:
+        for c in Cs:
+            for target in targets:
+                params: dict[str, Any] = {"model": "logistic", "C": c, "target": target, "use_embedding": True, **fixed}
+                if k is not None:
+                    params["embedding_components"] = k
+                if params not in out:
+                    out.append(params)
     return out
 
 
