@@ -59,14 +59,37 @@ def embed_prompts(records: Sequence[dict[str, Any]], layers: Sequence[int], out:
 
     torch.set_num_threads(threads)
     model, tokenizer = load_embedded("large")
-    depth = max(layers)
-    body = model.model
+    all_layers = model.model.layers
+    captured: dict[int, Any] = {}
+
+    def keep(layer: int) -> Any:  # the decoder layer's own output (hidden_states[-1] of a partial pass is normed)
+        def hook(_module: Any, _inputs: Any, output: Any) -> None:
+            captured[layer] = output[0] if isinstance(output, tuple) else output
+        return hook
+
+    handles = [all_layers[layer - 1].register_forward_hook(keep(layer)) for layer in layers]
+    try:
+        result = _partial_passes(model, tokenizer, records, layers, captured)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.model.layers = all_layers
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **result)
+    return result
+
+
+def _partial_passes(model: Any, tokenizer: Any, records: Sequence[dict[str, Any]], layers: Sequence[int],
+                    captured: dict[int, Any]) -> dict[str, Any]:
+    """Run the first ``max(layers)`` decoder layers over each chat-templated prompt; pool what the hooks caught."""
+    import torch
+    from tqdm.auto import tqdm
+
+    body, depth = model.model, max(layers)
+    all_layers = body.layers
     last: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
     mean: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
     partial_s, full_s, tokens = [], [], []
-    from tqdm.auto import tqdm
-
-    all_layers = body.layers
     for i, record in enumerate(tqdm(records, desc=f"large layers 1..{depth}", unit="prompt")):
         text = tokenizer.apply_chat_template([{"role": "user", "content": record["prompt"]}], tokenize=False,
                                              add_generation_prompt=True)
@@ -75,8 +98,9 @@ def embed_prompts(records: Sequence[dict[str, Any]], layers: Sequence[int], out:
         with torch.inference_mode():
             body.layers = all_layers[:depth]  # the partial pass: only the first `depth` decoder layers run
             start = time.perf_counter()
-            hidden = body(**ids, output_hidden_states=True).hidden_states
+            body(**ids)
             partial_s.append(time.perf_counter() - start)
+            hidden = dict(captured)
             body.layers = all_layers
             if i % 10 == 0:  # the full forward pass over the same prompt, for the cost ratio
                 start = time.perf_counter()
@@ -95,8 +119,6 @@ def embed_prompts(records: Sequence[dict[str, Any]], layers: Sequence[int], out:
     for layer in layers:
         result[f"last_{layer}"] = np.stack(last[layer])
         result[f"mean_{layer}"] = np.stack(mean[layer])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **result)
     return result
 
 

@@ -27,13 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from length_bias import build_records, quality  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+LIMIT, FIT, SEED = 400, 160, 11  # questions in all, the fit split's share (the first FIT), the question seed
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--limit", type=int, default=400, help="questions in all")
-    parser.add_argument("--fit", type=int, default=160, help="the first FIT questions form the fit split")
-    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--limit", type=int, default=LIMIT, help="questions in all")
+    parser.add_argument("--fit", type=int, default=FIT, help="the first FIT questions form the fit split")
+    parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--small-threads", type=int, default=1)
     parser.add_argument("--large-threads", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=40)
