@@ -73,14 +73,21 @@ def gold_operands(task: dict[str, Any]) -> tuple[float, str, float]:
 
 
 def conversation(task: dict[str, Any], step: int) -> list[Any]:
-    """The messages of LLM call ``step`` (1: the task; 2: plus a correct lookup and its real result)."""
+    """The messages of LLM call ``step`` (1: the task; 2: plus a correct lookup and its real result;
+    3: plus a correct calculator call and its real result, before the final answer)."""
     from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
     messages: list[Any] = [SystemMessage(SYSTEM), HumanMessage(task["task"])]
-    if step == 2:
+    if step >= 2:
         call = {"name": "country_facts", "args": {"country": task["country"]}, "id": "call_1", "type": "tool_call"}
         messages += [AIMessage("", tool_calls=[call]),
                      ToolMessage(country_facts(task["country"]), tool_call_id="call_1", name="country_facts")]
+    if step == 3:
+        a, operation, b = gold_operands(task)
+        call = {"name": "calculator", "args": {"a": a, "operation": operation, "b": b}, "id": "call_2",
+                "type": "tool_call"}
+        messages += [AIMessage("", tool_calls=[call]),
+                     ToolMessage(calculator(a, operation, b), tool_call_id="call_2", name="calculator")]
     return messages
 
 
@@ -134,15 +141,18 @@ class RecordingRule:
         return self.base.decide(generation)
 
 
-def make_llm(small: Any, rule: Any, tool_choice: str | None = None) -> Any:
-    """``ChatCascade`` with the workload's two tools bound; the large tier is a scripted stand-in."""
+def make_llm(small: Any, rule: Any, tool_choice: str | None = None, large: Any = None) -> Any:
+    """``ChatCascade`` with the workload's two tools bound; the large tier is a scripted stand-in
+    unless ``large`` is given."""
     from cascade_core.testing import ScriptedModel
     from langchain_cascade import ChatCascade
 
-    large = ScriptedModel("(large-tier stand-in)", name="large-stand-in")
+    if large is None:
+        large = ScriptedModel("(large-tier stand-in)", name="large-stand-in")
     # generous time limits: on a shared 2-core machine a first token can take longer than the 10 s default
     return ChatCascade(small=small, large=large, rule=rule, max_tokens=MAX_TOKENS, small_timeout=300.0,
-                       deadline=None).bind_tools([country_facts, calculator], tool_choice=tool_choice)
+                       large_timeout=300.0, deadline=None).bind_tools([country_facts, calculator],
+                                                                      tool_choice=tool_choice)
 
 
 def scores_of(generation: Any) -> dict[str, float | None]:

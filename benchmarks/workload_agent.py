@@ -180,17 +180,22 @@ def run_llamaindex(llm: Any, tally: Tally, items: list[dict]) -> None:
         _book(tally, item, answer, metas, tally.seconds - started)
 
 
+def langchain_large(large_server: Any, max_tokens: int) -> Any:
+    """The large tier as LangChain users reach theirs: ``ChatOpenAI`` against the llama.cpp server, greedy."""
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(base_url=large_server.base_url, model=large_server.alias, api_key="x", temperature=0,
+                      max_tokens=max_tokens, timeout=300, max_retries=1)
+
+
 def make_llm(framework: str, small: Any, large_server: Any, threshold: float, max_tokens: int) -> Any:
     from cascade_core.backends.defaults import DEFAULT_PRICES
 
     small_price = DEFAULT_PRICES["medium" if "qwen" in getattr(small, "model_name", "").lower() else "small"]
     if framework == "langchain":
-        from langchain_openai import ChatOpenAI
-
         from langchain_cascade import ChatCascade
 
-        large = ChatOpenAI(base_url=large_server.base_url, model=large_server.alias, api_key="x", temperature=0,
-                           max_tokens=max_tokens, timeout=300, max_retries=1)
+        large = langchain_large(large_server, max_tokens)
         return ChatCascade(small=small, large=large, threshold=threshold, max_tokens=max_tokens,
                            small_pricing=small_price, large_pricing=DEFAULT_PRICES["large"])
     from llama_index.llms.openai_like import OpenAILike
