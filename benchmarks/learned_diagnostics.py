@@ -39,7 +39,7 @@ from cascade_core.decide.probability import expected_calibration_error, reliabil
 from cascade_core.evaluation.collect import CachedExample, load_cache
 from cascade_core.evaluation.curves import deferral_curve, oracle_curve, random_curve
 from cascade_core.evaluation.report import qualities, scores_for
-from cascade_core.evaluation.rule_selection import select_rule
+from cascade_core.evaluation.rule_selection import embedding_grid, learned_grid, select_rule
 from cascade_core.types import Generation, TokenAlternative, TokenStep
 
 #: Fixed learned configurations measured next to the cross-validated choice.
@@ -48,6 +48,13 @@ FIXED: dict[str, dict[str, Any]] = {
     "learned(logistic,quality_gap,C=0.3)": {"model": "logistic", "target": "quality_gap", "C": 0.3},
     "learned(hgb,large_better)": {"model": "hgb", "target": "large_better", "n_trees": 60, "max_leaf_nodes": 4,
                                   "learning_rate": 0.05},
+}
+
+#: With ``--embedding``: one Post-Hoc-Embed configuration (PCA to 32 components, a strong L2 penalty; the
+#: one ``cascade fit`` picked on the RAG fit split), measured next to the others and along the learning curves.
+EMBED_FIXED: dict[str, dict[str, Any]] = {
+    "learned(logistic+embed/pca32,small_correct,C=0.03)": {"model": "logistic", "target": "small_correct", "C": 0.03,
+                                                           "use_embedding": True, "embedding_components": 32},
 }
 
 
@@ -112,7 +119,7 @@ def test_table(rules: dict[str, Any], test: Sequence[CachedExample], resamples: 
 
 def learning_curve(
     fit: Sequence[CachedExample], test: Sequence[CachedExample], sizes: Sequence[int], draws: int, cv: int, seed: int = 0,
-    grid: list[dict[str, Any]] | None = None,
+    grid: list[dict[str, Any]] | None = None, fixed: dict[str, dict[str, Any]] = FIXED,
 ) -> list[dict[str, Any]]:
     """Test AUC-DF of the fixed configurations and the cv-selected rule, fitted on random subsets of the fit split."""
     small_t, large_t = qualities(test)
@@ -123,7 +130,7 @@ def learning_curve(
         for _ in range(draws if n < len(fit) else 1):
             sub = [fit[i] for i in rng.choice(len(fit), size=n, replace=False)]
             rules: dict[str, Any] = {}
-            for name, config in FIXED.items():
+            for name, config in fixed.items():
                 try:
                     rules[name] = _fit(config, sub)
                 except ValueError:  # e.g. one class only in a tiny subset
@@ -144,6 +151,7 @@ def learning_curve(
 
 def pooled_learning_curve(
     examples: Sequence[CachedExample], sizes: Sequence[int], held_out: int, draws: int, seed: int = 0,
+    fixed: dict[str, dict[str, Any]] = FIXED,
 ) -> list[dict[str, Any]]:
     """Would more data help? Pool both splits (a separate question from the test-split claim, which this
     does not touch), draw ``held_out`` examples to measure on and ``n`` disjoint ones to fit on, and
@@ -161,7 +169,7 @@ def pooled_learning_curve(
             held, sub = [examples[i] for i in perm[:held_out]], [examples[i] for i in perm[held_out:held_out + n]]
             small, large = qualities(held)
             rules: dict[str, Any] = {}
-            for name, config in FIXED.items():
+            for name, config in fixed.items():
                 try:
                     rules[name] = _fit(config, sub)
                 except ValueError:
@@ -206,14 +214,14 @@ def plot_learning_curve(rows: list[dict[str, Any]], best_signal: tuple[str, floa
 def diagnostics(
     fit: Sequence[CachedExample], test: Sequence[CachedExample], out_dir: Path, *, cv: int = 5, sizes: Sequence[int] | None = None,
     draws: int = 3, grid: list[dict[str, Any]] | None = None, field: str = "attribute", resamples: int = 200,
-    repeats: int = 3, pooled_sizes: Sequence[int] | None = None,
+    repeats: int = 3, pooled_sizes: Sequence[int] | None = None, fixed: dict[str, dict[str, Any]] = FIXED,
 ) -> dict[str, Any]:
     """The whole report (also written to ``out_dir/learned_diagnostics.json``, plus the PNG)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     small_f, large_f = qualities(fit)
     selection = select_rule([e.small for e in fit], small_f, large_f, cv=cv, repeats=repeats, learned=grid,
                             labels_per_example=[e.label_tokens for e in fit])
-    rules: dict[str, Any] = {name: _fit(config, fit) for name, config in FIXED.items()}
+    rules: dict[str, Any] = {name: _fit(config, fit) for name, config in fixed.items()}
     rules["cv-selected"] = selection.rule
     table = test_table(rules, test, resamples=resamples)
     logistic = rules["learned(logistic,small_correct,C=1)"]
@@ -239,11 +247,11 @@ def diagnostics(
         row["oracle"] = round(oracle_curve(s, lg).auc, 4)
         per_group.append(row)
     sizes = list(sizes or [n for n in (40, 80, 120, 160, 240, 320) if n < len(fit)] + [len(fit)])
-    curve = learning_curve(fit, test, sizes, draws, cv, grid=grid)
+    curve = learning_curve(fit, test, sizes, draws, cv, grid=grid, fixed=fixed)
     best_auc = next(r["auc_df"] for r in table["rows"] if r["rule"] == best)
     png = plot_learning_curve(curve, (best, best_auc), out_dir / "learning_curve.png")
     pooled = pooled_learning_curve([*fit, *test], pooled_sizes or [n for n in (40, 80, 160, 240, 300) if n + 100 <= len(fit) + len(test)],
-                                   held_out=100, draws=draws * 4)
+                                   held_out=100, draws=draws * 4, fixed=fixed)
     report = {
         "n_fit": len(fit), "n_test": len(test), "cv": cv, "selection": selection.to_dict(), "test": table,
         "coefficients_small_correct_logistic": coefficients, "calibration": calibration,
@@ -282,6 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--field", default="attribute", help="record field of the per-group table")
     p.add_argument("--cv-repeats", type=int, default=3, help="repeats of the k-fold split of the main selection")
     p.add_argument("--pooled-sizes", type=int, nargs="*", help="fit sizes of the pooled (fit+test) learning curve")
+    p.add_argument("--embedding", action="store_true",
+                   help="the caches record the small model's embedding: Post-Hoc-Embed joins the CV grid (as in "
+                        "cascade fit) and the fixed configurations (EMBED_FIXED)")
     p.add_argument("--fast", action="store_true", help="a small learned grid (logistic only) and 50 bootstrap resamples")
     args = p.parse_args(argv)
     if args.synthetic:
@@ -291,9 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         p.error("give --fit and --test caches, or --synthetic")
     grid = [{"model": "logistic", "C": 1.0, "target": t} for t in ("small_correct", "quality_gap")] if args.fast else None
+    fixed = FIXED
+    if args.embedding:
+        grid = (grid if grid is not None else learned_grid()) + embedding_grid()
+        fixed = {**FIXED, **EMBED_FIXED}
     report = diagnostics(fit, test, Path(args.out_dir), cv=args.cv, sizes=args.sizes, draws=args.draws, grid=grid,
                          field=args.field, resamples=50 if args.fast else 200, repeats=args.cv_repeats,
-                         pooled_sizes=args.pooled_sizes)
+                         pooled_sizes=args.pooled_sizes, fixed=fixed)
     _print(report)
     return 0
 

@@ -215,6 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         fit, test = synthetic_caches(160, 240)
     elif args.data_dir:
         fit, test = workload_splits(args.workload, args.data_dir, args.runs, args.threads)
+        for split, rows in (("fit", fit), ("test", test)):  # both tiers in one cache: what `cascade fit/eval` read
+            joined = args.runs / f"{args.workload}.{split}.embed_joined.cache.jsonl"
+            joined.write_text("".join(e.to_json() + "\n" for e in rows), encoding="utf-8")
         if args.collect_only:
             return 0
     else:
