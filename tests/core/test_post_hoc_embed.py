@@ -48,6 +48,17 @@ def test_an_embedding_rule_fitted_on_another_width_fails_at_construction(small):
         Cascade([small, ScriptedModel("big")], ThresholdRule(rule, 0.5))
 
 
+def test_a_tool_call_rule_over_an_embedding_rule_gets_the_embedding_too(small, post_hoc_embed):
+    from cascade_core.decide.tool_uncertainty import ToolCallRule
+
+    rule, generate = post_hoc_embed
+    cascade = Cascade([small, ScriptedModel("big")], ToolCallRule(ThresholdRule(rule, 0.5), name_threshold=0.2))
+    assert cascade.tiers[0].model.record_embedding
+    assert cascade.invoke("the dog").decision.score == pytest.approx(rule(generate(small, "the dog")), abs=1e-9)
+    with pytest.raises(ConfigurationError, match="Post-Hoc-Embed"):
+        Cascade([ScriptedModel("small"), ScriptedModel("big")], ToolCallRule(ThresholdRule(rule, 0.5)))
+
+
 def test_a_rule_without_the_embedding_leaves_the_small_tier_alone(small):
     cascade = Cascade([small, ScriptedModel("big")], ThresholdRule("margin", 0.3))
     assert cascade.tiers[0].model is small

@@ -288,6 +288,16 @@ class ToolCallRule:
         """Alternatives per step the base rule's scorer needs (checked when the cascade is built)."""
         return min_top_k_of(getattr(self.base, "scorer", self.base))
 
+    @property
+    def needs_embedding(self) -> bool:
+        """Whether the base rule's scorer reads the small model's pooled embedding (the cascade then records it)."""
+        return bool(getattr(getattr(self.base, "scorer", self.base), "needs_embedding", False))
+
+    @property
+    def embedding_dim(self) -> int | None:
+        """Width of the embedding the base rule's scorer reads (None: none, or not known)."""
+        return getattr(getattr(self.base, "scorer", self.base), "embedding_dim", None)
+
     def decide(self, generation: Generation) -> RuleOutcome:
         outcome = self.base.decide(generation)
         calls = tool_call_uncertainty(generation, self.alpha)
