@@ -90,3 +90,25 @@ def post_hoc_embed():
     gens = [generate(small, p) for p in prompts]
     rule = LearnedDeferral(use_embedding=True, C=0.3).fit_generations(gens, [i % 2 for i in range(len(gens))])
     return rule, generate
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """``load_benchmark(name)``: a fresh copy of ``benchmarks/<name>.py``, with the benchmarks folder on
+    ``sys.path`` (the scripts import each other and ``_common``) and the module in ``sys.modules``."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault(name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

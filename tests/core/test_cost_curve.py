@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,6 @@ from cascade_core.evaluation.collect import collect_records, load_cache
 from cascade_core.testing import ScriptedModel
 from cascade_core.types import Usage
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 RECORDS = [
     {"id": "fr", "prompt": "Capital of France?", "answer": "Paris"},
     {"id": "it", "prompt": "Capital of Italy?", "answer": "Rome"},
@@ -27,12 +24,8 @@ RECORDS = [
 
 
 @pytest.fixture(scope="module")
-def cost_curve():
-    spec = importlib.util.spec_from_file_location("cost_curve", BENCHMARKS / "cost_curve.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("cost_curve", module)
-    spec.loader.exec_module(module)
-    return module
+def cost_curve(load_benchmark):
+    return load_benchmark("cost_curve")
 
 
 @pytest.fixture

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "learned_diagnostics.py"
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("learned_diagnostics", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_diagnostics_report_on_synthetic_data(tmp_path, capsys):
-    diag = _module()
+def test_diagnostics_report_on_synthetic_data(tmp_path, capsys, load_benchmark):
+    diag = load_benchmark("learned_diagnostics")
     out = tmp_path / "diag"
     assert diag.main(["--synthetic", "--out-dir", str(out), "--fast", "--sizes", "40", "160", "--draws", "1", "--cv", "4",
                       "--cv-repeats", "1", "--pooled-sizes", "40", "200"]) == 0

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from cascade_core.errors import DataFormatError
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "learned_embed.py"
 
-
-def _module():
-    sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("learned_embed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_analysis_on_synthetic_embeddings(tmp_path, capsys):
-    bench = _module()
+def test_analysis_on_synthetic_embeddings(tmp_path, capsys, load_benchmark):
+    bench = load_benchmark("learned_embed")
     out = tmp_path / "embed.json"
     assert bench.main(["--synthetic", "--out", str(out), "--cv", "4", "--cv-repeats", "1", "--resamples", "20"]) == 0
     report = json.loads(out.read_text())
@@ -40,8 +27,8 @@ def test_analysis_on_synthetic_embeddings(tmp_path, capsys):
     assert "CV winner on the fit split" in capsys.readouterr().out
 
 
-def test_large_answers_are_joined_by_id_and_a_missing_id_fails():
-    bench = _module()
+def test_large_answers_are_joined_by_id_and_a_missing_id_fails(load_benchmark):
+    bench = load_benchmark("learned_embed")
     fit, _ = bench.synthetic_caches(6, 0)
     large = [dataclasses.replace(e, large_text=f"L{e.id}", large_quality=0.25) for e in fit]
     joined = bench.join_large(fit, large[::-1])
