@@ -33,12 +33,21 @@ from typing import Any
 
 import numpy as np
 
-from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
-from cascade_core.errors import DataFormatError
-from cascade_core.evaluation.collect import CachedExample, collect_records, load_cache, read_jsonl
-from cascade_core.evaluation.curves import deferral_curve, random_curve
-from cascade_core.evaluation.report import qualities, scores_for
-from cascade_core.evaluation.rule_selection import candidate_label, embedding_grid, learned_grid, select_rule
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from learned_diagnostics import bootstrap_auc  # noqa: E402
+from learned_diagnostics import synthetic_caches as generated_caches  # noqa: E402
+
+from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels  # noqa: E402
+from cascade_core.errors import DataFormatError  # noqa: E402
+from cascade_core.evaluation.collect import CachedExample, collect_records, load_cache, read_jsonl  # noqa: E402
+from cascade_core.evaluation.report import qualities  # noqa: E402
+from cascade_core.evaluation.rule_selection import (  # noqa: E402
+    candidate_label,
+    embedding_grid,
+    learned_grid,
+    select_rule,
+)
 
 SMALL_TIER_NOTE = (
     "small tier: SmolLM2-135M-Instruct in fp32 transformers (few-shot completion prompts, greedy, "
@@ -96,7 +105,6 @@ def workload_splits(workload: str, data_dir: Path, runs: Path, threads: int) -> 
     from cascade_core.backends.defaults import default_small_model
 
     if workload == "rag":
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         from length_bias import build_records, quality
         from rag_caches import FIT, LIMIT, SEED
 
@@ -110,40 +118,34 @@ def workload_splits(workload: str, data_dir: Path, runs: Path, threads: int) -> 
     small = default_small_model(threads=threads, prompt_format="completion")
     splits = []
     for split in ("fit", "test"):
-        large_caches = sorted(data_dir.glob(f"world_facts.{split}.*.cache.jsonl"))
-        if len(large_caches) != 1:
-            raise DataFormatError(f"expected one world_facts.{split}.*.cache.jsonl in {data_dir}, found {len(large_caches)}")
         records = [r for _, r in read_jsonl(data_dir / f"world_facts.{split}.jsonl")]
-        splits.append(collect_split(records, large_caches[0], runs / f"world_facts.{split}.transformers_embed.cache.jsonl", small))
+        splits.append(collect_split(records, world_facts_cache(data_dir, split),
+                                    runs / f"world_facts.{split}.transformers_embed.cache.jsonl", small))
     return splits[0], splits[1]
+
+
+def world_facts_cache(data_dir: Path, split: str) -> Path:
+    """The one ``world_facts.<split>.*.cache.jsonl`` (both tiers, llama.cpp) in ``data_dir``."""
+    found = sorted(data_dir.glob(f"world_facts.{split}.*.cache.jsonl"))
+    if len(found) != 1:
+        raise DataFormatError(f"expected one world_facts.{split}.*.cache.jsonl in {data_dir}, found {len(found)}")
+    return found[0]
 
 
 def test_table(rules: dict[str, Any], test: Sequence[CachedExample], resamples: int, seed: int = 0) -> dict[str, Any]:
     """Test AUC-DF ± bootstrap SE of every rule and signal, minus random and minus the best test signal (paired)."""
-    small, large = qualities(test)
-    scores = scores_for(test, rules)
-    signals = [k for k in scores if k not in rules]
-    auc = {k: deferral_curve(v, small, large).auc for k, v in scores.items()}
-    auc["random"] = random_curve(small, large).auc
-    best = max(signals, key=lambda k: auc[k])
-    rng = np.random.default_rng(seed)
-    boot: dict[str, list[float]] = {k: [] for k in auc}
-    for _ in range(resamples):
-        idx = rng.integers(0, small.size, small.size)
-        s, lg = small[idx], large[idx]
-        values = {k: deferral_curve(v[idx], s, lg).auc for k, v in scores.items()}
-        values["random"] = random_curve(s, lg).auc
-        for k, v in values.items():
-            boot[k].append(v)
+    auc, boot, best = bootstrap_auc(rules, test, resamples, seed)
     rows = []
     for k, v in auc.items():
-        b = np.asarray(boot[k])
+        if k == "oracle":
+            continue
+        b = boot[k]
         rows.append({
-            "rule": k, "kind": "learned" if k in rules else "signal" if k in signals else "baseline",
+            "rule": k, "kind": "learned" if k in rules else "baseline" if k == "random" else "signal",
             "auc_df": round(v, 4), "se": round(float(b.std()), 4),
-            "vs_random": round(v - auc["random"], 4), "vs_random_se": round(float((b - np.asarray(boot["random"])).std()), 4),
+            "vs_random": round(v - auc["random"], 4), "vs_random_se": round(float((b - boot["random"]).std()), 4),
             "vs_best_test_signal": round(v - auc[best], 4),
-            "vs_best_test_signal_se": round(float((b - np.asarray(boot[best])).std()), 4),
+            "vs_best_test_signal_se": round(float((b - boot[best]).std()), 4),
         })
     rows.sort(key=lambda r: -r["auc_df"])
     return {"n_test": len(test), "best_test_signal": best, "rows": rows}
@@ -174,10 +176,7 @@ def analyse(fit: Sequence[CachedExample], test: Sequence[CachedExample], *, cv: 
 
 def synthetic_caches(n_fit: int, n_test: int, dim: int = 24, seed: int = 0) -> tuple[list[CachedExample], list[CachedExample]]:
     """learned_diagnostics' generated examples plus an embedding whose first direction carries the correctness."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from learned_diagnostics import synthetic_caches as base
-
-    fit, test = base(n_fit, n_test, seed)
+    fit, test = generated_caches(n_fit, n_test, seed)
     rng = np.random.default_rng(seed + 1)
 
     def embed(e: CachedExample) -> CachedExample:
@@ -214,7 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.synthetic:
         fit, test = synthetic_caches(160, 240)
     elif args.data_dir:
-        fit, test = workload_splits(args.workload, args.data_dir, args.runs, args.threads)
+        try:
+            fit, test = workload_splits(args.workload, args.data_dir, args.runs, args.threads)
+        except DataFormatError as err:
+            p.error(str(err))
         for split, rows in (("fit", fit), ("test", test)):  # both tiers in one cache: what `cascade fit/eval` read
             joined = args.runs / f"{args.workload}.{split}.embed_joined.cache.jsonl"
             joined.write_text("".join(e.to_json() + "\n" for e in rows), encoding="utf-8")

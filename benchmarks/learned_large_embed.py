@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from learned_embed import _print, analyse  # noqa: E402
+from learned_embed import _print, analyse, world_facts_cache  # noqa: E402
 
 from cascade_core.errors import DataFormatError  # noqa: E402
 from cascade_core.evaluation.collect import CachedExample, load_cache, read_jsonl  # noqa: E402
@@ -146,10 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     caches, embeddings = {}, {}
     for split in ("fit", "test"):
-        found = sorted(args.data_dir.glob(f"world_facts.{split}.*.cache.jsonl"))
-        if len(found) != 1:
-            p.error(f"expected one world_facts.{split}.*.cache.jsonl in {args.data_dir}, found {len(found)}")
-        caches[split] = load_cache(found[0])
+        try:
+            caches[split] = load_cache(world_facts_cache(args.data_dir, split))
+        except DataFormatError as err:
+            p.error(str(err))
         records = [r for _, r in read_jsonl(args.data_dir / f"world_facts.{split}.jsonl")]
         embeddings[split] = embed_prompts(records, args.layers, args.runs / f"world_facts.{split}.npz", args.threads)
     timing = np.concatenate([embeddings[s]["partial_seconds"] for s in ("fit", "test")])
