@@ -134,25 +134,16 @@ def cache_paths(out_dir: Path) -> dict[str, Path]:
     return {split: out_dir / f"agent.{split}.cache.jsonl" for split in SPLITS}
 
 
-def cached_ids(path: Path) -> set[str]:
-    """Ids already in a cache (a truncated last line, from an interrupted write, is cut off first)."""
-    from cascade_core.evaluation.collect import _drop_truncated_tail, load_cache
-
-    if not path.exists():
-        return set()
-    done = {e.id for e in load_cache(path)}
-    _drop_truncated_tail(path)
-    return done
-
-
 def collect(fit: list[dict], test: list[dict], small_llm: Any, recorder: RecordingRule, large_llm: Any,
             out_dir: Path) -> int:
     """Run every call not yet cached, appending each row to its split's cache; returns rows written."""
     from tqdm import tqdm
 
+    from cascade_core.evaluation.collect import resume_cache
+
     paths = cache_paths(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = {split: cached_ids(path) for split, path in paths.items()}
+    done = {split: set(resume_cache(path)) for split, path in paths.items()}
     todo = [(split, i, task, step) for split, i, task in schedule(fit, test) for step in STEPS
             if f"t{i}.s{step}" not in done[split]]
     written = 0

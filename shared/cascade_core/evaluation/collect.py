@@ -47,6 +47,7 @@ __all__ = [
     "generation_to_dict",
     "load_cache",
     "read_jsonl",
+    "resume_cache",
 ]
 
 logger = logging.getLogger(__name__)
@@ -256,10 +257,7 @@ def collect_records(
     records = list(records)
     if record_embedding:
         small = _recording_embedding(small)
-    cached: dict[str, CachedExample] = {}
-    if cache_path is not None and Path(cache_path).exists():
-        cached = {c.id: c for c in load_cache(cache_path)}
-        _drop_truncated_tail(Path(cache_path))
+    cached = resume_cache(cache_path) if cache_path is not None else {}
     todo = [r for r in records if str(r["id"]) not in cached]
     if cached:
         logger.info("%d of %d examples already cached; running %d", len(records) - len(todo), len(records), len(todo))
@@ -303,6 +301,16 @@ def collect_records(
         if sink is not None:
             sink.close()
     return [cached[str(r["id"])] for r in records]
+
+
+def resume_cache(path: str | os.PathLike[str]) -> dict[str, CachedExample]:
+    """The examples already in a cache being appended to, by id ({} when it does not exist yet); a
+    truncated last line (a write cut off by an interrupted run) is dropped from the file first."""
+    if not Path(path).exists():
+        return {}
+    cached = {c.id: c for c in load_cache(path)}
+    _drop_truncated_tail(Path(path))
+    return cached
 
 
 def _drop_truncated_tail(path: Path) -> None:
