@@ -284,19 +284,23 @@ class ToolCallRule:
         return tuple(self.base.first_step_tokens)
 
     @property
+    def _base_scorer(self) -> Any:
+        return getattr(self.base, "scorer", self.base)
+
+    @property
     def min_top_k(self) -> int:
         """Alternatives per step the base rule's scorer needs (checked when the cascade is built)."""
-        return min_top_k_of(getattr(self.base, "scorer", self.base))
+        return min_top_k_of(self._base_scorer)
 
     @property
     def needs_embedding(self) -> bool:
         """Whether the base rule's scorer reads the small model's pooled embedding (the cascade then records it)."""
-        return bool(getattr(getattr(self.base, "scorer", self.base), "needs_embedding", False))
+        return bool(getattr(self._base_scorer, "needs_embedding", False))
 
     @property
     def embedding_dim(self) -> int | None:
         """Width of the embedding the base rule's scorer reads (None: none, or not known)."""
-        return getattr(getattr(self.base, "scorer", self.base), "embedding_dim", None)
+        return getattr(self._base_scorer, "embedding_dim", None)
 
     def decide(self, generation: Generation) -> RuleOutcome:
         outcome = self.base.decide(generation)
