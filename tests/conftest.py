@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import os
+import tarfile
 
 # Nothing in the test suite may reach the internet: the hub and tiktoken must use local files.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -112,3 +116,53 @@ def load_benchmark():
         return module
 
     return load
+
+
+# -- a synthetic BIG-bench archive ----------------------------------------------------------------
+BIGBENCH_CLAIMS = [(f"Claim number {i} about topic {i % 7}.", "true" if i % 3 else "false") for i in range(30)]
+BIGBENCH_TASKS = {
+    "toy/claims": {
+        "examples": [{"input": c, "target_scores": {"true": int(t == "true"), "false": int(t == "false")}}
+                     for c, t in BIGBENCH_CLAIMS]
+        # a duplicate with the same answer (kept once) and one with a conflicting answer (dropped entirely)
+        + [{"input": BIGBENCH_CLAIMS[1][0], "target_scores": {"true": 1, "false": 0}},
+           {"input": BIGBENCH_CLAIMS[2][0] + "  ", "target_scores": {"true": 0, "false": 1}}],
+    },
+    "toy_mc": {
+        "examples": [{"input": f"Question {i}: what happens next?",
+                      "target_scores": {f"the right outcome number {i}": 1, f"a wrong outcome {i}": 0,
+                                        f"another wrong outcome {i}": 0}} for i in range(20)],
+    },
+    "toy_letters": {
+        "task_prefix": "Choose the last option 'I don't know' when unsure.",
+        "examples": [{"input": f"Question: item {i}? (A) red (B) blue (C) green (D) gray?", "target": ["ABCD"[i % 4] + "."]}
+                     for i in range(20)],
+    },
+    "toy_gen": {
+        "example_output_prefix": " ",
+        "example_input_prefix": "\n",
+        "examples": [{"input": f"The number after {i} is", "target": [str(i + 1), f"n{i + 1}"]} for i in range(25)],
+    },
+}
+
+
+def _tarball(path, tasks):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in {**tasks, "programmatic/README": None}.items():
+            payload = b"readme" if data is None else json.dumps(data).encode()
+            member = "README.md" if data is None else "task.json"
+            info = tarfile.TarInfo(f"bigbench-1.0.0/bigbench/benchmark_tasks/{name.split('/README')[0]}/{member}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture()
+def bigbench_archive(tmp_path, monkeypatch):
+    """A synthetic BIG-bench archive (four tiny tasks of every kind) in place of the real one."""
+    path = tmp_path / "bigbench-1.0.0.tar.gz"
+    sha = _tarball(path, BIGBENCH_TASKS)
+    monkeypatch.setenv("CASCADE_BIGBENCH_ARCHIVE", str(path))
+    monkeypatch.setenv("CASCADE_BIGBENCH_SHA256", sha)
+    monkeypatch.setenv("CASCADE_BIGBENCH_FETCH", "0")
+    return path

@@ -151,7 +151,8 @@ class OpenAIModel(TokenModelBase):
             "prompt": "\n\n".join(m.content for m in request.messages),
             "max_tokens": request.max_new_tokens or self.max_new_tokens,
             "temperature": self.temperature,
-            "logprobs": self.top_k,
+            # the completion stream is read as scored steps, so even a large tier (top_k=0) asks for one
+            "logprobs": max(self.top_k, 1),
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -377,6 +378,7 @@ def openai_tier(
     temperature: float | None = None,
     timeout: float | None = None,
     max_retries: int | None = None,
+    prompt_format: str | None = None,
 ) -> OpenAIModel:
     """A model served over the OpenAI protocol as the tier ``role`` of a cascade.
 
@@ -391,7 +393,7 @@ def openai_tier(
         base_url: The server (``None`` = api.openai.com).
         api_key: Key for the server (``None``: ``$OPENAI_API_KEY``, else none).
         top_k: Log-prob alternatives per token for a judged tier.
-        max_new_tokens / temperature / timeout / max_retries: Client options.
+        max_new_tokens / temperature / timeout / max_retries / prompt_format: Client options.
 
     Example:
         >>> openai_tier("qwen2.5", "large", base_url="http://127.0.0.1:8000/v1").top_k
@@ -399,6 +401,7 @@ def openai_tier(
     """
     options: dict[str, Any] = {
         name: value for name, value in (("max_new_tokens", max_new_tokens), ("temperature", temperature),
-                                        ("timeout", timeout), ("max_retries", max_retries)) if value is not None
+                                        ("timeout", timeout), ("max_retries", max_retries),
+                                        ("prompt_format", prompt_format)) if value is not None
     }
     return OpenAIModel(model, base_url=base_url, api_key=api_key, top_k=top_k if role != "large" else 0, **options)

@@ -21,7 +21,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from cascade_core.cli.tiers import TIER_SPEC_HELP
+from cascade_core.cli.tiers import LARGE_FORMATS, TIER_SPEC_HELP
 from cascade_core.errors import CascadeError
 
 __all__ = ["build_parser", "main"]
@@ -39,7 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("collect", help="run small and large tiers over a JSONL data set once, caching the results")
-    p.add_argument("--data", required=True, help="JSONL file: one {'id', 'prompt', 'answer'[, 'aliases', 'labels']} per line")
+    p.add_argument("--data", required=True,
+                   help="JSONL file: one {'id', 'prompt', 'answer'[, 'aliases', 'labels']} per line; or "
+                        "bigbench:<task path> (a BIG-bench JSON task as k-shot prompts, e.g. bigbench:fact_checker/fever)")
+    p.add_argument("--split", choices=["calibration", "test", "all"], default="all",
+                   help="bigbench: data only: the fixed split (calibration = the fit split; default: all)")
+    p.add_argument("--shots", type=int, help="bigbench: data only: examples shown before each question (default: "
+                                             "3, or one per label for label tasks)")
+    p.add_argument("--seed", type=int, default=0, help="bigbench: data only: seed of the shots, splits and option order")
     p.add_argument("--small", default="embedded", help=f"small tier: {TIER_SPEC_HELP}")
     p.add_argument("--large", default="embedded", help=f"large tier: {TIER_SPEC_HELP}")
     p.add_argument("--out", required=True, help="cache file (JSONL); ids already in it are skipped (resumable)")
@@ -47,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop", action="append", help="stop string, escapes allowed (default: '\\n'); repeatable")
     p.add_argument("--top-k", type=int, default=5, help="alternatives recorded per small-model step")
     p.add_argument("--prompt-format", default="completion", choices=["completion", "chat", "plain", "auto"])
+    p.add_argument("--large-format", default="auto", choices=list(LARGE_FORMATS),
+                   help="how the large tier is prompted: auto = the completion prompt for a llama.cpp or local large "
+                        "tier when --prompt-format is completion, a chat message otherwise")
     p.add_argument("--scorer", default="auto", help="auto | exact_match | alias_match | label_accuracy | package.module:function")
     p.add_argument("--embedding", action="store_true", help="also record the small model's pooled embedding (local models)")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="on a malformed data line: stop, or skip it")

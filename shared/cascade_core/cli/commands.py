@@ -15,7 +15,7 @@ from cascade_core.cli.tiers import build_tier
 from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
 from cascade_core.errors import ConfigurationError
 from cascade_core.evaluation.calibration import calibrate, evaluate_threshold
-from cascade_core.evaluation.collect import collect, load_cache
+from cascade_core.evaluation.collect import collect, collect_records, load_cache
 from cascade_core.evaluation.quality import resolve_quality_scorer
 from cascade_core.evaluation.report import evaluate_cache, measured_costs, qualities, scores_for
 
@@ -27,18 +27,35 @@ logger = logging.getLogger(__name__)
 def run_collect(args: argparse.Namespace) -> int:
     resolve_quality_scorer(args.scorer)  # fail before loading models
     stop = tuple(s.encode().decode("unicode_escape") for s in (args.stop or ["\\n"]))
-    small = build_tier(args.small, "small", top_k=args.top_k, max_new_tokens=args.max_new_tokens, prompt_format=args.prompt_format)
-    large = build_tier(args.large, "large", top_k=args.top_k, max_new_tokens=args.max_new_tokens, prompt_format=args.prompt_format)
-    rows = collect(
-        args.data, small, large, args.out, on_error=args.on_error, limit=args.limit, max_new_tokens=args.max_new_tokens,
-        stop=stop, quality=args.scorer, record_embedding=args.embedding, progress=not args.no_progress,
-    )
+    records = _bigbench_records(args) if args.data.startswith("bigbench:") else None
+    tier_options = {"top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "prompt_format": args.prompt_format}
+    small = build_tier(args.small, "small", **tier_options)
+    large = build_tier(args.large, "large", large_format=args.large_format, **tier_options)
+    options = {"max_new_tokens": args.max_new_tokens, "stop": stop, "quality": args.scorer,
+               "record_embedding": args.embedding, "progress": not args.no_progress}
+    if records is None:
+        rows = collect(args.data, small, large, args.out, on_error=args.on_error, limit=args.limit, **options)
+    else:
+        rows = collect_records(records, small, large, cache_path=args.out, **options)
     small_acc = np.mean([r.small_quality for r in rows])
     large_acc = np.mean([r.large_quality for r in rows])
     c_s, c_l = measured_costs(rows)
     print(f"cached {len(rows)} examples in {args.out}")
     print(f"small quality {small_acc:.3f} ({c_s:.2f} s/query), large quality {large_acc:.3f} ({c_l:.2f} s/query)")
     return 0
+
+
+def _bigbench_records(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The records of ``--data bigbench:<task>`` (``--split``, ``--limit``, ``--shots``, ``--seed``)."""
+    from cascade_core.evaluation.datasets.bigbench import bigbench_records
+
+    task = args.data.partition(":")[2].strip().strip("/")
+    if not task:
+        raise ConfigurationError("--data bigbench: needs a task path, e.g. bigbench:fact_checker/fever")
+    records = bigbench_records(task, args.split, limit=args.limit, shots=args.shots, seed=args.seed)
+    if not records:
+        raise ConfigurationError(f"--data {args.data} --split {args.split} --limit {args.limit} selects no examples")
+    return records
 
 
 def _shared_label_tokens(cache: list) -> tuple[str, ...] | None:

@@ -4,7 +4,8 @@ Run ``make demo`` (or ``python -m cascade_core.cli.demo``). It
 
 1. starts two llama.cpp servers on 127.0.0.1 (offline, verified GGUFs): SmolLM2-135M-Instruct as the
    small tier (few-shot prompts on ``/v1/completions``, with top-k log-probs) and
-   Qwen2.5-Coder-1.5B-Instruct (11x its parameters) as the large tier (chat);
+   Qwen2.5-Coder-1.5B-Instruct (11x its parameters) as the large tier (the same few-shot prompt on
+   ``/v1/completions``; ``--large-format chat`` sends it as a chat message instead);
 2. calibrates the first-token-margin threshold on the *calibration* split to a target deferral
    rate (small model only, one decoding step per question — no labels needed);
 3. runs the cascade on the *test* split, printing per question which tier answered and the
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from cascade_core.cli.tiers import TIER_SPEC_HELP, build_tier
+from cascade_core.cli.tiers import LARGE_FORMATS, TIER_SPEC_HELP, build_tier
 from cascade_core.decide.rules import ThresholdRule
 from cascade_core.decide.thresholds import FixedThreshold, calibrate_threshold
 from cascade_core.engine.cascade import Cascade, Tier
@@ -153,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no per-question lines")
     parser.add_argument("--small", default="llamacpp:small", help=f"small tier: {TIER_SPEC_HELP}")
     parser.add_argument("--large", default="embedded", help=f"large tier: {TIER_SPEC_HELP}")
+    parser.add_argument("--large-format", default="auto", choices=list(LARGE_FORMATS),
+                        help="how the large tier is prompted (auto: the few-shot completion prompt on llama.cpp)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -160,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print("starting the models (llama.cpp servers on 127.0.0.1; GGUFs verified by sha256) ...", flush=True)
     small = build_tier(args.small, "small", max_new_tokens=MAX_NEW_TOKENS, prompt_format="completion")
-    large = build_tier(args.large, "large", max_new_tokens=MAX_NEW_TOKENS, prompt_format="completion")
+    large = build_tier(args.large, "large", max_new_tokens=MAX_NEW_TOKENS, prompt_format="completion",
+                       large_format=args.large_format)
     draft = Cascade([Tier(small, DEFAULT_PRICES["small"]), Tier(large, DEFAULT_PRICES["large"])])
     threshold = calibrate(draft, load_world_facts("calibration", seed=args.seed, limit=args.calibration), args.deferral_rate)
     cascade = Cascade(

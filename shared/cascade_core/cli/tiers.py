@@ -24,7 +24,7 @@ from typing import Any
 
 from cascade_core.errors import ConfigurationError
 
-__all__ = ["TIER_SPEC_HELP", "build_tier", "parse_tier_spec"]
+__all__ = ["LARGE_FORMATS", "TIER_SPEC_HELP", "build_tier", "large_tier_format", "parse_tier_spec"]
 
 _SERVERS: dict[str, Any] = {}  # llama.cpp servers for GGUF paths, one per path per process
 
@@ -33,6 +33,29 @@ TIER_SPEC_HELP = (
     "openai:<base_url>#<model>"
 )
 _EMBEDDED = ("small", "medium", "large")
+LARGE_FORMATS = ("auto", "completion", "chat")
+"""How the large tier is prompted: ``auto`` = a completion prompt through ``/v1/completions`` when it is
+served by llama.cpp (embedded or ``llamacpp:``) or in-process (``hf:``) and the prompts are completion
+prompts, a chat message otherwise (``openai:`` servers); ``completion`` / ``chat`` force one."""
+
+
+def large_tier_format(kind: str, prompt_format: str, large_format: str = "auto") -> str:
+    """The prompt format of a large tier of ``kind`` (see :data:`LARGE_FORMATS`).
+
+    A few-shot completion prompt sent as a chat message makes an instruction-tuned model explain
+    instead of completing ("To determine the ..."), so a llama.cpp large tier completes by default;
+    an arbitrary OpenAI-compatible server may have no ``/v1/completions`` and chats unless told.
+
+    >>> large_tier_format("llamacpp", "completion"), large_tier_format("openai", "completion")
+    ('completion', 'chat')
+    >>> large_tier_format("llamacpp", "completion", "chat")
+    'chat'
+    """
+    if large_format not in LARGE_FORMATS:
+        raise ConfigurationError(f"large_format must be one of {', '.join(LARGE_FORMATS)}; got {large_format!r}")
+    if large_format != "auto":
+        return large_format
+    return "completion" if kind in ("llamacpp", "embedded", "hf") and prompt_format == "completion" else "chat"
 
 
 def parse_tier_spec(spec: str, role: str = "small") -> tuple[str, str, str]:
@@ -61,10 +84,16 @@ def parse_tier_spec(spec: str, role: str = "small") -> tuple[str, str, str]:
 
 def build_tier(
     spec: str, role: str, *, top_k: int = 5, max_new_tokens: int = 16, prompt_format: str = "completion",
-    threads: int = 2,
+    threads: int = 2, large_format: str = "auto",
 ) -> Any:
-    """Instantiate the model of a tier spec (loads local models, starts llama.cpp servers once per process)."""
+    """Instantiate the model of a tier spec (loads local models, starts llama.cpp servers once per process).
+
+    ``large_format`` sets how the ``"large"`` role is prompted (:func:`large_tier_format`); judged tiers
+    use ``prompt_format``.
+    """
     kind, location, model = parse_tier_spec(spec, role)
+    if role == "large":
+        prompt_format = large_tier_format(kind, prompt_format, large_format)
     scored_top_k = top_k if role != "large" else 0
     if kind == "llamacpp" or (kind == "embedded" and location in ("medium", "large")):
         from cascade_core.backends.llamacpp import LlamaCppServer, serve_embedded
@@ -74,13 +103,13 @@ def build_tier(
         else:
             server = _SERVERS.get(location) or LlamaCppServer(location, threads=threads)
             _SERVERS[location] = server
-        # a judged tier keeps the few-shot completion format (the /v1/completions endpoint); the large one chats
-        fmt = "completion" if prompt_format == "completion" and role != "large" else "chat"
+        fmt = "completion" if prompt_format == "completion" else "chat"  # /v1/completions or /v1/chat/completions
         return server.openai_model(top_k=scored_top_k, max_new_tokens=max_new_tokens, prompt_format=fmt)
     if kind == "openai":
         from cascade_core.backends.openai import openai_tier
 
-        return openai_tier(model, role, base_url=location, top_k=top_k, max_new_tokens=max_new_tokens)
+        fmt = "completion" if role == "large" and prompt_format == "completion" else None  # judged: the default
+        return openai_tier(model, role, base_url=location, top_k=top_k, max_new_tokens=max_new_tokens, prompt_format=fmt)
     from cascade_core.backends.transformers import TransformersModel
 
     if kind == "embedded":  # the small one: in-process, so a deferral costs one decoding step

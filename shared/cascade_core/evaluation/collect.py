@@ -48,6 +48,8 @@ __all__ = [
     "load_cache",
     "read_jsonl",
     "resume_cache",
+    "run_large",
+    "run_small",
 ]
 
 logger = logging.getLogger(__name__)
@@ -225,13 +227,14 @@ def _recording_embedding(small: SmallModel) -> SmallModel:
     return with_embedding() if with_embedding is not None else small
 
 
-def _run_small(small: SmallModel, request: Request) -> Generation:
+def run_small(small: SmallModel, request: Request) -> Generation:
     """The small tier's generation, read as the cascade reads it (up to a stop string, then its end event)."""
     steps = read_steps(small.stream_steps(request), request.stop)
     return steps.generation(small.model_name, lambda: small.count_tokens(request.prompt_text))
 
 
-def _run_large(large: LargeModel, request: Request) -> tuple[str, Usage]:
+def run_large(large: LargeModel, request: Request) -> tuple[str, Usage]:
+    """The large tier's answer text and usage for ``request`` (its stream, collected)."""
     text, usage = "", Usage()
     for chunk in large.stream(request):
         text += chunk.text
@@ -275,9 +278,9 @@ def collect_records(
                 record["prompt"], max_new_tokens=max_new_tokens, stop=tuple(stop), first_step_tokens=labels,
             )
             t0 = time.perf_counter()
-            generation = _run_small(small, request)
+            generation = run_small(small, request)
             t1 = time.perf_counter()
-            large_text, large_usage = _run_large(large, request.replace(first_step_tokens=()))
+            large_text, large_usage = run_large(large, request.replace(first_step_tokens=()))
             t2 = time.perf_counter()
             entry = CachedExample(
                 id=str(record["id"]),

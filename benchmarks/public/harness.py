@@ -1,0 +1,184 @@
+"""The public benchmark suite's one harness: tiers on llama.cpp servers, per-tier generation caches, argparse.
+
+Every model runs on a llama.cpp server the library starts on 127.0.0.1 (``serve_embedded``), with an
+explicit thread count; the tiers are used one at a time, so two model processes never compete for
+the cores. Each tier's answers are cached per task and split as JSONL (one line per example:
+the generation with its per-token log-probs, the seconds it took, its quality), resumable: ids
+already cached are skipped, a cut-off last line is dropped. The caches of a (small, large) pair are
+then joined into :class:`~cascade_core.evaluation.collect.CachedExample` files that ``cascade fit`` /
+``cascade eval`` read unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RUNS = Path(os.environ.get("CASCADE_PUBLIC_RUNS", "runs/public"))
+
+#: name -> (embedded tier, display name, role)
+TIERS: dict[str, tuple[str, str, str]] = {
+    "smollm2": ("small", "SmolLM2-135M", "small"),
+    "qwen05": ("medium", "Qwen2.5-Coder-0.5B", "small"),
+    "qwen15": ("large", "Qwen2.5-Coder-1.5B", "large"),
+}
+SMALL_TIERS = ("smollm2", "qwen05")
+LARGE_TIER = "qwen15"
+TOP_K = 20  # the most an OpenAI-compatible server returns; covers every label's first token
+MAX_NEW_TOKENS = 12
+STOP = ("\n",)
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every script of the suite shares."""
+    p = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    p.add_argument("--tasks", nargs="*", help="BIG-bench task paths (default: the eight public tasks)")
+    p.add_argument("--fit", type=int, default=60, help="fit (calibration-split) examples per task")
+    p.add_argument("--test", type=int, default=100, help="test examples per task")
+    p.add_argument("--threads", type=int, default=2, help="llama.cpp threads per server (default %(default)s)")
+    p.add_argument("--runs", type=Path, default=RUNS, help="cache folder (default %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def task_names(args: argparse.Namespace) -> list[str]:
+    from cascade_core.evaluation.datasets.bigbench import PUBLIC_TASKS
+
+    return list(args.tasks or PUBLIC_TASKS)
+
+
+def task_folder(runs: Path, task: str) -> Path:
+    return runs / task.replace("/", "__")
+
+
+def splits(task: str, n_fit: int, n_test: int) -> dict[str, list[dict[str, Any]]]:
+    """The records of the fit and test splits (the top of each split's fixed ranking)."""
+    from cascade_core.evaluation.datasets.bigbench import bigbench_records
+
+    return {"fit": bigbench_records(task, "calibration", limit=n_fit), "test": bigbench_records(task, "test", limit=n_test)}
+
+
+_SERVERS: dict[str, Any] = {}
+
+
+def server(name: str, threads: int) -> Any:
+    """The llama.cpp server of tier ``name`` (started once per process)."""
+    from cascade_core.backends.llamacpp import serve_embedded
+
+    if name not in _SERVERS:
+        _SERVERS[name] = serve_embedded(TIERS[name][0], threads=threads, n_ctx=4096)
+    return _SERVERS[name]
+
+
+def model(name: str, threads: int, prompt_format: str = "completion") -> Any:
+    """An ``OpenAIModel`` of tier ``name`` on its server (small tiers record the top-k per token)."""
+    role = TIERS[name][2]
+    return server(name, threads).openai_model(
+        top_k=TOP_K if role == "small" else 0, max_new_tokens=MAX_NEW_TOKENS, prompt_format=prompt_format,
+    )
+
+
+@dataclass
+class TierCache:
+    """One tier's answers on one task split: JSONL rows keyed by ``id``, appended as they finish."""
+
+    path: Path
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        if not self.path.exists():
+            return {}
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):  # a write cut off by an interrupted run
+            data = data[: data.rfind(b"\n") + 1]
+            self.path.write_bytes(data)
+        return {row["id"]: row for row in map(json.loads, data.decode("utf-8").splitlines()) if row}
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def run_tier(
+    name: str, records: Sequence[dict[str, Any]], cache: TierCache, *, threads: int, prompt_format: str = "completion",
+    quiet: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Run tier ``name`` over every record not yet in ``cache``; return all rows by id."""
+    from tqdm.auto import tqdm
+
+    from cascade_core.evaluation.collect import generation_to_dict, run_large, run_small
+    from cascade_core.evaluation.quality import resolve_quality_scorer
+    from cascade_core.types import Request
+
+    score = resolve_quality_scorer("auto")
+    rows = cache.rows()
+    todo = [r for r in records if r["id"] not in rows]
+    if not todo:
+        return rows
+    tier = model(name, threads, prompt_format)
+    small = TIERS[name][2] == "small"
+    for record in tqdm(todo, desc=f"{name} {cache.path.parent.name}", unit="q", disable=quiet):
+        request = Request.from_prompt(record["prompt"], max_new_tokens=MAX_NEW_TOKENS, stop=STOP)
+        started = time.perf_counter()
+        if small:
+            generation = run_small(tier, request)
+            text, usage, gen = generation.text, generation.usage, generation_to_dict(generation)
+        else:
+            text, usage = run_large(tier, request)
+            gen = None
+        row = {"id": record["id"], "tier": name, "format": prompt_format, "text": text,
+               "usage": [usage.input_tokens, usage.output_tokens], "seconds": time.perf_counter() - started,
+               "quality": float(score(text, record)), "generation": gen}
+        cache.append(row)
+        rows[row["id"]] = row
+    return rows
+
+
+def label_first_tokens(name: str, labels: Sequence[str], threads: int) -> tuple[str, ...]:
+    """The first token of ``" " + label`` for each label, as tier ``name``'s tokenizer splits it (the
+    server's ``/tokenize``); labels sharing a first token are listed once, as ``cascade collect`` does."""
+    import httpx
+
+    out: list[str] = []
+    for label in labels:
+        reply = httpx.post(server(name, threads).url + "/tokenize",
+                           json={"content": " " + label.strip(), "with_pieces": True}, timeout=30)
+        reply.raise_for_status()
+        pieces = reply.json()["tokens"]
+        token = pieces[0]["piece"] if pieces else label
+        if token.strip() and token not in out:
+            out.append(token)
+    return tuple(out)
+
+
+def join(records: Iterable[dict[str, Any]], small_rows: dict[str, dict[str, Any]],
+         large_rows: dict[str, dict[str, Any]], out: Path, label_tokens: tuple[str, ...] | None = None) -> Path:
+    """Write the (small, large) pair's :class:`CachedExample` file for ``records``."""
+    from cascade_core.evaluation.collect import CachedExample, generation_from_dict
+    from cascade_core.types import Usage
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for record in records:
+        s, g = small_rows[record["id"]], large_rows[record["id"]]
+        labels = label_tokens if record.get("labels") else None
+        lines.append(CachedExample(
+            id=record["id"], record={k: v for k, v in record.items() if k != "prompt"},
+            small=generation_from_dict(s["generation"]), large_text=g["text"],
+            small_quality=s["quality"], large_quality=g["quality"], small_seconds=s["seconds"],
+            large_seconds=g["seconds"], label_tokens=labels, large_usage=Usage(*g["usage"]),
+        ).to_json())
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+def stop_servers() -> None:
+    for srv in _SERVERS.values():
+        srv.stop()
+    _SERVERS.clear()

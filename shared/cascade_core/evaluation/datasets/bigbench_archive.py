@@ -1,0 +1,166 @@
+"""The BIG-bench archive: fetched by name from the package registry on first use, checked, cached.
+
+BIG-bench (Srivastava et al., 2022; Apache-2.0, as stated in its ``setup.py``; each upstream data set
+keeps its own licence) ships its JSON tasks inside the ``bigbench==1.0.0`` source distribution.
+That package is never installed (it pulls TensorFlow): :func:`fetch_archive` runs
+``pip download --no-deps bigbench==1.0.0`` into the cache, :func:`ensure_archive` checks the
+archive's sha256, and the ``task.json`` files are extracted once into
+``cache_dir()/bigbench/1.0.0/tasks/<task path>/task.json``. Nothing is committed to the repository,
+and every file keeps the BIG-bench canary string: never train a model you ship on them.
+
+Example:
+    >>> ARCHIVE_NAME
+    'bigbench-1.0.0.tar.gz'
+    >>> FETCH_COMMAND.split()[:4]
+    ['pip', 'download', '--no-deps', 'bigbench==1.0.0']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from cascade_core.errors import DataFormatError
+
+__all__ = [
+    "ARCHIVE_NAME",
+    "ARCHIVE_SHA256",
+    "FETCH_COMMAND",
+    "archive_path",
+    "ensure_archive",
+    "fetch_archive",
+    "task_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+VERSION = "1.0.0"
+ARCHIVE_NAME = f"bigbench-{VERSION}.tar.gz"
+ARCHIVE_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
+"""sha256 of ``bigbench-1.0.0.tar.gz`` (358 MB) as the registry serves it."""
+_PREFIX = f"bigbench-{VERSION}/bigbench/benchmark_tasks/"
+FETCH_COMMAND = f"pip download --no-deps bigbench=={VERSION} -d {{dir}}"
+"""The one command that fetches the archive (``{dir}``: the archive's folder)."""
+
+
+def _root() -> Path:
+    from cascade_core.backends.embedded import cache_dir  # the library's one cache folder
+
+    return cache_dir() / "bigbench" / VERSION
+
+
+def archive_path() -> Path:
+    """Where the archive is looked for: ``$CASCADE_BIGBENCH_ARCHIVE``, else ``cache_dir()/bigbench/1.0.0/``."""
+    override = os.environ.get("CASCADE_BIGBENCH_ARCHIVE")
+    return Path(override).expanduser() if override else _root() / ARCHIVE_NAME
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_archive(folder: Path | None = None) -> Path:
+    """Run ``pip download --no-deps bigbench==1.0.0`` into ``folder`` (default: the archive's folder).
+
+    Raises:
+        DataFormatError: pip failed (no registry reachable, …); the message gives the command to run by hand.
+    """
+    target = (folder or archive_path().parent).expanduser()
+    target.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", *FETCH_COMMAND.format(dir=str(target)).split()[1:]]
+    logger.warning("fetching the BIG-bench archive (358 MB) from the package registry into %s", target)
+    try:
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as err:
+        detail = getattr(err, "stderr", "") or str(err)
+        raise DataFormatError(
+            f"could not fetch the BIG-bench archive ({detail.strip().splitlines()[-1] if detail.strip() else err}); "
+            f"fetch it with: {FETCH_COMMAND.format(dir=target)}"
+        ) from err
+    return target / ARCHIVE_NAME
+
+
+def ensure_archive(*, fetch: bool = True) -> Path:
+    """The checked archive, fetched first when it is missing and ``fetch`` is true.
+
+    ``$CASCADE_BIGBENCH_FETCH=0`` turns fetching off (for offline machines); ``$CASCADE_BIGBENCH_SHA256``
+    overrides the expected hash (for the tests' synthetic archives).
+
+    Raises:
+        DataFormatError: the archive is missing (the message names the one command that fetches it), or its
+            sha256 is not the pinned one (a corrupt or different file; it is never read).
+    """
+    path = archive_path()
+    fetch = fetch and os.environ.get("CASCADE_BIGBENCH_FETCH", "1") != "0"
+    if not path.exists():
+        if not fetch:
+            raise DataFormatError(
+                f"the BIG-bench archive is not at {path}; fetch it with: {FETCH_COMMAND.format(dir=path.parent)}"
+            )
+        fetched = fetch_archive(path.parent)
+        if fetched != path:
+            shutil.move(str(fetched), path)
+    expected = os.environ.get("CASCADE_BIGBENCH_SHA256", ARCHIVE_SHA256)
+    actual = _sha256(path)
+    if actual != expected:
+        raise DataFormatError(
+            f"{path} has sha256 {actual}, expected {expected} (bigbench=={VERSION} from the package registry); "
+            f"delete it and fetch it again with: {FETCH_COMMAND.format(dir=path.parent)}"
+        )
+    return path
+
+
+def _extracted_root(archive: Path, sha: str) -> Path:
+    return _root() / f"tasks-{sha[:12]}" if not os.environ.get("CASCADE_BIGBENCH_ARCHIVE") else (
+        archive.parent / f".{archive.name}.tasks-{sha[:12]}"
+    )
+
+
+def task_dir(*, fetch: bool = True) -> Path:
+    """The folder holding every ``<task path>/task.json`` of the archive (extracted once, on first use)."""
+    archive = ensure_archive(fetch=fetch)
+    sha = os.environ.get("CASCADE_BIGBENCH_SHA256", ARCHIVE_SHA256)
+    root = _extracted_root(archive, sha)
+    marker = root / "INDEX.json"
+    if marker.exists():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root.parent))
+    names: list[str] = []
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                if not (member.isfile() and member.name.startswith(_PREFIX) and member.name.endswith("/task.json")):
+                    continue
+                rel = member.name[len(_PREFIX):]
+                if ".." in Path(rel).parts:
+                    continue
+                source = tar.extractfile(member)
+                if source is None:
+                    continue
+                out = tmp / rel
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(source.read())
+                names.append(rel[: -len("/task.json")])
+        if not names:
+            raise DataFormatError(f"{archive} holds no {_PREFIX}<task>/task.json files")
+        (tmp / "INDEX.json").write_text(json.dumps(sorted(names)), encoding="utf-8")
+        if root.exists():
+            shutil.rmtree(root)
+        tmp.rename(root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root
