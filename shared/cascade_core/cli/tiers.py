@@ -108,8 +108,8 @@ def build_tier(
     if kind == "openai":
         from cascade_core.backends.openai import openai_tier
 
-        fmt = "completion" if role == "large" and prompt_format == "completion" else None  # judged: the default
-        return openai_tier(model, role, base_url=location, top_k=top_k, max_new_tokens=max_new_tokens, prompt_format=fmt)
+        wire = "completion" if role == "large" and prompt_format == "completion" else None  # judged: the default
+        return openai_tier(model, role, base_url=location, top_k=top_k, max_new_tokens=max_new_tokens, prompt_format=wire)
     from cascade_core.backends.transformers import TransformersModel
 
     if kind == "embedded":  # the small one: in-process, so a deferral costs one decoding step

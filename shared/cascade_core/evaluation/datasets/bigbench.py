@@ -189,8 +189,8 @@ def _items(task: str, examples: Sequence[Mapping[str, Any]], kind: str, seed: in
             out.append(_Item(ex_id, shown, gold[0], tuple(gold), letters))
         elif kind == "letters_in_input":
             letters = tuple(sorted(set(re.findall(r"\(([A-J])\)", shown)))) or tuple(_LETTERS[:4])
-            gold = _targets(ex)[0].strip().rstrip(".")
-            out.append(_Item(ex_id, shown, gold, (gold,), letters))
+            letter = _targets(ex)[0].strip().rstrip(".")
+            out.append(_Item(ex_id, shown, letter, (letter,), letters))
         else:
             targets = _targets(ex)
             if not targets:
