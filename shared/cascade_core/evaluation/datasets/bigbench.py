@@ -90,6 +90,8 @@ class BigBenchExample:
         aliases: every accepted answer.
         labels: the labels (or letters) the model chooses among; ``None`` for free-form tasks.
         kind: ``"labels"``, ``"lettered"`` or ``"generative"``.
+        answer_prefix: the words before the answer (``"A:"``); a chat answer that repeats them ("A: false")
+            can be scored after removing them.
     """
 
     id: str
@@ -99,11 +101,13 @@ class BigBenchExample:
     aliases: tuple[str, ...]
     labels: tuple[str, ...] | None
     kind: str
+    answer_prefix: str = ""
 
     def to_record(self) -> dict[str, Any]:
         """The data line ``cascade collect`` reads (``labels`` only for choice tasks)."""
         record: dict[str, Any] = {"id": self.id, "prompt": self.prompt, "answer": self.answer,
-                                  "aliases": list(self.aliases), "task": self.task, "kind": self.kind}
+                                  "aliases": list(self.aliases), "task": self.task, "kind": self.kind,
+                                  "answer_prefix": self.answer_prefix}
         if self.labels is not None:
             record["labels"] = list(self.labels)
         return record
@@ -265,7 +269,8 @@ def examples_from_task(
         chosen = chosen[:limit]
     shown_kind = "labels" if kind == "labels" else ("generative" if kind == "generative" else "lettered")
     return [
-        BigBenchExample(i.id, task, f"{head}{shown(i)}{out_prefix}", i.answer, i.aliases, i.labels, shown_kind)
+        BigBenchExample(i.id, task, f"{head}{shown(i)}{out_prefix}", i.answer, i.aliases, i.labels, shown_kind,
+                        out_prefix.strip())
         for i in chosen
     ]
 
