@@ -1,8 +1,9 @@
-"""Shared set-up for the benchmark scripts: thread count, the small model, prompts, timing.
+"""The harness every benchmark script imports: shared options, thread count, paths, the small model, timing.
 
-Every benchmark prints ratios measured in one run on this machine (absolute times are noise on a
-shared machine). ``--tiny`` swaps the real embedded SmolLM2-135M for a tiny from-config model so a
-smoke test can run each script in a second; its numbers mean nothing.
+Every speed benchmark prints ratios measured in one run on this machine (absolute times are noise on
+a shared machine). ``--tiny`` swaps the real embedded SmolLM2-135M for a tiny from-config model so a
+smoke test can run each script in a second; its numbers mean nothing. Scripts run as modules from
+the repository root: ``python -m benchmarks.speed.bench_overhead --help``.
 """
 
 from __future__ import annotations
@@ -11,21 +12,55 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-# Before torch starts OpenMP: idle OpenMP threads sleep instead of spinning. With the default
-# (active) policy on a shared, oversubscribed 2-core machine, a 2-thread torch forward in the main
-# thread measured 6-8x slower than the same forward in a worker thread.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository root (``runs/`` and ``docs/figures/`` live below it)."""
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+"""Where the studies write their results JSON."""
+TINY_HELP = "tiny from-config model (smoke test; numbers meaningless)"
 
 
-def parser(doc: str | None, threads: int = 1) -> argparse.ArgumentParser:
-    """An argument parser with the options every benchmark shares."""
-    p = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
-    p.add_argument("--tiny", action="store_true", help="tiny from-config model (smoke test; numbers meaningless)")
-    p.add_argument("--threads", type=int, default=threads, help="torch intra-op threads (default %(default)s)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+def parser(
+    doc: str | None,
+    threads: int | None = 1,
+    *,
+    threads_help: str = "torch intra-op threads",
+    tiny: str | None = TINY_HELP,
+    quiet: bool = True,
+) -> argparse.ArgumentParser:
+    """An argument parser showing the script's docstring, with the options benchmarks share.
+
+    Args:
+        doc: the script's ``__doc__`` (shown verbatim by ``--help``, usage lines included).
+        threads: default of ``--threads``; ``None`` leaves the option out.
+        threads_help: what ``--threads`` sets (torch threads, llama.cpp server threads, ...).
+        tiny: help of ``--tiny`` (a smoke run); ``None`` leaves the option out.
+        quiet: add ``--quiet`` (no progress bars).
+    """
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if tiny is not None:
+        p.add_argument("--tiny", action="store_true", help=tiny)
+    if threads is not None:
+        p.add_argument("--threads", type=int, default=threads, help=f"{threads_help} (default %(default)s)")
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
+
+
+def add_run_size(p: argparse.ArgumentParser, *, queries: int, max_new_tokens: int, repeats: int = 3) -> None:
+    """Add ``--queries``, ``--max-new-tokens`` and ``--repeats`` (runs per query; the fastest is kept)."""
+    p.add_argument("--queries", type=int, default=queries, help="prompts (default %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="answer length cap (default %(default)s)")
+    p.add_argument("--repeats", type=int, default=repeats, help="runs per prompt, the fastest kept (default %(default)s)")
+
+
+def parse_and_pin(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv`` and pin torch to ``--threads`` threads: how a benchmark timing torch starts."""
+    args = p.parse_args(argv)
+    set_threads(args.threads)
+    return args
 
 
 def set_threads(n: int) -> None:
