@@ -12,11 +12,11 @@ demo: setup
 
 ## workload-rag: LangChain retriever chain + LlamaIndex query engine over countryinfo, real models (docs/workloads.md)
 workload-rag: setup
-	OMP_NUM_THREADS=1 $(PY) benchmarks/workload_rag.py
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks.studies.workload_rag
 
 ## workload-agent: LangChain create_agent + LlamaIndex FunctionAgent with two tools, real models (docs/workloads.md)
 workload-agent: setup
-	OMP_NUM_THREADS=1 $(PY) benchmarks/workload_agent.py
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks.studies.workload_agent
 
 ## test: the full test suite (includes the slow tests that load the real embedded models)
 test: setup
@@ -26,10 +26,10 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-## bench: every benchmark in benchmarks/ with the embedded SmolLM2-135M (ratios measured in one run; see docs/performance.md)
+## bench: the speed benchmarks in benchmarks/speed/ with the embedded SmolLM2-135M (ratios measured in one run; see docs/performance.md)
 bench: setup
 	@for b in overhead adapters early_exit signals batch server_batch memory; do \
-		echo "== benchmarks/bench_$$b.py"; $(PY) benchmarks/bench_$$b.py --quiet || exit 1; echo; \
+		echo "== python -m benchmarks.speed.bench_$$b"; $(PY) -m benchmarks.speed.bench_$$b --quiet || exit 1; echo; \
 	done
 
 lint: setup
@@ -38,4 +38,4 @@ lint: setup
 
 ## three-tier: SmolLM2 -> Qwen-0.5B -> Qwen-1.5B vs the 2-tier cascade on world_facts (llama.cpp servers)
 three-tier: setup
-	$(PY) benchmarks/three_tier.py --limit 120 --json docs/figures/three_tier.json
+	$(PY) -m benchmarks.studies.three_tier --limit 120 --json docs/figures/three_tier.json

@@ -96,28 +96,6 @@ def post_hoc_embed():
     return rule, generate
 
 
-@pytest.fixture(scope="session")
-def load_benchmark():
-    """``load_benchmark(name)``: a fresh copy of ``benchmarks/<name>.py``, with the benchmarks folder on
-    ``sys.path`` (the scripts import each other and ``_common``) and the module in ``sys.modules``."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-    def load(name: str):
-        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules.setdefault(name, module)
-        spec.loader.exec_module(module)
-        return module
-
-    return load
-
-
 # -- a synthetic BIG-bench archive ----------------------------------------------------------------
 BIGBENCH_CLAIMS = [(f"Claim number {i} about topic {i % 7}.", "true" if i % 3 else "false") for i in range(30)]
 BIGBENCH_TASKS = {

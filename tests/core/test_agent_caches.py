@@ -1,4 +1,4 @@
-"""benchmarks/agent_caches.py: labels, schedule and cache rows (fast); a real-model --tiny run (slow)."""
+"""benchmarks/studies/agent_caches.py: labels, schedule and cache rows (fast); a real-model --tiny run (slow)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.studies import agent_caches as bench
+from cascade_core.evaluation.collect import load_cache, resume_cache
+from cascade_core.types import Generation
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import agent_caches as bench  # noqa: E402
-
-from cascade_core.evaluation.collect import load_cache, resume_cache  # noqa: E402
-from cascade_core.types import Generation  # noqa: E402
 
 TASK = {"task": "What is the population of France divided by 1000, rounded to a whole number?",
         "country": "France", "gold": 0}
@@ -72,7 +70,7 @@ def test_rows_round_trip_through_the_cache(tmp_path: Path) -> None:
 @pytest.mark.timeout(1200)
 def test_agent_caches_tiny_run_with_the_real_models(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "shared"), str(ROOT)]), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "agent_caches.py"), "--tiny", "--out-dir",
+    done = subprocess.run([sys.executable, "-m", "benchmarks.studies.agent_caches", "--tiny", "--out-dir",
                            str(tmp_path)], capture_output=True, text=True, timeout=1180, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     for split in ("fit", "test"):

@@ -1,4 +1,4 @@
-"""benchmarks/cost_curve.py on a small collection cache made with scripted tiers (no real model)."""
+"""benchmarks/studies/cost_curve.py on a small collection cache made with scripted tiers (no real model)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.studies import cost_curve
 from cascade_core.backends.defaults import DEFAULT_PRICES
 from cascade_core.decide.rule_file import SignalRule
 from cascade_core.evaluation.collect import collect_records, load_cache
@@ -23,11 +24,6 @@ RECORDS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def cost_curve(load_benchmark):
-    return load_benchmark("cost_curve")
-
-
 @pytest.fixture
 def cache(tmp_path: Path) -> Path:
     # the small tier is right on fr and es only, and least sure on it (0.3) and pt (0.4)
@@ -38,7 +34,7 @@ def cache(tmp_path: Path) -> Path:
     return path
 
 
-def test_accuracy_and_costs_run_from_small_only_to_beyond_all_large(cost_curve, cache, tmp_path) -> None:
+def test_accuracy_and_costs_run_from_small_only_to_beyond_all_large(cache, tmp_path) -> None:
     png, out = tmp_path / "curve.png", tmp_path / "curve.csv"
     rows = cost_curve.main([str(cache), "--png", str(png), "--csv", str(out)])
     assert rows[0]["deferral_rate"] == 0 and rows[0]["accuracy"] == pytest.approx(0.5)
@@ -53,7 +49,7 @@ def test_accuracy_and_costs_run_from_small_only_to_beyond_all_large(cost_curve, 
         assert len(list(csv.DictReader(fh))) == 21
 
 
-def test_a_margin_deferral_pays_the_small_prompt_and_one_token(cost_curve, cache) -> None:
+def test_a_margin_deferral_pays_the_small_prompt_and_one_token(cache) -> None:
     examples = load_cache(cache)
     costs = cost_curve.query_costs(examples, "price", early_exit=True, params=(1.0, 10.0))
     e = examples[1]
@@ -64,7 +60,7 @@ def test_a_margin_deferral_pays_the_small_prompt_and_one_token(cost_curve, cache
     assert whole.deferred[1] == e.small.usage.total_tokens + 10.0 * e.large_usage.total_tokens
 
 
-def test_the_calibrated_point_applies_the_calibration_threshold(cost_curve, cache, tmp_path) -> None:
+def test_the_calibrated_point_applies_the_calibration_threshold(cache, tmp_path) -> None:
     rule = SignalRule("margin").save(tmp_path / "rule.json")
     calibration = tmp_path / "calibration.json"
     calibration.write_text(json.dumps({"signal": "margin", "sample": {"threshold": 0.5}}))
@@ -79,6 +75,6 @@ def test_the_calibrated_point_applies_the_calibration_threshold(cost_curve, cach
     assert np.isfinite([point["flops"], point["seconds"]]).all()
 
 
-def test_a_missing_cache_fails_clearly(cost_curve, tmp_path) -> None:
+def test_a_missing_cache_fails_clearly(tmp_path) -> None:
     with pytest.raises(SystemExit, match="no cache at .*missing.jsonl.*reproduce_tables"):
         cost_curve.main([str(tmp_path / "missing.jsonl")])

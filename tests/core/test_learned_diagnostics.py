@@ -1,14 +1,15 @@
-"""Smoke test of benchmarks/learned_diagnostics.py on generated data (the real run is documented in docs/learned.md)."""
+"""Smoke test of benchmarks/studies/learned_diagnostics.py on generated data (the real run is documented in docs/learned.md)."""
 
 from __future__ import annotations
 
 import json
 
+from benchmarks.studies import learned_diagnostics
 
-def test_diagnostics_report_on_synthetic_data(tmp_path, capsys, load_benchmark):
-    diag = load_benchmark("learned_diagnostics")
+
+def test_diagnostics_report_on_synthetic_data(tmp_path, capsys):
     out = tmp_path / "diag"
-    assert diag.main(["--synthetic", "--out-dir", str(out), "--fast", "--sizes", "40", "160", "--draws", "1", "--cv", "4",
+    assert learned_diagnostics.main(["--synthetic", "--out-dir", str(out), "--fast", "--sizes", "40", "160", "--draws", "1", "--cv", "4",
                       "--cv-repeats", "1", "--pooled-sizes", "40", "200"]) == 0
     report = json.loads((out / "learned_diagnostics.json").read_text())
     assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"

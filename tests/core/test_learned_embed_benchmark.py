@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/learned_embed.py's analysis on generated data (the real run is in docs/learned.md)."""
+"""Smoke test of benchmarks/studies/learned_embed.py's analysis on generated data (the real run is in docs/learned.md)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import json
 
 import pytest
 
+from benchmarks.studies import learned_embed
 from cascade_core.errors import DataFormatError
 
 
-def test_analysis_on_synthetic_embeddings(tmp_path, capsys, load_benchmark):
-    bench = load_benchmark("learned_embed")
+def test_analysis_on_synthetic_embeddings(tmp_path, capsys):
     out = tmp_path / "embed.json"
-    assert bench.main(["--synthetic", "--out", str(out), "--cv", "4", "--cv-repeats", "1", "--resamples", "20"]) == 0
+    assert learned_embed.main(["--synthetic", "--out", str(out), "--cv", "4", "--cv-repeats", "1", "--resamples", "20"]) == 0
     report = json.loads(out.read_text())
     assert "NOT the Q4 llama.cpp model" in report["note"] and report["embedding_dim"] == 24
     rows = {r["rule"]: r for r in report["test"]["rows"]}
@@ -27,12 +27,11 @@ def test_analysis_on_synthetic_embeddings(tmp_path, capsys, load_benchmark):
     assert "CV winner on the fit split" in capsys.readouterr().out
 
 
-def test_large_answers_are_joined_by_id_and_a_missing_id_fails(load_benchmark):
-    bench = load_benchmark("learned_embed")
-    fit, _ = bench.synthetic_caches(6, 0)
+def test_large_answers_are_joined_by_id_and_a_missing_id_fails():
+    fit, _ = learned_embed.synthetic_caches(6, 0)
     large = [dataclasses.replace(e, large_text=f"L{e.id}", large_quality=0.25) for e in fit]
-    joined = bench.join_large(fit, large[::-1])
+    joined = learned_embed.join_large(fit, large[::-1])
     assert [e.large_text for e in joined] == [f"L{e.id}" for e in fit] and {e.large_quality for e in joined} == {0.25}
     assert [e.small for e in joined] == [e.small for e in fit]
     with pytest.raises(DataFormatError, match="no large answer"):
-        bench.join_large(fit, large[1:])
+        learned_embed.join_large(fit, large[1:])

@@ -1,20 +1,17 @@
-"""benchmarks/length_bias.py's analysis on synthetic answers whose correctness does not depend on length."""
+"""benchmarks/studies/length_bias.py's analysis on synthetic answers whose correctness does not depend on length."""
 
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from benchmarks.studies import length_bias
 from cascade_core.types import Generation, TokenAlternative, TokenStep
 
 pytest.importorskip("sklearn")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import length_bias  # noqa: E402
 
 
 def _answer(rng: np.random.Generator, length: int, right: bool) -> SimpleNamespace:

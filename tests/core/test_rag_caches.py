@@ -1,4 +1,4 @@
-"""benchmarks/rag_caches.py with the real models (slow): both tiers answer, caches load, the split holds."""
+"""benchmarks/studies/rag_caches.py with the real models (slow): both tiers answer, caches load, the split holds."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.timeout(900)
 def test_rag_caches_small_run_with_the_real_models(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "shared"), str(ROOT)]), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rag_caches.py"), "--limit", "5", "--fit", "2",
+    done = subprocess.run([sys.executable, "-m", "benchmarks.studies.rag_caches", "--limit", "5", "--fit", "2",
                            "--out-dir", str(tmp_path)], capture_output=True, text=True, timeout=880, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     fit, test = load_cache(tmp_path / "rag.fit.cache.jsonl"), load_cache(tmp_path / "rag.test.cache.jsonl")

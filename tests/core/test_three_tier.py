@@ -1,25 +1,22 @@
-"""Smoke run of benchmarks/three_tier.py with the real three embedded models on llama.cpp servers (slow)."""
+"""Smoke run of benchmarks/studies/three_tier.py with the real three embedded models on llama.cpp servers (slow)."""
 
 from __future__ import annotations
 
 import json
 import runpy
 import sys
-from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "three_tier.py"
-
 
 def test_three_tier_benchmark_runs_and_rows_add_up(tmp_path, monkeypatch, capsys):
     out = tmp_path / "three.json"
-    monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--limit", "4", "--calibration", "4", "--threads", "1",
+    monkeypatch.setattr(sys, "argv", ["three_tier", "--limit", "4", "--calibration", "4", "--threads", "1",
                                       "--json", str(out)])
     with pytest.raises(SystemExit) as info:
-        runpy.run_path(str(SCRIPT), run_name="__main__")
+        runpy.run_module("benchmarks.studies.three_tier", run_name="__main__")
     assert info.value.code == 0
     table = json.loads(out.read_text())
     rows = {r["config"]: r for r in table["rows"]}

@@ -1,4 +1,4 @@
-"""benchmarks/tool_call_uncertainty.py: labels, threshold choice, AUROC (fast); a real-model smoke run (slow)."""
+"""benchmarks/studies/tool_call_uncertainty.py: labels, threshold choice, AUROC (fast); a real-model smoke run (slow)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.studies import tool_call_uncertainty as bench
+from cascade_core.types import Generation, TokenAlternative, TokenStep
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import tool_call_uncertainty as bench  # noqa: E402
-
-from cascade_core.types import Generation, TokenAlternative, TokenStep  # noqa: E402
 
 
 def _call(name: str, args: dict, name_p: float, arg_p: float) -> Generation:
@@ -77,7 +75,7 @@ def test_thresholds_are_chosen_within_the_loss_budget_and_auroc_counts_pairs() -
 @pytest.mark.timeout(900)
 def test_tool_call_uncertainty_runs_with_the_real_small_model() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "shared"), str(ROOT)]), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tool_call_uncertainty.py"), "--tiny"],
+    done = subprocess.run([sys.executable, "-m", "benchmarks.studies.tool_call_uncertainty", "--tiny"],
                           capture_output=True, text=True, timeout=880, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "## Tool-call uncertainty" in done.stdout and "**wrong calls kept BEFORE**" in done.stdout

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks.studies import workload_agent as agent
+from benchmarks.studies import workload_rag as rag
+from benchmarks.studies import workloads_common as common
 
-import workload_agent as agent  # noqa: E402
-import workload_rag as rag  # noqa: E402
-import workloads_common as common  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_corpus_is_the_countryinfo_package_data() -> None:
@@ -78,7 +77,7 @@ def test_replayed_cascade_keeps_confident_small_answers_and_defers_the_rest() ->
 @pytest.mark.timeout(300)
 def test_rag_workload_runs_with_real_models() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "shared"), str(ROOT)]), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "workload_rag.py"), "--framework", "langchain",
+    done = subprocess.run([sys.executable, "-m", "benchmarks.studies.workload_rag", "--framework", "langchain",
                            "--limit", "2", "--calibration", "2", "--tiny"], capture_output=True, text=True,
                           timeout=280, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -1,7 +1,7 @@
 """Two-tier caches of the RAG workload, for the learned-rule diagnostics (issue 12's second workload).
 
-    python benchmarks/rag_caches.py                          # 400 questions: 160 fit / 240 test, ~45 min
-    python benchmarks/learned_diagnostics.py --fit runs/rag/rag.fit.cache.jsonl \\
+    python -m benchmarks.studies.rag_caches                          # 400 questions: 160 fit / 240 test, ~45 min
+    python -m benchmarks.studies.learned_diagnostics --fit runs/rag/rag.fit.cache.jsonl \\
         --test runs/rag/rag.test.cache.jsonl --field kind --out-dir docs/figures/learned_rag
 
 Questions are the RAG workload's (``countryinfo`` records, six kinds: capital, currency code, subregion,
@@ -17,28 +17,24 @@ questions are the fit split, the rest the test split. Collection is resumable (o
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks import harness
+from benchmarks.studies.length_bias import build_records, quality
 
-from length_bias import build_records, quality  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 LIMIT, FIT, SEED = 400, 160, 11  # questions in all, the fit split's share (the first FIT), the question seed
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(__doc__, threads=None, tiny=None, quiet=False)
     parser.add_argument("--limit", type=int, default=LIMIT, help="questions in all")
     parser.add_argument("--fit", type=int, default=FIT, help="the first FIT questions form the fit split")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--small-threads", type=int, default=1)
     parser.add_argument("--large-threads", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=40)
-    parser.add_argument("--out-dir", default=str(ROOT / "runs" / "rag"))
+    parser.add_argument("--out-dir", default=str(harness.ROOT / "runs" / "rag"))
     args = parser.parse_args(argv)
     if not 0 < args.fit < args.limit:
         parser.error(f"--fit must be between 1 and --limit - 1, got {args.fit}")

@@ -20,7 +20,7 @@ rule file and the calibration JSON ``cascade calibrate`` wrote, the calibrated o
 (the threshold fitted on the fit split, applied to this test split) is marked; that rule reads
 the whole small answer before deciding, so its deferrals pay the small tier's whole answer.
 
-    python benchmarks/cost_curve.py runs/reproduce/world_facts.test.<hash>.cache.jsonl \\
+    python -m benchmarks.studies.cost_curve runs/reproduce/world_facts.test.<hash>.cache.jsonl \\
         --rule runs/reproduce/world_facts.logistic.json --calibration docs/figures/world_facts.calibration.json \\
         --png docs/figures/world_facts.cost_curve.png --csv docs/figures/world_facts.cost_curve.csv
 
@@ -29,7 +29,6 @@ The cache is not in the repository (``runs/`` is ignored); ``scripts/reproduce_t
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -39,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import harness
 from cascade_core.backends.defaults import DEFAULT_PRICES
 from cascade_core.evaluation.calibration import evaluate_threshold
 from cascade_core.evaluation.collect import CachedExample, load_cache
@@ -139,7 +139,7 @@ def plot(accuracy: DeferralCurve, random: DeferralCurve, costs: dict[str, Deferr
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    p = harness.parser(__doc__, threads=None, tiny=None, quiet=False)
     p.add_argument("cache", help="collection cache of the test split (cascade collect)")
     p.add_argument("--rule", help="rule file whose calibrated threshold to mark (with --calibration)")
     p.add_argument("--calibration", help="JSON of `cascade calibrate` (its sample threshold is used)")

@@ -6,14 +6,14 @@ no-op tracer — the default for anyone who installs ``llm-cascade[otel]`` witho
 SDK), an SDK provider recording into memory, and a DriftMonitor. It prints microseconds per call
 and each ratio to the no-observer run, measured in one run on this machine.
 
-    python benchmarks/bench_observers.py [--calls 3000]
+    python -m benchmarks.speed.bench_observers [--calls 3000]
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 
+from benchmarks import harness
 from cascade_core import Cascade, ThresholdRule
 from cascade_core.observe import telemetry
 from cascade_core.observe.monitor import DriftMonitor
@@ -35,10 +35,10 @@ def make(monitor: DriftMonitor | None = None) -> Cascade:
                    monitor=monitor)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = harness.parser(__doc__, threads=None, tiny=None, quiet=False)
     parser.add_argument("--calls", type=int, default=3000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     otel = telemetry._otel_trace
     telemetry._otel_trace = None  # as if opentelemetry-api were not installed
     base = per_call_us(make(), args.calls)

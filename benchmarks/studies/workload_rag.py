@@ -1,8 +1,8 @@
 """RAG workload: a LangChain retriever chain and a LlamaIndex query engine, with real models on both tiers.
 
     make workload-rag                                   # 100 test + 40 calibration questions, both frameworks
-    python benchmarks/workload_rag.py --tiny            # 6 + 6 questions, a smoke run
-    python benchmarks/workload_rag.py --framework langchain --limit 100
+    python -m benchmarks.studies.workload_rag --tiny            # 6 + 6 questions, a smoke run
+    python -m benchmarks.studies.workload_rag --framework langchain --limit 100
 
 Corpus: one document per country, the record the ``countryinfo`` package ships (``key: value`` lines of
 its JSON: capital, region, subregion, population, area, currencies, languages, calling codes, demonym,
@@ -24,21 +24,17 @@ from __future__ import annotations
 import argparse
 import random
 import re
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from workloads_common import (  # noqa: E402
+from benchmarks import harness
+from benchmarks.studies.workloads_common import (
     Tally,
     document_text,
     llama_server,
     load_countries,
     markdown_table,
     normalise,
-    pin_threads,
     save,
     split_countries,
     timed,
@@ -296,11 +292,12 @@ def run_framework(framework: str, args: argparse.Namespace, small: Any, server: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(
+        __doc__, threads=None, quiet=False,
+        tiny="6 test + 6 calibration questions, nothing saved (with --limit/--calibration: those sizes)")
     parser.add_argument("--framework", choices=["langchain", "llamaindex", "both"], default="both")
     parser.add_argument("--limit", type=int, default=None, help="test questions (default 100)")
     parser.add_argument("--calibration", type=int, default=None, help="calibration questions (default 40)")
-    parser.add_argument("--tiny", action="store_true", help="6 test + 6 calibration questions, nothing saved (with --limit/--calibration: those sizes)")
     parser.add_argument("--deferral-rate", type=float, default=0.3, help="target deferral rate on calibration")
     parser.add_argument("--top-k", type=int, default=2, help="documents retrieved per question")
     parser.add_argument("--measure-cascade", action="store_true",
@@ -309,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.limit = args.limit or (6 if args.tiny else 100)
     args.calibration = args.calibration or (6 if args.tiny else 40)
-    pin_threads()
+    harness.set_threads(1)
     from cascade_core.backends.defaults import default_small_model
 
     small = default_small_model(max_new_tokens=args.max_tokens)

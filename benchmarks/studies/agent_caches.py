@@ -1,8 +1,8 @@
 """Two-tier caches of the AGENT workload, one row per LLM call, for the learned-rule diagnostics (issue 12).
 
-    python benchmarks/agent_caches.py                      # 40 fit + 60 test tasks = 120 + 180 calls
-    python benchmarks/agent_caches.py --tiny               # 2 + 2 tasks into a temporary directory
-    python benchmarks/learned_diagnostics.py --fit runs/agent/agent.fit.cache.jsonl \\
+    python -m benchmarks.studies.agent_caches                      # 40 fit + 60 test tasks = 120 + 180 calls
+    python -m benchmarks.studies.agent_caches --tiny               # 2 + 2 tasks into a temporary directory
+    python -m benchmarks.studies.learned_diagnostics --fit runs/agent/agent.fit.cache.jsonl \\
         --test runs/agent/agent.test.cache.jsonl --field step --out-dir docs/figures/learned_agent
 
 What it measures: for every LLM call of the agent loop, what Qwen2.5-Coder-0.5B (small tier) and
@@ -36,18 +36,15 @@ minutes with the model start-up.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from tool_call_uncertainty import (  # noqa: E402
+from benchmarks import harness
+from benchmarks.studies.tool_call_uncertainty import (
     MAX_TOKENS,
     RecordingRule,
     call_is_right,
@@ -57,10 +54,8 @@ from tool_call_uncertainty import (  # noqa: E402
     run_call,
     split_tasks,
 )
-from workload_agent import is_correct, langchain_large  # noqa: E402
-from workloads_common import pin_threads  # noqa: E402
+from benchmarks.studies.workload_agent import is_correct, langchain_large
 
-ROOT = Path(__file__).resolve().parents[1]
 STEPS = (1, 2, 3)
 SPLITS = ("fit", "test")
 
@@ -180,11 +175,11 @@ def summary(out_dir: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(
+        __doc__, threads=None, quiet=False,
+        tiny="2 fit + 2 test tasks, into a temporary directory unless --out-dir is given")
     parser.add_argument("--fit", type=int, default=40, help="fit tasks (calibration countries), 3 calls each")
     parser.add_argument("--test", type=int, default=60, help="test tasks (test countries), 3 calls each")
-    parser.add_argument("--tiny", action="store_true", help="2 fit + 2 test tasks, into a temporary directory "
-                                                            "unless --out-dir is given")
     parser.add_argument("--out-dir", type=Path, default=None, help="where the caches go (default runs/agent)")
     parser.add_argument("--small-threads", type=int, default=1, help="threads of the small tier's llama.cpp server")
     parser.add_argument("--large-threads", type=int, default=1, help="threads of the large tier's llama.cpp server")
@@ -192,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     n_fit, n_test = (2, 2) if args.tiny else (args.fit, args.test)
     if n_fit < 1 or n_test < 1:
         parser.error("--fit and --test must be positive")
-    out_dir = args.out_dir or (Path(tempfile.mkdtemp(prefix="agent_caches_")) if args.tiny else ROOT / "runs" / "agent")
-    pin_threads()
+    out_dir = args.out_dir or (Path(tempfile.mkdtemp(prefix="agent_caches_")) if args.tiny else harness.ROOT / "runs" / "agent")
+    harness.set_threads(1)
     from cascade_core import ThresholdRule
     from cascade_core.backends.llamacpp import serve_embedded
     from cascade_core.testing import ScriptedModel

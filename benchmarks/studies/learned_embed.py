@@ -14,7 +14,7 @@
 
 Run (resumable: the small tier's caches live under ``--runs``)::
 
-    OMP_NUM_THREADS=1 python benchmarks/learned_embed.py --data-dir /work/main/runs/reproduce \\
+    OMP_NUM_THREADS=1 python -m benchmarks.studies.learned_embed --data-dir /work/main/runs/reproduce \\
         --runs runs/embed --out benchmarks/results/learned_embed.json
 
 ``--synthetic`` runs the analysis on generated data with a synthetic embedding (the smoke test).
@@ -22,7 +22,6 @@ Run (resumable: the small tier's caches live under ``--runs``)::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -33,16 +32,14 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from learned_diagnostics import bootstrap_auc  # noqa: E402
-from learned_diagnostics import synthetic_caches as generated_caches  # noqa: E402
-
-from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels  # noqa: E402
-from cascade_core.errors import DataFormatError  # noqa: E402
-from cascade_core.evaluation.collect import CachedExample, collect_records, load_cache, read_jsonl  # noqa: E402
-from cascade_core.evaluation.report import qualities  # noqa: E402
-from cascade_core.evaluation.rule_selection import (  # noqa: E402
+from benchmarks import harness
+from benchmarks.studies.learned_diagnostics import bootstrap_auc
+from benchmarks.studies.learned_diagnostics import synthetic_caches as generated_caches
+from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
+from cascade_core.errors import DataFormatError
+from cascade_core.evaluation.collect import CachedExample, collect_records, load_cache, read_jsonl
+from cascade_core.evaluation.report import qualities
+from cascade_core.evaluation.rule_selection import (
     candidate_label,
     embedding_grid,
     learned_grid,
@@ -58,7 +55,7 @@ SMALL_TIER_NOTE = (
 
 RAG_NOTE = (
     "small tier: SmolLM2-135M-Instruct in fp32 transformers (chat template, greedy, max 40 new tokens, stop at "
-    "newline), NOT the Q4 llama.cpp model of runs/rag; its answers differ from benchmarks/rag_caches.py's. "
+    "newline), NOT the Q4 llama.cpp model of runs/rag; its answers differ from benchmarks/studies/rag_caches.py's. "
     "Large tier: Qwen2.5-Coder-1.5B answers taken per id from the llama.cpp caches (not rerun)."
 )
 TARGETS = ("small_correct", "large_better", "quality_gap")
@@ -99,14 +96,14 @@ def workload_splits(workload: str, data_dir: Path, runs: Path, threads: int) -> 
     """Collect (or load) the fit and test splits of ``workload`` with the fp32 small tier's embedding.
 
     ``world_facts``: the data files and llama.cpp caches of ``scripts/reproduce_tables.sh`` in ``data_dir``
-    (few-shot completion prompts, 10 tokens). ``rag``: the questions of ``benchmarks/rag_caches.py``
+    (few-shot completion prompts, 10 tokens). ``rag``: the questions of ``benchmarks/studies/rag_caches.py``
     (rebuilt with its seed; chat prompts, 40 tokens, the workload's scorer) and its caches in ``data_dir``.
     """
     from cascade_core.backends.defaults import default_small_model
 
     if workload == "rag":
-        from length_bias import build_records, quality
-        from rag_caches import FIT, LIMIT, SEED
+        from benchmarks.studies.length_bias import build_records, quality
+        from benchmarks.studies.rag_caches import FIT, LIMIT, SEED
 
         records = build_records(LIMIT, SEED)
         small = default_small_model(threads=threads, prompt_format="chat")
@@ -198,7 +195,7 @@ def _print(report: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    p = harness.parser(__doc__, threads=1, threads_help="torch threads of the small tier", tiny=None, quiet=False)
     p.add_argument("--data-dir", type=Path, help="the workload's llama.cpp caches (world_facts: and its data files)")
     p.add_argument("--workload", choices=["world_facts", "rag"], default="world_facts")
     p.add_argument("--runs", type=Path, default=Path("runs/embed"), help="where the small tier's caches go")
@@ -208,7 +205,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cv", type=int, default=5)
     p.add_argument("--cv-repeats", type=int, default=3)
     p.add_argument("--resamples", type=int, default=200)
-    p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     if args.synthetic:
         fit, test = synthetic_caches(160, 240)

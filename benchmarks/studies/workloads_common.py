@@ -20,20 +20,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.harness import RESULTS_DIR
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ALIASES = {"medium": "qwen2.5-coder-0.5b-instruct", "large": "qwen2.5-coder-1.5b-instruct"}
 _FIELDS = ("capital", "region", "subregion", "population", "area", "currencies", "languages", "callingCodes",
            "demonym", "tld")
-
-
-def pin_threads() -> None:
-    """One torch thread (the llama.cpp servers get one each): never two runtimes fighting for 2 cores."""
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def load_countries() -> list[dict[str, Any]]:

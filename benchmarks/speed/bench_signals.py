@@ -7,17 +7,17 @@ Chow-Quantile, entropy, and a fitted learned rule (logistic, paper A's features)
 ``ThresholdRule(...).decide``, averaged over ``--repeats`` calls. Prints each as a share of the
 generation time. Target: all of them together <= 1 % of the generation.
 
-    python benchmarks/bench_signals.py [--tokens 256] [--repeats 200]
+    python -m benchmarks.speed.bench_signals [--tokens 256] [--repeats 200]
 """
 
 from __future__ import annotations
 
 import time
 
-import _common
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks import harness
 from cascade_core import Cascade, Request, ThresholdRule
 from cascade_core.decide.learned.rule import LearnedDeferral
 from cascade_core.testing import ScriptedModel
@@ -33,15 +33,14 @@ def learned_rule(generation) -> LearnedDeferral:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    p = _common.parser(__doc__)
+    p = harness.parser(__doc__)
     p.add_argument("--tokens", type=int, default=256)
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--prompt", default="Once upon a time, in a small village by the sea,", help="an open-ended prompt")
-    args = p.parse_args(argv)
-    _common.set_threads(args.threads)
-    small = _common.small_model(args.tiny, max_new_tokens=args.tokens)
+    args = harness.parse_and_pin(p, argv)
+    small = harness.small_model(args.tiny, max_new_tokens=args.tokens)
     cascade = Cascade([small, ScriptedModel("stub")], rules=ThresholdRule("margin", 0.0))
-    request = Request.from_prompt(_common.prompts(True, 1)[0] if args.tiny else args.prompt)
+    request = Request.from_prompt(harness.prompts(True, 1)[0] if args.tiny else args.prompt)
     cascade.invoke(Request.from_prompt("Hello", max_new_tokens=2))  # warm-up
     started = time.perf_counter()
     result = cascade.invoke(request)
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     rules = {name: ThresholdRule(name, 0.5 if name == "margin" else -1.0) for name in ("margin", "chow_sum", "chow_average", "entropy")}
     rules["chow_quantile"] = ThresholdRule("chow_quantile", -1.0, alpha=0.1)
     rules["learned (logistic)"] = ThresholdRule(learned_rule(generation), 0.5)
-    print(f"machine: {_common.machine()}")
+    print(f"machine: {harness.machine()}")
     print(f"model: {small.model_name}; generation of {len(generation.steps)} tokens took {t_generate * 1000:.0f} ms")
     total = 0.0
     shares: dict[str, float] = {}

@@ -1,7 +1,7 @@
 """Tool-call uncertainty on the real agent workload: kept small-tier tool calls that were wrong, before/after.
 
-    python benchmarks/tool_call_uncertainty.py             # 12 calibration + 30 test tasks (~15 min)
-    python benchmarks/tool_call_uncertainty.py --tiny      # 2 + 2 tasks, a smoke run, nothing saved
+    python -m benchmarks.studies.tool_call_uncertainty             # 12 calibration + 30 test tasks (~15 min)
+    python -m benchmarks.studies.tool_call_uncertainty --tiny      # 2 + 2 tasks, a smoke run, nothing saved
 
 The agent workload's two steps are replayed one LLM call at a time through the real LangChain path:
 ``ChatCascade(...).bind_tools([country_facts, calculator])`` (the workload's own tools, imported from
@@ -34,16 +34,14 @@ import argparse
 import itertools
 import json
 import math
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from workload_agent import SEED, SYSTEM, calculator, country_facts, make_tasks  # noqa: E402
-from workloads_common import RESULTS_DIR, load_countries, pin_threads, save, split_countries  # noqa: E402
+from benchmarks import harness
+from benchmarks.studies.workload_agent import SEED, SYSTEM, calculator, country_facts, make_tasks
+from benchmarks.studies.workloads_common import load_countries, save, split_countries
 
 MAX_TOKENS = 64
 NAME, ARGS = "name_margin", "arguments_quantile"
@@ -343,7 +341,7 @@ def _publish(args: argparse.Namespace, result: dict[str, Any], calib_rows: list[
                   f"name={_fmt(row[NAME])} args={_fmt(row[ARGS])} {row['text']!r}")
         return
     strip = [{k: v for k, v in r.items() if not k.startswith("_")} for r in calib_rows + test_rows]
-    path = RESULTS_DIR / "tool_call_uncertainty.json"
+    path = harness.RESULTS_DIR / "tool_call_uncertainty.json"
     saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     saved[f"tool_choice={args.tool_choice}"] = {
         "small": "Qwen2.5-Coder-0.5B-Instruct (llama.cpp, top_k=5, greedy)", "max_tokens": MAX_TOKENS,
@@ -354,18 +352,17 @@ def _publish(args: argparse.Namespace, result: dict[str, Any], calib_rows: list[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(__doc__, threads=2, threads_help="llama.cpp server threads", quiet=False,
+                            tiny="2 calibration + 2 test tasks, nothing saved")
     parser.add_argument("--calibration", type=int, default=None, help="calibration tasks (default 12)")
     parser.add_argument("--limit", type=int, default=None, help="test tasks (default 30: the agent workload's)")
-    parser.add_argument("--tiny", action="store_true", help="2 calibration + 2 test tasks, nothing saved")
     parser.add_argument("--tool-choice", choices=["auto", "any"], default="auto",
                         help="auto: as the agent workload; any: the small tier must call a tool on both calls")
     parser.add_argument("--max-loss", type=float, default=0.1, help="share of right calibration calls ToolCallRule may defer")
-    parser.add_argument("--threads", type=int, default=2, help="llama.cpp server threads")
     parser.add_argument("--cache", type=Path, default=None, help="JSON-lines file of recorded calls (resume)")
     args = parser.parse_args(argv)
     n_cal, n_test = args.calibration or (2 if args.tiny else 12), args.limit or (2 if args.tiny else 30)
-    pin_threads()
+    harness.set_threads(1)
     from cascade_core import ThresholdRule
     from cascade_core.backends.llamacpp import serve_embedded
 

@@ -11,13 +11,12 @@ Measured on the world-facts QA set with real models, each on its own llama.cpp s
    (the latency of every tier called) and the cost at the stand-in prices
    (:data:`cascade_core.backends.defaults.DEFAULT_PRICES`), and ``--json`` writes it.
 
-Run: ``make three-tier`` (``python benchmarks/three_tier.py --limit 120``); ``--limit 4 --calibration 4``
+Run: ``make three-tier`` (``python -m benchmarks.studies.three_tier --limit 120``); ``--limit 4 --calibration 4``
 is the smoke setting.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from benchmarks import harness
 from cascade_core import Cascade, ThresholdRule, Tier
 from cascade_core.backends.defaults import DEFAULT_PRICES
 from cascade_core.cli.tiers import build_tier
@@ -88,13 +88,13 @@ def run(name: str, cascade: Cascade, examples: Sequence[QAExample], tier_names: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(__doc__, threads=2, threads_help="llama.cpp threads per server (servers take turns)",
+                            tiny=None, quiet=False)
     parser.add_argument("--limit", type=int, default=120, help="test questions")
     parser.add_argument("--calibration", type=int, default=80, help="calibration questions")
     parser.add_argument("--rate2", type=float, default=0.3, help="2-tier: share the small tier defers")
     parser.add_argument("--rate3-small", type=float, default=0.5, help="3-tier: share the small tier defers")
     parser.add_argument("--rate3-medium", type=float, default=0.4, help="3-tier: share of those the medium defers")
-    parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads per server (servers take turns)")
     parser.add_argument("--json", help="write the table as JSON")
     args = parser.parse_args(argv)
 

@@ -9,15 +9,15 @@ one run, interleaved query by query (the fastest of ``--repeats`` runs per query
   the whole answer up to ``--max-new-tokens``).
 The large tier is a scripted stub, so only the small tier's cost is measured.
 
-    python benchmarks/bench_early_exit.py [--queries 12] [--repeats 3] [--max-new-tokens 32]
+    python -m benchmarks.speed.bench_early_exit [--queries 12] [--repeats 3] [--max-new-tokens 32]
 """
 
 from __future__ import annotations
 
-import _common
 import torch
 from tqdm import tqdm
 
+from benchmarks import harness
 from cascade_core import Cascade, Request, ThresholdRule
 from cascade_core.testing import ScriptedModel
 
@@ -34,18 +34,15 @@ def deferred(cascade: Cascade, request: Request) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    p = _common.parser(__doc__)
-    p.add_argument("--queries", type=int, default=12)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--max-new-tokens", type=int, default=32)
-    args = p.parse_args(argv)
-    _common.set_threads(args.threads)
-    small = _common.small_model(args.tiny, max_new_tokens=args.max_new_tokens)
+    p = harness.parser(__doc__)
+    harness.add_run_size(p, queries=12, max_new_tokens=32)
+    args = harness.parse_and_pin(p, argv)
+    small = harness.small_model(args.tiny, max_new_tokens=args.max_new_tokens)
     large = ScriptedModel("stub")
     # thresholds that always defer, so both rules measure a deferred query
     early = Cascade([small, large], rules=ThresholdRule("margin", 1.0))
     late = Cascade([small, large], rules=ThresholdRule("chow_sum", 0.0))
-    requests = [Request.from_prompt(t) for t in _common.prompts(args.tiny, args.queries)]
+    requests = [Request.from_prompt(t) for t in harness.prompts(args.tiny, args.queries)]
     for request in requests[:2]:  # warm-up
         deferred(early, request)
         raw_first_step(small, small.render(request))
@@ -55,9 +52,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for i in tqdm(rows, desc="early exit", disable=args.quiet):
         r = requests[i]
         for name, fn, arg in zip(names, (raw_first_step, deferred, deferred), ((small, small.render(r)), (early, r), (late, r))):
-            best[name][i] = min(best[name][i], _common.seconds(fn, *arg))
+            best[name][i] = min(best[name][i], harness.seconds(fn, *arg))
     raw, early_t, late_t = (sum(best[n]) for n in names)
-    print(f"machine: {_common.machine()}")
+    print(f"machine: {harness.machine()}")
     print(f"model: {small.model_name}; {len(requests)} queries, fastest of {args.repeats} each, max_new_tokens={args.max_new_tokens}")
     for name in names:
         print(f"  {name:>18}: {sum(best[name]) / len(requests) * 1000:8.1f} ms/query")

@@ -1,8 +1,8 @@
 """Agent workload: LangChain ``create_agent`` and LlamaIndex ``FunctionAgent`` with real tools and real models.
 
     make workload-agent                                  # 30 test tasks (+10 calibration), both frameworks
-    python benchmarks/workload_agent.py --tiny           # 3 + 3 tasks, a smoke run
-    python benchmarks/workload_agent.py --framework langchain --configs large,qwen05-t0,qwen05-cal
+    python -m benchmarks.studies.workload_agent --tiny           # 3 + 3 tasks, a smoke run
+    python -m benchmarks.studies.workload_agent --framework langchain --configs large,qwen05-t0,qwen05-cal
 
 Two tools: ``country_facts(country)`` looks a country up in the installed ``countryinfo`` package
 (capital, population, area, region), ``calculator(a, operation, b)`` does one arithmetic operation.
@@ -25,24 +25,19 @@ writes ``benchmarks/results/agent_<framework>.json``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from workloads_common import (  # noqa: E402
+from benchmarks import harness
+from benchmarks.studies.workloads_common import (
     Tally,
     llama_server,
     load_countries,
     markdown_table,
     numbers_in,
-    pin_threads,
     save,
     split_countries,
     timed,
@@ -212,12 +207,13 @@ def make_llm(framework: str, small: Any, large_server: Any, threshold: float, ma
 def main(argv: list[str] | None = None) -> int:
     from cascade_core.decide.thresholds import calibrate_threshold
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(
+        __doc__, threads=None, quiet=False,
+        tiny="3 test + 3 calibration tasks, nothing saved (with --limit/--calibration: those sizes)")
     parser.add_argument("--framework", choices=["langchain", "llamaindex", "both"], default="both")
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated subset of {CONFIGS}")
     parser.add_argument("--limit", type=int, default=None, help="test tasks (default 30)")
     parser.add_argument("--calibration", type=int, default=None, help="calibration tasks (default 10)")
-    parser.add_argument("--tiny", action="store_true", help="3 test + 3 calibration tasks, nothing saved (with --limit/--calibration: those sizes)")
     parser.add_argument("--deferral-rate", type=float, default=0.3, help="target deferral rate on calibration")
     parser.add_argument("--max-tokens", type=int, default=64, help="tokens per LLM call, both tiers")
     args = parser.parse_args(argv)
@@ -226,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     if unknown := set(configs) - set(CONFIGS):
         parser.error(f"unknown configs {sorted(unknown)}; choose from {CONFIGS}")
-    pin_threads()
+    harness.set_threads(1)
     from cascade_core.backends.defaults import default_small_model
 
     calib_countries, test_countries = split_countries(load_countries(), SEED, 40)

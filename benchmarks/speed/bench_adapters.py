@@ -7,18 +7,18 @@ the same core cascade:
 2. with scripted tiers (no model work), the absolute per-call time in microseconds, averaged
    over ``--calls`` calls: the adapters' own cost (message conversion, metadata, callbacks).
 
-    python benchmarks/bench_adapters.py [--queries 4] [--repeats 3] [--calls 2000]
+    python -m benchmarks.speed.bench_adapters [--queries 4] [--repeats 3] [--calls 2000]
 """
 
 from __future__ import annotations
 
 import time
 
-import _common
 from langchain_core.messages import HumanMessage
 from llama_index.core.llms import ChatMessage
 from tqdm import tqdm
 
+from benchmarks import harness
 from cascade_core import Cascade, Message, ThresholdRule
 from cascade_core.testing import ScriptedModel
 from langchain_cascade import ChatCascade
@@ -35,26 +35,23 @@ def callers(cascade: Cascade) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    p = _common.parser(__doc__)
-    p.add_argument("--queries", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--max-new-tokens", type=int, default=16)
+    p = harness.parser(__doc__)
+    harness.add_run_size(p, queries=4, max_new_tokens=16)
     p.add_argument("--calls", type=int, default=2000)
-    args = p.parse_args(argv)
-    _common.set_threads(args.threads)
-    print(f"machine: {_common.machine()}")
+    args = harness.parse_and_pin(p, argv)
+    print(f"machine: {harness.machine()}")
     out: dict[str, float] = {}
 
-    small = _common.small_model(args.tiny, max_new_tokens=args.max_new_tokens)
+    small = harness.small_model(args.tiny, max_new_tokens=args.max_new_tokens)
     real = callers(Cascade([small, ScriptedModel("stub")], rules=ThresholdRule("margin", 0.0)))  # keeps every answer
-    texts = _common.prompts(args.tiny, args.queries)
+    texts = harness.prompts(args.tiny, args.queries)
     for call in real.values():
         call(texts[0])  # warm-up
     best = {name: [float("inf")] * len(texts) for name in real}
     rows = [i for _ in range(args.repeats) for i in range(len(texts))]
     for i in tqdm(rows, desc="real small tier", disable=args.quiet):
         for name, call in real.items():
-            best[name][i] = min(best[name][i], _common.seconds(call, texts[i]))
+            best[name][i] = min(best[name][i], harness.seconds(call, texts[i]))
     core = sum(best["Cascade.invoke"])
     print(f"{small.model_name} small tier (kept, {args.max_new_tokens} new tokens), fastest of {args.repeats} per prompt:")
     for name, times in best.items():

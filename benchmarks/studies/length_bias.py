@@ -1,13 +1,13 @@
 """Length bias on real answers: does Chow-Sum over-defer long answers, and do the quantile and learned rules fix it?
 
-    python benchmarks/length_bias.py                       # 300 questions, SmolLM2-135M on llama.cpp
-    python benchmarks/length_bias.py --limit 20 --no-plot  # a smoke run
+    python -m benchmarks.studies.length_bias                       # 300 questions, SmolLM2-135M on llama.cpp
+    python -m benchmarks.studies.length_bias --limit 20 --no-plot  # a smoke run
 
 Paper A's observation: Chow-Sum (the sum of token log-probs) falls with every generated token, so at a
 fixed deferral rate it sends long answers to the large tier whether or not they are wrong; Chow-Average
 and Chow-Quantile do not scale with length, and a learned Post-Hoc rule can weigh length against the
 log-probs. This script measures it on answers whose lengths really vary: the RAG workload's questions
-(benchmarks/workload_rag.py, drawn from the ``countryinfo`` records) with the country's own record as
+(benchmarks/studies/workload_rag.py, drawn from the ``countryinfo`` records) with the country's own record as
 context, and the small tier asked to reply in one sentence, so it writes 3 to ~40 tokens.
 
 Only the small tier runs (the large tier is a scripted stand-in): length bias is about *which* answers
@@ -22,20 +22,17 @@ Writes ``docs/figures/length_bias.png`` and ``benchmarks/results/length_bias.jso
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
-from workload_rag import is_correct, make_questions  # noqa: E402
-from workloads_common import document_text, load_countries, pin_threads  # noqa: E402
+from benchmarks import harness
+from benchmarks.studies.workload_rag import is_correct, make_questions
+from benchmarks.studies.workloads_common import document_text, load_countries
 
-ROOT = Path(__file__).resolve().parents[1]
 PROMPT = ("Answer the question using the context, in one sentence.\n\nContext:\n{context}\n\n"
           "Question: {question}")
 SIGNALS = ["chow_sum", "chow_average", "chow_quantile(alpha=0)", "chow_quantile(alpha=0.5)", "margin", "learned"]
@@ -144,18 +141,17 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = harness.parser(__doc__, threads=2, threads_help="llama.cpp / torch threads", tiny=None, quiet=False)
     parser.add_argument("--limit", type=int, default=300, help="questions (40 %% fit, 60 %% test)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--small", default="llamacpp:small", help="small tier spec (cascade collect's --small)")
-    parser.add_argument("--threads", type=int, default=2, help="llama.cpp / torch threads")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--deferral-rate", type=float, default=0.4)
-    parser.add_argument("--cache", default=str(ROOT / "runs" / "length_bias.cache.jsonl"))
+    parser.add_argument("--cache", default=str(harness.ROOT / "runs" / "length_bias.cache.jsonl"))
     parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "length_bias.json"))
+    parser.add_argument("--out", default=str(harness.RESULTS_DIR / "length_bias.json"))
     args = parser.parse_args(argv)
-    pin_threads()
+    harness.set_threads(1)
     from cascade_core.cli.tiers import build_tier
     from cascade_core.evaluation.collect import collect_records
     from cascade_core.testing import ScriptedModel
@@ -167,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     result = analyse(examples, fit_share=0.4, deferral_rate=args.deferral_rate)
     print(table(result))
     if not args.no_plot:
-        plot(result, ROOT / "docs" / "figures" / "length_bias.png")
+        plot(result, harness.ROOT / "docs" / "figures" / "length_bias.png")
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     return 0

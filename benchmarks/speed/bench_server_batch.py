@@ -17,7 +17,7 @@ a run, requests share the few-shot prefix through the cache, as real traffic wou
 ``--repeats`` runs, interleaved run by run across modes and servers (the one least disturbed by
 other jobs); every run's decisions and texts are checked against the loop's. The client side is I/O only; the server does the compute.
 
-    python benchmarks/bench_server_batch.py [--sizes 1 4 16] [--full] [--slots 1 4] [--threads 2]
+    python -m benchmarks.speed.bench_server_batch [--sizes 1 4 16] [--full] [--slots 1 4] [--threads 2]
 
 ``--tiny`` runs against the fake OpenAI server of ``cascade_core.testing`` instead (no model, one
 "server" per slot count; a smoke test of the script, its numbers mean nothing).
@@ -35,9 +35,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-import _common
 from tqdm import tqdm
 
+from benchmarks import harness
 from cascade_core import Cascade, Request, ThresholdRule
 from cascade_core.testing import ScriptedModel
 
@@ -141,7 +141,7 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    p = _common.parser(__doc__, threads=2)
+    p = harness.parser(__doc__, threads=2)
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
     p.add_argument("--full", action="store_true", help="also N = 64")
     p.add_argument("--slots", type=int, nargs="+", default=[1, 4], help="parallel slots, one server each")
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--repeats", type=int, default=3, help="runs per cell; the fastest is kept (default %(default)s)")
     args = p.parse_args(argv)
     sizes = sorted(set(args.sizes + ([64] if args.full else [])))
-    print(f"machine: {_common.machine()}")
+    print(f"machine: {harness.machine()}")
     print(f"server: llama.cpp (xllamacpp), {args.threads} thread(s) per server, slots {args.slots}; "
           f"small tier SmolLM2-135M-Instruct GGUF over /v1/completions{' [tiny: fake server]' if args.tiny else ''}; "
           f"max_new_tokens={args.max_new_tokens}")
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             # than the default 10 s for their first token and would fail over to the large tier
             cascades = {n: Cascade([tier.model, ScriptedModel("stub")], rules=rule, small_timeout=None)
                         for n, tier in tiers.items()}
-            requests = [Request.from_prompt(t, stop=("\n",)) for t in _common.prompts(args.tiny, max(sizes))]
+            requests = [Request.from_prompt(t, stop=("\n",)) for t in harness.prompts(args.tiny, max(sizes))]
             for cascade in cascades.values():  # warm-up: connections, the async client, the prompt cache
                 for mode in MODES:
                     run(mode, cascade, requests[:2], runner)

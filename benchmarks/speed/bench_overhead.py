@@ -7,15 +7,15 @@ the same torch thread count, ``--repeats`` times; per prompt the fastest of the 
 (the least disturbed by other jobs on a shared machine) and the ratio of the sums is printed.
 Target: <= 1.03x.
 
-    python benchmarks/bench_overhead.py [--queries 12] [--max-new-tokens 32] [--repeats 3]
+    python -m benchmarks.speed.bench_overhead [--queries 12] [--max-new-tokens 32] [--repeats 3]
 """
 
 from __future__ import annotations
 
-import _common
 import torch
 from tqdm import tqdm
 
+from benchmarks import harness
 from cascade_core import Cascade, Request, ThresholdRule
 from cascade_core.testing import ScriptedModel
 
@@ -30,15 +30,12 @@ def raw_generate(small, prompt: str, new_tokens: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    p = _common.parser(__doc__)
-    p.add_argument("--queries", type=int, default=12)
-    p.add_argument("--max-new-tokens", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args(argv)
-    _common.set_threads(args.threads)
-    small = _common.small_model(args.tiny, max_new_tokens=args.max_new_tokens)
+    p = harness.parser(__doc__)
+    harness.add_run_size(p, queries=12, max_new_tokens=32)
+    args = harness.parse_and_pin(p, argv)
+    small = harness.small_model(args.tiny, max_new_tokens=args.max_new_tokens)
     cascade = Cascade([small, ScriptedModel("stub")], rules=ThresholdRule("margin", 0.0))  # keeps every answer
-    requests = [Request.from_prompt(t) for t in _common.prompts(args.tiny, args.queries)]
+    requests = [Request.from_prompt(t) for t in harness.prompts(args.tiny, args.queries)]
     counts = []
     for request in requests:  # warm-up, and the number of tokens each answer has
         result = cascade.invoke(request)
@@ -48,11 +45,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     wrapped = [float("inf")] * len(requests)
     rows = [i for _ in range(args.repeats) for i in range(len(requests))]
     for i in tqdm(rows, desc="overhead", disable=args.quiet):
-        raw[i] = min(raw[i], _common.seconds(raw_generate, small, small.render(requests[i]), counts[i]))
-        wrapped[i] = min(wrapped[i], _common.seconds(cascade.invoke, requests[i]))
+        raw[i] = min(raw[i], harness.seconds(raw_generate, small, small.render(requests[i]), counts[i]))
+        wrapped[i] = min(wrapped[i], harness.seconds(cascade.invoke, requests[i]))
     t_raw, t_cascade, tokens = sum(raw), sum(wrapped), sum(counts)
     ratio = t_cascade / t_raw
-    print(f"machine: {_common.machine()}")
+    print(f"machine: {harness.machine()}")
     print(f"model: {small.model_name}; {len(requests)} prompts, {tokens} new tokens, fastest of {args.repeats} runs each")
     print(f"raw model.generate: {t_raw / tokens * 1000:.2f} ms/token")
     print(f"Cascade.invoke (kept): {t_cascade / tokens * 1000:.2f} ms/token")

@@ -11,7 +11,7 @@
    (the engine's and the KV-cache slicing's memory do not depend on the model's size, and 2,000
    real prefills would take most of an hour on a shared 2-core machine).
 
-    python benchmarks/bench_memory.py [--tokens 1000] [--calls 200 2000]
+    python -m benchmarks.speed.bench_memory [--tokens 1000] [--calls 200 2000]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tracemalloc
 
-import _common
+from benchmarks import harness
 
 
 def peak_rss_mb() -> float:
@@ -36,8 +36,8 @@ def child_generation(args) -> dict[str, float]:
 
     from cascade_core import Request
 
-    small = _common.small_model(args.tiny, max_new_tokens=args.tokens)
-    prompt = _common.prompts(True, 1)[0] if args.tiny else "Once upon a time, in a small village by the sea,"
+    small = harness.small_model(args.tiny, max_new_tokens=args.tokens)
+    prompt = harness.prompts(True, 1)[0] if args.tiny else "Once upon a time, in a small village by the sea,"
     list(small.stream_steps(Request.from_prompt(prompt, max_new_tokens=2)))  # warm-up: allocator, caches
     ids = small.tokenizer(small.render(Request.from_prompt(prompt)), return_tensors="pt")
     with torch.inference_mode():
@@ -65,8 +65,8 @@ def child_abatch(args) -> dict[str, float]:
     from cascade_core import Cascade, Request, ThresholdRule
     from cascade_core.testing import ScriptedModel
 
-    small = _common.small_model(True, max_new_tokens=4)
-    texts = _common.prompts(True, args.calls[0])
+    small = harness.small_model(True, max_new_tokens=4)
+    texts = harness.prompts(True, args.calls[0])
     probe = Cascade([small, ScriptedModel("stub")], rules=ThresholdRule("margin", 0.0))
     scores = [r.decision.score for r in asyncio.run(probe.abatch([Request.from_prompt(t) for t in texts[:32]]))]
     median = sorted(scores)[len(scores) // 2]  # about half of the answers kept, half deferred
@@ -78,23 +78,23 @@ def child_abatch(args) -> dict[str, float]:
 
 
 def spawn(*argv: str) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, *argv], check=True, capture_output=True, text=True, env=os.environ)
+    out = subprocess.run([sys.executable, "-m", __spec__.name, *argv], check=True, capture_output=True, text=True,
+                         env=os.environ, cwd=harness.ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    p = _common.parser(__doc__)
+    p = harness.parser(__doc__)
     p.add_argument("--tokens", type=int, default=1000)
     p.add_argument("--calls", type=int, nargs="+", default=[200, 2000])
     p.add_argument("--child", choices=["topk", "scores", "abatch"], help=argparse_hidden())
-    args = p.parse_args(argv)
-    _common.set_threads(args.threads)
+    args = harness.parse_and_pin(p, argv)
     if args.child:
         fn = child_abatch if args.child == "abatch" else child_generation
         print(json.dumps(fn(args)))
         return {}
     common = ["--threads", str(args.threads)] + (["--tiny"] if args.tiny else [])
-    print(f"machine: {_common.machine()}")
+    print(f"machine: {harness.machine()}")
     topk = spawn("--child", "topk", "--tokens", str(args.tokens), *common)
     scores = spawn("--child", "scores", "--tokens", str(args.tokens), *common)
     print(f"generation of {args.tokens} tokens ({'tiny' if args.tiny else 'SmolLM2-135M'}), peak RSS increase over a warm baseline:")

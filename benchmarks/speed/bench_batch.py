@@ -13,7 +13,7 @@ end at the newline). The large tier is a scripted
 stub, so only the small tier's work is timed. Target: batched >= 3x loop at N = 16 on 2 cores.
 Torch runs single-threaded by default (``--threads 2`` to use both cores in every forward).
 
-    python benchmarks/bench_batch.py [--sizes 1 4 16 64] [--threads 1] [--cases margin/question]
+    python -m benchmarks.speed.bench_batch [--sizes 1 4 16 64] [--threads 1] [--cases margin/question]
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-import _common
 from tqdm import tqdm
 
+from benchmarks import harness
 from cascade_core import Cascade, Request, ThresholdRule
 from cascade_core.testing import ScriptedModel
 
@@ -44,23 +44,22 @@ def run(mode: str, cascade: Cascade, requests: list[Request]) -> list:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    p = _common.parser(__doc__)
+    p = harness.parser(__doc__)
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
     p.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     p.add_argument("--max-new-tokens", type=int, default=8)
     p.add_argument("--max-batch-size", type=int, default=16)
-    args = p.parse_args(argv)
-    _common.set_threads(args.threads)
-    batched = _common.small_model(args.tiny, max_new_tokens=args.max_new_tokens, max_batch_size=args.max_batch_size)
-    unbatched = _common.small_model(args.tiny, max_new_tokens=args.max_new_tokens, max_batch_size=1)
+    args = harness.parse_and_pin(p, argv)
+    batched = harness.small_model(args.tiny, max_new_tokens=args.max_new_tokens, max_batch_size=args.max_batch_size)
+    unbatched = harness.small_model(args.tiny, max_new_tokens=args.max_new_tokens, max_batch_size=1)
     unbatched.model, unbatched.tokenizer = batched.model, batched.tokenizer  # the same weights
     modes = {"loop": unbatched, "threads": unbatched, "batched": batched, "abatched": batched}
-    print(f"machine: {_common.machine()}")
+    print(f"machine: {harness.machine()}")
     print(f"model: {batched.model_name}; max_new_tokens={args.max_new_tokens}, max_batch_size={args.max_batch_size}")
     ratios: dict[str, float] = {}
     for case in args.cases:
         threshold, style = CASES[case]
-        requests = [Request.from_prompt(t, stop=("\n",)) for t in _common.prompts(args.tiny, max(args.sizes), style)]
+        requests = [Request.from_prompt(t, stop=("\n",)) for t in harness.prompts(args.tiny, max(args.sizes), style)]
         cascades = {m: Cascade([model, ScriptedModel("stub")], rules=ThresholdRule("margin", threshold)) for m, model in modes.items()}
         run("loop", cascades["loop"], requests[:2])  # warm-up
         print(f"\n{case} ({'every query defers after its first step' if threshold else 'every answer kept'}, {style} prompts):")

@@ -18,13 +18,12 @@ the Post-Hoc features. This script measures whether it helps here, and what it c
 
 Run::
 
-    OMP_NUM_THREADS=1 python benchmarks/learned_large_embed.py --data-dir runs/reproduce \\
+    OMP_NUM_THREADS=1 python -m benchmarks.studies.learned_large_embed --data-dir runs/reproduce \\
         --runs runs/large_embed --out benchmarks/results/learned_large_embed.json
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -35,12 +34,10 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from learned_embed import _print, analyse, world_facts_cache  # noqa: E402
-
-from cascade_core.errors import DataFormatError  # noqa: E402
-from cascade_core.evaluation.collect import CachedExample, load_cache, read_jsonl  # noqa: E402
+from benchmarks import harness
+from benchmarks.studies.learned_embed import _print, analyse, world_facts_cache
+from cascade_core.errors import DataFormatError
+from cascade_core.evaluation.collect import CachedExample, load_cache, read_jsonl
 
 NOTE = ("small tier: SmolLM2-135M-Instruct on llama.cpp (the reproduce caches); embedding = the LARGE model's "
         "(Qwen2.5-Coder-1.5B, fp32 transformers) hidden state at layer {layer} of 28 over its chat-templated "
@@ -53,11 +50,10 @@ def embed_prompts(records: Sequence[dict[str, Any]], layers: Sequence[int], out:
         saved = np.load(out)
         if list(saved["ids"]) == [str(r["id"]) for r in records] and list(saved["layers"]) == list(layers):
             return {k: saved[k] for k in saved.files}
-    import torch
 
     from cascade_core.backends.embedded import load_embedded
 
-    torch.set_num_threads(threads)
+    harness.set_threads(threads)
     model, tokenizer = load_embedded("large")
     all_layers = model.model.layers
     captured: dict[int, Any] = {}
@@ -132,14 +128,13 @@ def with_embedding(examples: Sequence[CachedExample], ids: Sequence[str], vector
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    p = harness.parser(__doc__, threads=1, threads_help="torch threads of the large model", tiny=None, quiet=False)
     p.add_argument("--data-dir", type=Path, required=True, help="world_facts.{fit,test}.jsonl and their llama.cpp caches")
     p.add_argument("--runs", type=Path, default=Path("runs/large_embed"))
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--layers", type=int, nargs="+", default=[7, 14, 21])
     p.add_argument("--pool", nargs="+", default=["last", "mean"], choices=["last", "mean"])
     p.add_argument("--components", type=int, nargs="*", default=[8, 32], help="PCA sizes (the full width is always tried)")
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cv", type=int, default=5)
     p.add_argument("--cv-repeats", type=int, default=3)
     p.add_argument("--resamples", type=int, default=200)

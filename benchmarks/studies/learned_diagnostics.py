@@ -16,7 +16,7 @@ strictest comparison for the learned rule). Reports:
 
 Run on caches written by ``cascade collect`` (e.g. by ``scripts/reproduce_tables.sh``)::
 
-    python benchmarks/learned_diagnostics.py --fit runs/world_facts.fit.cache.jsonl \\
+    python -m benchmarks.studies.learned_diagnostics --fit runs/world_facts.fit.cache.jsonl \\
         --test runs/world_facts.test.cache.jsonl --out-dir docs/figures/learned
 
 ``--synthetic`` runs the same report on generated data (the smoke test in tests/core).
@@ -24,7 +24,6 @@ Run on caches written by ``cascade collect`` (e.g. by ``scripts/reproduce_tables
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import harness
 from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
 from cascade_core.decide.probability import expected_calibration_error, reliability_bins
 from cascade_core.evaluation.collect import CachedExample, load_cache
@@ -285,7 +285,7 @@ def _print(report: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = harness.parser(__doc__, threads=None, tiny=None, quiet=False)
     p.add_argument("--fit", help="fit-split cache (cascade collect)")
     p.add_argument("--test", help="test-split cache")
     p.add_argument("--synthetic", action="store_true", help="generated data instead of caches (smoke test)")
