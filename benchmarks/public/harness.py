@@ -36,14 +36,14 @@ STOP = ("\n",)
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:
-    """The options every script of the suite shares."""
-    p = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    """The options every script of the suite shares (on top of the benchmarks' own ``--threads``/``--quiet``)."""
+    from benchmarks import harness as shared
+
+    p = shared.parser(doc, threads=1, threads_help="llama.cpp threads per server", tiny=None)
     p.add_argument("--tasks", nargs="*", help="BIG-bench task paths (default: the eight public tasks)")
-    p.add_argument("--fit", type=int, default=60, help="fit (calibration-split) examples per task")
-    p.add_argument("--test", type=int, default=100, help="test examples per task")
-    p.add_argument("--threads", type=int, default=2, help="llama.cpp threads per server (default %(default)s)")
+    p.add_argument("--fit", type=int, default=40, help="fit (calibration-split) examples per task (default %(default)s)")
+    p.add_argument("--test", type=int, default=100, help="test examples per task (default %(default)s)")
     p.add_argument("--runs", type=Path, default=RUNS, help="cache folder (default %(default)s)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
