@@ -91,13 +91,13 @@ class TierCache:
     path: Path
 
     def rows(self) -> dict[str, dict[str, Any]]:
+        from cascade_core.evaluation.collect import drop_truncated_tail
+
         if not self.path.exists():
             return {}
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):  # a write cut off by an interrupted run
-            data = data[: data.rfind(b"\n") + 1]
-            self.path.write_bytes(data)
-        return {row["id"]: row for row in map(json.loads, data.decode("utf-8").splitlines()) if row}
+        drop_truncated_tail(self.path)
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        return {row["id"]: row for row in map(json.loads, lines) if row}
 
     def append(self, row: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,7 @@ __all__ = [
     "CachedExample",
     "collect",
     "collect_records",
+    "drop_truncated_tail",
     "generation_from_dict",
     "generation_to_dict",
     "load_cache",
@@ -312,11 +313,12 @@ def resume_cache(path: str | os.PathLike[str]) -> dict[str, CachedExample]:
     if not Path(path).exists():
         return {}
     cached = {c.id: c for c in load_cache(path)}
-    _drop_truncated_tail(Path(path))
+    drop_truncated_tail(Path(path))
     return cached
 
 
-def _drop_truncated_tail(path: Path) -> None:
+def drop_truncated_tail(path: Path) -> None:
+    """Cut a JSONL file back to its last complete line (a write cut off by an interrupted run)."""
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
         cut = data.rfind(b"\n") + 1

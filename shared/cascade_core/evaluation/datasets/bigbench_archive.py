@@ -112,7 +112,7 @@ def ensure_archive(*, fetch: bool = True) -> Path:
         fetched = fetch_archive(path.parent)
         if fetched != path:
             shutil.move(str(fetched), path)
-    expected = os.environ.get("CASCADE_BIGBENCH_SHA256", ARCHIVE_SHA256)
+    expected = _expected_sha256()
     actual = _sha256(path)
     if actual != expected:
         raise DataFormatError(
@@ -122,6 +122,10 @@ def ensure_archive(*, fetch: bool = True) -> Path:
     return path
 
 
+def _expected_sha256() -> str:
+    return os.environ.get("CASCADE_BIGBENCH_SHA256", ARCHIVE_SHA256)
+
+
 def _extracted_root(archive: Path, sha: str) -> Path:
     return _root() / f"tasks-{sha[:12]}" if not os.environ.get("CASCADE_BIGBENCH_ARCHIVE") else (
         archive.parent / f".{archive.name}.tasks-{sha[:12]}"
@@ -129,13 +133,15 @@ def _extracted_root(archive: Path, sha: str) -> Path:
 
 
 def task_dir(*, fetch: bool = True) -> Path:
-    """The folder holding every ``<task path>/task.json`` of the archive (extracted once, on first use)."""
-    archive = ensure_archive(fetch=fetch)
-    sha = os.environ.get("CASCADE_BIGBENCH_SHA256", ARCHIVE_SHA256)
-    root = _extracted_root(archive, sha)
-    marker = root / "INDEX.json"
-    if marker.exists():
+    """The folder holding every ``<task path>/task.json`` of the archive (extracted once, on first use).
+
+    The archive is hashed only before it is extracted: the folder is named by the hash it was checked
+    against, so a later call finds it without reading the 358 MB again.
+    """
+    root = _extracted_root(archive_path(), _expected_sha256())
+    if (root / "INDEX.json").exists():
         return root
+    archive = ensure_archive(fetch=fetch)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root.parent))
     names: list[str] = []
