@@ -2,6 +2,8 @@
 
     python -m benchmarks.public.collect --fit 60 --test 100          # a pilot
     python -m benchmarks.public.collect --fit 200 --test 300         # resumes: only new ids run
+    python -m benchmarks.public.collect --tiers qwen15 &             # one tier per process and core ...
+    taskset -c 1 python -m benchmarks.public.collect --tiers smollm2 qwen05   # ... then a run joins
 
 Tiers (all llama.cpp servers on 127.0.0.1, few-shot completion prompts through ``/v1/completions``):
 SmolLM2-135M and Qwen2.5-Coder-0.5B small (top-20 log-probs per token), Qwen2.5-Coder-1.5B large.
@@ -28,17 +30,21 @@ def collect_task(task: str, args: object) -> dict[str, object]:
     rows: dict[tuple[str, str], dict] = {}
     for name in (*harness.SMALL_TIERS, harness.LARGE_TIER):
         for split, recs in records.items():
-            rows[name, split] = harness.run_tier(
-                name, recs, harness.TierCache(folder / f"{name}.{split}.jsonl"), threads=args.threads, quiet=args.quiet,
-            )
+            cache = harness.TierCache(folder / f"{name}.{split}.jsonl")
+            rows[name, split] = (harness.run_tier(name, recs, cache, threads=args.threads, quiet=args.quiet)
+                                 if name in args.tiers else cache.rows())
+    complete = {name for name in (*harness.SMALL_TIERS, harness.LARGE_TIER)
+                if all(r["id"] in rows[name, split] for split, recs in records.items() for r in recs)}
     labels = records["test"][0].get("labels")
     summary: dict[str, object] = {"task": task, "fit": len(records["fit"]), "test": len(records["test"])}
     for small in harness.SMALL_TIERS:
+        if not {small, harness.LARGE_TIER} <= complete:
+            continue  # joined by the run that finishes the pair
         tokens = harness.label_first_tokens(small, labels, args.threads) if labels else None
         for split, recs in records.items():
             harness.join(recs, rows[small, split], rows[harness.LARGE_TIER, split],
                          folder / f"{small}.{split}.cache.jsonl", tokens)
-    for name in (*harness.SMALL_TIERS, harness.LARGE_TIER):
+    for name in sorted(complete, key=(*harness.SMALL_TIERS, harness.LARGE_TIER).index):
         test = [rows[name, "test"][r["id"]] for r in records["test"]]
         summary[name] = round(sum(r["quality"] for r in test) / len(test), 3)
         summary[name + "_s"] = round(sum(r["seconds"] for r in test) / len(test), 3)
@@ -46,7 +52,10 @@ def collect_task(task: str, args: object) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = harness.parser(__doc__).parse_args(argv)
+    p = harness.parser(__doc__)
+    p.add_argument("--tiers", nargs="+", choices=sorted(harness.TIERS), default=sorted(harness.TIERS),
+                   help="tiers this process runs (default: all); pairs are joined once both caches are complete")
+    args = p.parse_args(argv)
     started = time.perf_counter()
     summaries = []
     try:
