@@ -204,3 +204,36 @@ def test_parallel_slots_reach_the_server() -> None:
         assert [r.tier for r in results] == [0, 0, 0] and all(r.text for r in results)
     finally:
         server.stop()
+
+
+def test_embedding_flag_must_be_a_bool(tmp_path: Path) -> None:
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    with pytest.raises(ConfigurationError, match="LlamaCppServer.embedding must be True or False"):
+        LlamaCppServer(model, embedding="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_embedding_server_mean_pools_the_prompt_in_one_prefill() -> None:
+    import json
+
+    from cascade_core.backends.llamacpp import serve_embedded
+
+    server = serve_embedded("small", threads=1, embedding=True)
+    try:
+        assert serve_embedded("small", threads=1, embedding=True) is server
+        assert serve_embedded("small", threads=1) is not server  # completions come from their own server
+
+        def embed(text: str) -> list[float]:
+            body = json.dumps({"input": text, "model": server.alias}).encode()
+            request = urllib.request.Request(server.base_url + "/embeddings", data=body,
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                return json.load(reply)["data"][0]["embedding"]
+
+        a, b, a2 = embed("The capital of France is"), embed("Seventeen times twenty-three is"), embed("The capital of France is")
+        assert len(a) == len(b) > 100 and a == a2  # deterministic, one vector per input
+        assert a != b
+        assert sum(x * x for x in a) ** 0.5 > 1.5  # the raw mean, not a unit vector
+    finally:
+        server.stop()

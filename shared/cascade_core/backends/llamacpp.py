@@ -73,6 +73,10 @@ class LlamaCppServer:
         threads: CPU threads for generation and prompt processing. Set it explicitly: two servers
             (or a server and a torch model) each using every core run several times slower.
         parallel: Parallel slots (concurrent requests decoded in one batch).
+        embedding: Serve ``/v1/embeddings`` only (llama.cpp's embedding mode, mean-pooled over the
+            input's tokens, not normalised): one prefill per input, no token generated. This is how a
+            pre-generation router reads a llama.cpp small tier's prompt embedding; the same GGUF serves
+            completions from a second server.
         port: TCP port (default: a free one).
         startup_timeout: Seconds to wait for the model to load and ``/health`` to answer.
         log_path: File for the server's log (default: a temporary file, kept after the server stops).
@@ -92,6 +96,7 @@ class LlamaCppServer:
         n_ctx: int = 4096,
         threads: int = 2,
         parallel: int = 1,
+        embedding: bool = False,
         port: int | None = None,
         startup_timeout: float = 180.0,
         log_path: str | os.PathLike[str] | None = None,
@@ -103,6 +108,9 @@ class LlamaCppServer:
         self.n_ctx = _positive_int("n_ctx", n_ctx)
         self.threads = _positive_int("threads", threads)
         self.parallel = _positive_int("parallel", parallel)
+        if not isinstance(embedding, bool):
+            raise ConfigurationError(f"LlamaCppServer.embedding must be True or False, got {embedding!r}")
+        self.embedding = embedding
         if port is not None:
             _positive_int("port", port)
         self.port = port
@@ -115,7 +123,8 @@ class LlamaCppServer:
 
     def __repr__(self) -> str:
         state = f"running at {self.base_url}" if self.running else "stopped"
-        return f"LlamaCppServer({self.model_path.name!r}, alias={self.alias!r}, threads={self.threads}, {state})"
+        mode = ", embedding" if self.embedding else ""
+        return f"LlamaCppServer({self.model_path.name!r}, alias={self.alias!r}, threads={self.threads}{mode}, {state})"
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -143,7 +152,8 @@ class LlamaCppServer:
     # -- lifecycle -----------------------------------------------------------------------------
     def _config(self, port: int) -> dict[str, Any]:
         return {"model": str(self.model_path), "alias": self.alias, "n_ctx": self.n_ctx, "threads": self.threads,
-                "parallel": self.parallel, "port": port, "parent": os.getpid()}
+                "parallel": self.parallel, "port": port, "parent": os.getpid(),
+                "embedding": self.embedding}
 
     def _spawn(self, port: int) -> subprocess.Popen[bytes]:
         assert self.log_path is not None
@@ -243,24 +253,28 @@ class LlamaCppServer:
         return OpenAIModel(self.alias, base_url=self.base_url, **kwargs)
 
 
-_EMBEDDED_SERVERS: dict[tuple[str, int, int], LlamaCppServer] = {}
+_EMBEDDED_SERVERS: dict[tuple[str, int, int, bool], LlamaCppServer] = {}
 _EMBEDDED_LOCK = threading.Lock()
 
 
-def serve_embedded(tier: str, *, threads: int = 2, n_ctx: int = 4096, parallel: int = 1) -> LlamaCppServer:
-    """A running server for an embedded model (``small``, ``medium``, ``large``), started once per process.
+def serve_embedded(
+    tier: str, *, threads: int = 2, n_ctx: int = 4096, parallel: int = 1, embedding: bool = False,
+) -> LlamaCppServer:
+    """A running server for an embedded model (``small``, ``medium``, ``large``), started once per process
+    (per thread count, slot count and mode; ``embedding=True`` serves ``/v1/embeddings``).
 
     The GGUF is verified (sha256) before the server sees it; the server stops at interpreter exit.
     """
     from cascade_core.backends.embedded import EMBEDDED_MODELS, locate_gguf
 
-    key = (tier, threads, parallel)
+    key = (tier, threads, parallel, embedding)
     with _EMBEDDED_LOCK:
         server = _EMBEDDED_SERVERS.get(key)
         if server is None or not server.running:
             path = locate_gguf(tier)
             alias = EMBEDDED_MODELS[tier].short_name
-            server = LlamaCppServer(path, alias=alias, threads=threads, n_ctx=n_ctx, parallel=parallel)
+            server = LlamaCppServer(path, alias=alias, threads=threads, n_ctx=n_ctx, parallel=parallel,
+                                    embedding=embedding)
             _EMBEDDED_SERVERS[key] = server
         return server.start()
 
@@ -287,6 +301,10 @@ def _run_child(config: dict[str, Any]) -> None:  # pragma: no cover - runs in th
     params.cpuparams_batch.n_threads = config["threads"]
     params.use_jinja = True  # the model's own chat template (tools included)
     params.endpoint_metrics = True  # Prometheus /metrics (tokens predicted, requests processing …)
+    if config.get("embedding"):
+        params.embedding = True
+        params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
+        params.embd_normalize = -1  # raw mean of the last hidden states, as TransformersModel pools them
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
