@@ -1,13 +1,16 @@
 """Run the peer (cascadeflow 1.2.0) on the public tasks' test prompts, on the same llama.cpp servers.
 
-    python -m benchmarks.public.peers --test 100 --pre-router 30
+    python -m benchmarks.public.peers --test 300 --verifier 40 --pre-router 30
 
 Creates cascadeflow's own virtualenv on first use (``runs/public/venv-cascadeflow``; its dependencies
 never enter ours), starts the same three servers the collection used, and runs
 ``benchmarks/public/cascadeflow_peer.py`` in that virtualenv for each setting: ``logprobs`` with both
 small tiers as drafter, ``default`` (no log-probs: its text heuristic) with Qwen-0.5B, ``verifier``
-(every query escalated: the verifier's answer through cascadeflow), and ``pre_router`` (its defaults)
-on the first ``--pre-router`` test prompts. Resumable: ids already written are skipped.
+(every query escalated: the verifier's answer through cascadeflow) on the first ``--verifier`` test
+prompts, and ``pre_router`` (its defaults) on the first ``--pre-router``. The sweep scores an
+escalated query with the large tier's answer from our collection (same model, same prompt); the
+``verifier`` subset measures how often cascadeflow's own verifier call agrees with it.
+Resumable: ids already written are skipped.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def run_setting(python: Path, prompts: Path, out: Path, setting: str, drafter: s
 def main(argv: list[str] | None = None) -> int:
     p = harness.parser(__doc__)
     p.add_argument("--pre-router", type=int, default=30, help="test prompts run with cascadeflow's pre-router on")
+    p.add_argument("--verifier", type=int, default=40, help="test prompts escalated through cascadeflow's verifier")
     args = p.parse_args(argv)
     python = peer_python(args.runs)
     started = time.perf_counter()
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             records = harness.splits(task, 0, args.test)["test"]
             print(task, flush=True)
             for setting, drafter in plan:
-                subset = records[: args.pre_router] if setting == "pre_router" else records
+                subset = {"pre_router": records[: args.pre_router], "verifier": records[: args.verifier]}.get(setting, records)
                 prompts = folder / f"cascadeflow.{setting}.prompts.jsonl"
                 prompts.parent.mkdir(parents=True, exist_ok=True)
                 prompts.write_text("".join(json.dumps({"id": r["id"], "prompt": r["prompt"]}) + "\n" for r in subset),
