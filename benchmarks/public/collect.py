@@ -28,7 +28,8 @@ def collect_task(task: str, args: object) -> dict[str, object]:
     folder = harness.task_folder(args.runs, task)
     records = harness.splits(task, args.fit, args.test)
     rows: dict[tuple[str, str], dict] = {}
-    for name in (*harness.SMALL_TIERS, harness.LARGE_TIER):
+    tiers = (*harness.SMALL_TIERS, harness.LARGE_TIER)
+    for name in sorted(tiers, key=lambda t: t not in args.tiers):  # our own tiers first, then read the others'
         for split, recs in records.items():
             cache = harness.TierCache(folder / f"{name}.{split}.jsonl")
             rows[name, split] = (harness.run_tier(name, recs, cache, threads=args.threads, quiet=args.quiet)
