@@ -167,6 +167,11 @@ def rule_from_dict(data: Any, *, source: str = "rule data") -> Any:
         return SignalRule.from_dict(data, source=source)
     if kind == FORMAT_NAME:
         return LearnedDeferral.from_dict(data, source=source)
+    if kind == "llm-cascade/query-router":
+        raise RuleFileError(
+            f"{source} is a query router, not a deferral rule: pass it as router= (Cascade, ChatCascade, CascadeLLM) "
+            "or [cascades.NAME.router] in cascade serve"
+        )
     raise RuleFileError(
         f"{source} is not a rule file (expected \"format\": \"{FORMAT_NAME}\" or \"{SIGNAL_FORMAT_NAME}\", got {kind!r})"
     )
