@@ -1,7 +1,7 @@
 # The two commands of the README. Each sets up .venv by itself (idempotent; see scripts/setup.sh).
 PY := .venv/bin/python
 
-.PHONY: setup demo test test-fast lint three-tier bench workload-rag workload-agent
+.PHONY: setup demo test test-fast lint three-tier bench bench-public workload-rag workload-agent
 
 setup:
 	@bash scripts/setup.sh
@@ -39,3 +39,14 @@ lint: setup
 ## three-tier: SmolLM2 -> Qwen-0.5B -> Qwen-1.5B vs the 2-tier cascade on world_facts (llama.cpp servers)
 three-tier: setup
 	$(PY) -m benchmarks.studies.three_tier --limit 120 --json docs/figures/three_tier.json
+
+## bench-public: the eight BIG-bench tasks, every method and cascadeflow 1.2.0 on the same caches (docs/benchmarks.md)
+## (~75 min on a 2-core CPU: the large tier on core 0, the small tiers, embeddings and the peer on core 1; resumable)
+PUBLIC := --fit 100 --test 300 --threads 1
+bench-public: setup
+	taskset -c 0 $(PY) -m benchmarks.public.collect $(PUBLIC) --tiers qwen15 --quiet & \
+	taskset -c 1 $(PY) -m benchmarks.public.collect $(PUBLIC) --tiers smollm2 qwen05 --quiet && \
+	taskset -c 1 $(PY) -m benchmarks.public.embed $(PUBLIC) --quiet && \
+	taskset -c 1 $(PY) -m benchmarks.public.peers $(PUBLIC) --quiet; wait
+	$(PY) -m benchmarks.public.collect $(PUBLIC) --quiet
+	$(PY) -m benchmarks.public.report $(PUBLIC)

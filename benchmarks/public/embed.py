@@ -6,8 +6,10 @@ Each small tier's GGUF runs on a llama.cpp server in embedding mode (``serve_emb
 embedding=True)``: the mean of the last hidden states over the input's tokens — one prefill, no token
 generated). Every prompt of a task opens with the same few-shot block, which says nothing about the
 query, so the router embeds the query's own part (the prompt after that shared block), as RouteLLM's
-routers embed the user's query. Writes ``runs/public/<task>/<tier>.prompt_embedding.npz`` (``ids``,
-``embedding``, ``tokens``, ``seconds``); a task whose file already covers every id is skipped.
+routers embed the user's query. Inputs go in batches of :data:`BATCH` (throughput); the first
+:data:`TIMED` are also sent alone, and their seconds are the router's cost per query. Writes
+``runs/public/<task>/<tier>.prompt_embedding.npz`` (``ids``, ``embedding``, ``tokens``, ``seconds`` of
+the single-query requests); a task whose file already covers every id is skipped.
 """
 
 from __future__ import annotations
@@ -35,29 +37,49 @@ def query_part(prompt: str, head: str) -> str:
     return prompt[len(head):] if head and prompt.startswith(head) else prompt
 
 
+BATCH = 16  # inputs per request: llama.cpp prefills them as one batch
+TIMED = 20  # queries also embedded alone, one request each: the router's cost per query
+
+
 def embed_texts(base_url: str, alias: str, texts: list[str], quiet: bool, desc: str) -> tuple[np.ndarray, list[int], list[float]]:
+    """Embeddings and token counts of ``texts`` (batched requests), and the seconds of single-query requests
+    for the first :data:`TIMED` (what one routed query costs; batches would understate it)."""
     import httpx
     from tqdm.auto import tqdm
 
-    vectors, tokens, seconds = [], [], []
-    with httpx.Client(timeout=120) as client:
-        for text in tqdm(texts, desc=desc, unit="q", disable=quiet):
-            started = time.perf_counter()
-            reply = client.post(base_url + "/embeddings", json={"input": text, "model": alias})
+    vectors: list[list[float]] = []
+    tokens: list[int] = []
+    with httpx.Client(timeout=300) as client:
+        def post(inputs: list[str]) -> dict:
+            reply = client.post(base_url + "/embeddings", json={"input": inputs, "model": alias})
             reply.raise_for_status()
-            body = reply.json()
+            return reply.json()
+
+        bar = tqdm(total=len(texts), desc=desc, unit="q", disable=quiet)
+        for start in range(0, len(texts), BATCH):
+            body = post(texts[start:start + BATCH])
+            rows = sorted(body["data"], key=lambda d: d["index"])
+            vectors += [row["embedding"] for row in rows]
+            bar.update(len(rows))
+        bar.close()
+        seconds = []
+        for text in texts[:TIMED]:
+            started = time.perf_counter()
+            body = post([text])
             seconds.append(time.perf_counter() - started)
-            vectors.append(body["data"][0]["embedding"])
-            tokens.append(int(body["usage"]["prompt_tokens"]))
+        for text in texts:  # the server's count for one input (the batch reply only totals them)
+            tokens.append(len(client.post(base_url.removesuffix("/v1") + "/tokenize", json={"content": text}).json()["tokens"]))
     return np.asarray(vectors, dtype=np.float32), tokens, seconds
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = harness.parser(__doc__).parse_args(argv)
+    p = harness.parser(__doc__)
+    p.add_argument("--tiers", nargs="+", choices=harness.SMALL_TIERS, default=list(harness.SMALL_TIERS))
+    args = p.parse_args(argv)
     from cascade_core.backends.llamacpp import serve_embedded
 
     started = time.perf_counter()
-    for name in harness.SMALL_TIERS:
+    for name in args.tiers:
         server = None
         for task in harness.task_names(args):
             out = harness.task_folder(args.runs, task) / f"{name}.prompt_embedding.npz"

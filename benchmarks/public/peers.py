@@ -1,11 +1,12 @@
 """Run the peer (cascadeflow 1.2.0) on the public tasks' test prompts, on the same llama.cpp servers.
 
-    python -m benchmarks.public.peers --test 300 --verifier 40 --pre-router 30
+    python -m benchmarks.public.peers --test 300 --secondary 100 --verifier 40 --pre-router 30
 
 Creates cascadeflow's own virtualenv on first use (``runs/public/venv-cascadeflow``; its dependencies
 never enter ours), starts the same three servers the collection used, and runs
-``benchmarks/public/cascadeflow_peer.py`` in that virtualenv for each setting: ``logprobs`` with both
-small tiers as drafter, ``default`` (no log-probs: its text heuristic) with Qwen-0.5B, ``verifier``
+``benchmarks/public/cascadeflow_peer.py`` in that virtualenv for each setting: ``logprobs`` with
+Qwen-0.5B as drafter on every test prompt, and on the first ``--secondary`` ones with SmolLM2 and
+``default`` (no log-probs: its text heuristic) with Qwen-0.5B, ``verifier``
 (every query escalated: the verifier's answer through cascadeflow) on the first ``--verifier`` test
 prompts, and ``pre_router`` (its defaults) on the first ``--pre-router``. The sweep scores an
 escalated query with the large tier's answer from our collection (same model, same prompt); the
@@ -59,19 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     p = harness.parser(__doc__)
     p.add_argument("--pre-router", type=int, default=30, help="test prompts run with cascadeflow's pre-router on")
     p.add_argument("--verifier", type=int, default=40, help="test prompts escalated through cascadeflow's verifier")
+    p.add_argument("--secondary", type=int, default=100, help="test prompts for the SmolLM2 and default settings")
     args = p.parse_args(argv)
     python = peer_python(args.runs)
     started = time.perf_counter()
-    plan = [("logprobs", "smollm2"), ("logprobs", "qwen05"), ("default", "qwen05"), ("verifier", "smollm2"),
-            ("pre_router", "qwen05")]
+    plan = [("logprobs", "qwen05", args.test), ("default", "qwen05", args.secondary), ("verifier", "qwen05", args.verifier),
+            ("pre_router", "qwen05", args.pre_router), ("logprobs", "smollm2", args.secondary)]
     try:
         for task in harness.task_names(args):
             folder = harness.task_folder(args.runs, task)
             records = harness.splits(task, 0, args.test)["test"]
             print(task, flush=True)
-            for setting, drafter in plan:
-                subset = {"pre_router": records[: args.pre_router], "verifier": records[: args.verifier]}.get(setting, records)
-                prompts = folder / f"cascadeflow.{setting}.prompts.jsonl"
+            for setting, drafter, count in plan:
+                subset = records[:count]
+                prompts = folder / f"cascadeflow.{setting}.{drafter}.prompts.jsonl"
                 prompts.parent.mkdir(parents=True, exist_ok=True)
                 prompts.write_text("".join(json.dumps({"id": r["id"], "prompt": r["prompt"]}) + "\n" for r in subset),
                                    encoding="utf-8")

@@ -1,0 +1,341 @@
+"""The public-benchmark table: every method on the same caches, AUC-DF ± bootstrap SE per task, cost at 95 %.
+
+    python -m benchmarks.public.report --fit 100 --test 300            # after collect, embed and peers
+
+Reads what ``benchmarks.public.collect`` / ``embed`` / ``peers`` wrote under ``runs/public`` and, per small
+tier and task, compares on the TEST split (everything fitted on the fit split only):
+
+- ``random`` and ``oracle`` (the baselines of paper A);
+- each single signal of the small tier's answer: first-token margin (among the labels' first tokens on
+  label tasks), Chow-Sum, Chow-Average, Chow-Quantile at α = 0 / 0.1 / 0.5 / 0.9, entropy;
+- ``cascade fit``'s rule: :func:`~cascade_core.evaluation.rule_selection.select_rule` with the CLI's default
+  grid, chosen by 5-fold cross-validation on the fit split;
+- ``router``: a :class:`~cascade_core.decide.router.QueryRouter` over the small model's prompt embedding
+  and length (pre-generation; fitted on the fit split);
+- ``hybrid``: route away what the router rates worst, cascade the rest on the fit rule's score, one
+  deferral budget shared by both stages (the split chosen on the fit split with cross-fitted scores);
+- ``cascadeflow``: cascadeflow 1.2.0's own ``drafter_quality`` over its own drafts (``logprobs``: the
+  drafter asked for log-probs; ``default``: its text heuristic), escalations scored with the large
+  tier's answer from the same collection.
+
+Costs are the measured seconds per query on this machine (llama.cpp, one thread each), in
+:class:`~cascade_core.evaluation.routing.QueryCosts`: a kept query costs the small generation, a
+deferred one small + large; with a router every query also pays its prefill (a separate embedding
+call here), and a routed-away one pays that prefill + large but no small generation. "cost @95 %"
+is the share of the all-large cost at which a method first reaches 95 % of the large tier's test
+accuracy (above 1: dearer than all-large). Writes
+``docs/figures/public_benchmark.{json,md}`` and ``docs/figures/public_<small>.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from benchmarks.public import harness  # noqa: E402
+
+FIGURES = Path("docs/figures")
+SIGNALS = ("margin", "chow_sum", "chow_average", "chow_quantile(alpha=0)", "chow_quantile(alpha=0.1)",
+           "chow_quantile(alpha=0.5)", "chow_quantile(alpha=0.9)", "entropy")
+CASCADEFLOW = ("cascadeflow_logprobs", "cascadeflow_default")
+METHODS = ("random", *SIGNALS, "fit_rule", "router", "hybrid", *CASCADEFLOW, "oracle")
+RANKED = tuple(m for m in METHODS if m not in ("random", "oracle"))
+TARGET = 0.95  # of the large tier's test accuracy
+RESAMPLES = 200
+FOLDS = 5
+
+
+def _rule_scores(rule: Any, examples: list) -> np.ndarray:
+    from cascade_core.evaluation.report import scores_for
+
+    return scores_for(examples, {"rule": rule})["rule"]
+
+
+def fit_rule(fit: list, small_q: np.ndarray, large_q: np.ndarray, seed: int) -> tuple[Any, str, Callable[[list], np.ndarray]]:
+    """``cascade fit``'s choice on the fit split (its default grid and 5-fold CV), with a function that
+    scores examples and the winner's name."""
+    from cascade_core.cli.commands import _shared_label_tokens
+    from cascade_core.evaluation.rule_selection import learned_grid, select_rule
+
+    labels = _shared_label_tokens(fit)
+    grid = learned_grid(None, ("small_correct", "large_better", "quality_gap"), random_state=seed)
+    selection = select_rule([e.small for e in fit], small_q, large_q, cv=FOLDS, learned=grid, margin_labels=labels,
+                            labels_per_example=[e.label_tokens for e in fit], seed=seed)
+    return selection.rule, selection.winner["candidate"], lambda examples: _rule_scores(selection.rule, examples)
+
+
+def _folds(n: int, seed: int) -> list[np.ndarray]:
+    return np.array_split(np.random.default_rng(seed).permutation(n), FOLDS)
+
+
+def cross_fitted_rule_scores(rule: Any, fit: list, small_q: np.ndarray, large_q: np.ndarray, seed: int) -> np.ndarray:
+    """The fit rule's scores on its own fit split, each fold scored by a copy fitted on the other folds
+    (a single signal has nothing to fit: its scores as they are)."""
+    from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
+
+    if not isinstance(rule, LearnedDeferral):
+        return _rule_scores(rule, fit)
+    out = np.empty(len(fit))
+    for held in _folds(len(fit), seed):
+        train = np.setdiff1d(np.arange(len(fit)), held)
+        copy = LearnedDeferral(**rule.get_params())
+        copy.fit_generations([fit[i].small for i in train], deferral_labels(small_q[train], large_q[train], copy.target))
+        out[held] = _rule_scores(copy, [fit[i] for i in held])
+    return out
+
+
+def load_embeddings(folder: Path, small: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Prompt embeddings, prompt tokens and embedding seconds of ``ids`` (from ``embed.py``)."""
+    data = np.load(folder / f"{small}.prompt_embedding.npz")
+    index = {str(i): k for k, i in enumerate(data["ids"])}
+    missing = [i for i in ids if i not in index]
+    if missing:
+        raise SystemExit(f"{folder}: {len(missing)} ids have no prompt embedding; run benchmarks.public.embed")
+    rows = [index[i] for i in ids]
+    return data["embedding"][rows].astype(np.float64), data["tokens"][rows].astype(np.float64), data["seconds"][rows]
+
+
+ROUTER_GRID = tuple({"C": c, "embedding_components": k} for c in (0.01, 0.1, 1.0) for k in (8, 32, None))
+
+
+def select_router(emb: np.ndarray, tokens: np.ndarray, y: np.ndarray, seed: int) -> Any:
+    """The router configuration with the best held-out AUC-DF of :func:`router_curve` (against the
+    small tier's own quality, large taken as right: only the ranking matters), refitted on everything."""
+    from cascade_core.decide.router import QueryRouter
+    from cascade_core.evaluation.routing import router_curve
+
+    folds = _folds(y.size, seed)
+    best, best_auc = ROUTER_GRID[0], -np.inf
+    for params in ROUTER_GRID:
+        aucs = []
+        for held in folds:
+            train = np.setdiff1d(np.arange(y.size), held)
+            if np.unique(y[train]).size < 2:
+                continue
+            p = QueryRouter(**params).fit(emb[train], tokens[train], y[train]).predict_good(emb[held], tokens[held])
+            aucs.append(router_curve(p, y[held], np.ones(held.size)).auc)
+        if aucs and np.mean(aucs) > best_auc:
+            best, best_auc = params, float(np.mean(aucs))
+    return QueryRouter(**best).fit(emb, tokens, y)
+
+
+def router_scores(emb_fit: np.ndarray, tok_fit: np.ndarray, y_fit: np.ndarray, emb_test: np.ndarray,
+                  tok_test: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """P(small answer good) on the test split from a router chosen and fitted on the fit split, and the
+    fit split's own cross-fitted probabilities (for the hybrid's split)."""
+    from cascade_core.decide.router import QueryRouter
+
+    router = select_router(emb_fit, tok_fit, y_fit, seed)
+    crossed = np.empty(y_fit.size)
+    for held in _folds(y_fit.size, seed):
+        train = np.setdiff1d(np.arange(y_fit.size), held)
+        copy = QueryRouter(**router.get_params()).fit(emb_fit[train], tok_fit[train], y_fit[train])
+        crossed[held] = copy.predict_good(emb_fit[held], tok_fit[held])
+    return router.predict_good(emb_test, tok_test), crossed, router.get_params()
+
+
+def peer_rows(folder: Path, setting: str, small: str, test: list) -> tuple[np.ndarray, np.ndarray] | None:
+    """cascadeflow's drafter scores and the quality of its drafts on the test ids (None if it did not run)."""
+    from cascade_core.evaluation.quality import resolve_quality_scorer
+
+    path = folder / f"cascadeflow.{setting}.{small}.jsonl"
+    if not path.exists():
+        return None
+    rows = {r["id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if r}
+    if any(e.id not in rows for e in test):
+        return None
+    score = resolve_quality_scorer("auto")
+    quality, drafter = [], []
+    for e in test:
+        text = rows[e.id]["text"] or ""
+        prefix = e.record.get("answer_prefix") or ""
+        if prefix and text.lstrip().startswith(prefix):  # a chat answer repeating the prompt's "A:"
+            text = text.lstrip()[len(prefix):]
+        quality.append(float(score(text.strip(), e.record)))
+        drafter.append(float(rows[e.id]["drafter_quality"] or 0.0))
+    return np.array(drafter), np.array(quality)
+
+
+def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    from cascade_core.evaluation.collect import load_cache
+    from cascade_core.evaluation.curves import deferral_curve, oracle_curve, random_curve
+    from cascade_core.evaluation.report import measured_costs, qualities, scores_for
+    from cascade_core.evaluation.routing import QueryCosts, cost_at_quality, fit_hybrid, hybrid_curve
+
+    folder = harness.task_folder(args.runs, task)
+    fit = load_cache(folder / f"{small}.fit.cache.jsonl")
+    test = load_cache(folder / f"{small}.test.cache.jsonl")
+    fs, fl = qualities(fit)
+    ts, tl = qualities(test)
+    c_small, c_large = measured_costs(test)
+    scores: dict[str, np.ndarray] = {k: v for k, v in scores_for(test).items() if k in SIGNALS}
+    rule, winner, score_rule = fit_rule(fit, fs, fl, args.seed)
+    scores["fit_rule"] = score_rule(test)
+    emb_f, tok_f, _ = load_embeddings(folder, small, [e.id for e in fit])
+    emb_t, tok_t, sec_t = load_embeddings(folder, small, [e.id for e in test])
+    c_router = float(np.mean(sec_t))
+    p_test, p_fit, router_params = router_scores(emb_f, tok_f, (fs >= 0.5).astype(int), emb_t, tok_t, args.seed)
+    scores["router"] = p_test
+    budgets = np.linspace(0.0, 1.0, 21)
+    points = fit_hybrid(p_fit, cross_fitted_rule_scores(rule, fit, fs, fl, args.seed), fs, fl, budgets)
+    rule_test = scores["fit_rule"]
+
+    def auc_of(method: str, idx: np.ndarray) -> float:
+        if method == "hybrid":
+            return hybrid_curve(points, p_test[idx], rule_test[idx], ts[idx], tl[idx]).auc
+        if method in peers:
+            drafter, quality = peers[method]
+            return deferral_curve(drafter[idx], quality[idx], tl[idx]).auc
+        if method == "random":
+            return random_curve(ts[idx], tl[idx]).auc
+        if method == "oracle":
+            return oracle_curve(ts[idx], tl[idx]).auc
+        return deferral_curve(scores[method][idx], ts[idx], tl[idx]).auc
+
+    peers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for method in CASCADEFLOW:
+        got = peer_rows(folder, method.split("_", 1)[1], small, test)
+        if got is not None:
+            peers[method] = got
+    methods = [m for m in METHODS if m not in CASCADEFLOW or m in peers]
+    everything = np.arange(len(test))
+    rng = np.random.default_rng(args.seed)
+    draws = [rng.integers(0, len(test), len(test)) for _ in range(RESAMPLES)]
+    row: dict[str, Any] = {
+        "task": task, "small": small, "n_fit": len(fit), "n_test": len(test),
+        "small_accuracy": float(ts.mean()), "large_accuracy": float(tl.mean()), "fit_rule": winner,
+        "router": router_params, "seconds": {"small": c_small, "large": c_large, "router": c_router},
+        "auc": {}, "se": {}, "cost_at_95": {},
+    }
+    for method in methods:
+        row["auc"][method] = auc_of(method, everything)
+        row["se"][method] = float(np.std([auc_of(method, idx) for idx in draws]))
+    # the router is a separate prefill (its own embedding server): every query pays it, kept or routed
+    costs = QueryCosts(small=c_small, large=c_large, router=c_router, router_kept=c_router)
+    target = TARGET * float(tl.mean())
+    curves: dict[str, Any] = {}
+    for method in methods:
+        if method == "hybrid":
+            curves[method] = hybrid_curve(points, p_test, rule_test, ts, tl)
+        elif method in peers:
+            curves[method] = deferral_curve(peers[method][0], peers[method][1], tl)
+        elif method == "random":
+            curves[method] = random_curve(ts, tl)
+        elif method == "oracle":
+            curves[method] = oracle_curve(ts, tl)
+        else:
+            curves[method] = deferral_curve(scores[method], ts, tl)
+        routed = None if method == "hybrid" else curves[method].rates if method == "router" else 0.0
+        value = cost_at_quality(curves[method], costs, target, routed_share=routed)
+        row["cost_at_95"][method] = None if np.isnan(value) else value
+    for method, (_, quality) in peers.items():
+        row[method + "_draft_accuracy"] = float(quality.mean())
+    return row, curves
+
+
+def rank_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """In how many tasks each ranked method is best or second by AUC-DF."""
+    counts = dict.fromkeys(RANKED, 0)
+    for row in rows:
+        ranked = sorted((m for m in RANKED if m in row["auc"]), key=lambda m: -row["auc"][m])
+        for m in ranked[:2]:
+            counts[m] += 1
+    return counts
+
+
+def markdown(rows: list[dict[str, Any]], small: str) -> str:
+    """One table per small tier: methods as rows, tasks as columns; best **bold**, second _underlined_."""
+    tasks = [r for r in rows if r["small"] == small]
+    short = [r["task"].split("/")[-1].replace("subtask047_misc_answering_science_questions", "subtask047")
+             .replace("products_sentence_en", "multiemo") for r in tasks]
+    lines = [f"| method | {' | '.join(short)} | best or 2nd |", "|---|" + "---|" * (len(tasks) + 1)]
+    lines.append("| small / large accuracy | " + " | ".join(
+        f"{r['small_accuracy']:.2f} / {r['large_accuracy']:.2f}" for r in tasks) + " | |")
+    counts = rank_counts(tasks)
+    for method in METHODS:
+        cells = []
+        for r in tasks:
+            if method not in r["auc"]:
+                cells.append("—")
+                continue
+            ranked = sorted((m for m in RANKED if m in r["auc"]), key=lambda m: -r["auc"][m])
+            text = f"{r['auc'][method]:.3f} ±{r['se'][method]:.3f}"
+            if ranked and method == ranked[0]:
+                text = f"**{text}**"
+            elif len(ranked) > 1 and method == ranked[1]:
+                text = f"<u>{text}</u>"
+            cells.append(text)
+        count = f"{counts[method]} of {len(tasks)}" if method in counts else ""
+        lines.append(f"| {method} | {' | '.join(cells)} | {count} |")
+    lines += ["", f"Cost at {TARGET:.0%} of large-only accuracy (share of all-large cost; — = not reached):", "",
+              f"| method | {' | '.join(short)} |", "|---|" + "---|" * len(tasks)]
+    for method in METHODS:
+        if method == "random":
+            continue
+        cells = []
+        for r in tasks:
+            value = r["cost_at_95"].get(method)
+            cells.append("—" if value is None else f"{value:.2f}")
+        lines.append(f"| {method} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+PLOTTED = ("margin", "fit_rule", "router", "hybrid", "cascadeflow_logprobs", "random", "oracle")
+
+
+def plot(results: list[tuple[dict[str, Any], dict[str, Any]]], small: str, out: Path) -> Path:
+    """Deferral curves of the main methods, one panel per task."""
+    from cascade_core.evaluation.plots import _pyplot, _save
+
+    plt = _pyplot()
+    tasks = [(row, curves) for row, curves in results if row["small"] == small]
+    cols = (len(tasks) + 1) // 2
+    fig, axes = plt.subplots(2, cols, figsize=(4 * cols, 7), squeeze=False)
+    for ax, (row, curves) in zip(axes.flat, tasks, strict=False):
+        for name in PLOTTED:
+            if name in curves:
+                style = ":" if name in ("random", "oracle") else "-"
+                ax.plot(curves[name].rates, curves[name].quality, style, label=f"{name} {curves[name].auc:.3f}")
+        ax.set_title(row["task"].split("/")[-1][:30], fontsize=9)
+        ax.set_xlabel("deferral rate", fontsize=8)
+        ax.set_ylabel("accuracy", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{harness.TIERS[small][1]} → {harness.TIERS[harness.LARGE_TIER][1]}: test-split deferral curves")
+    return _save(fig, out / f"public_{small}.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = harness.parser(__doc__)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--small", nargs="+", default=list(harness.SMALL_TIERS), choices=harness.SMALL_TIERS)
+    p.add_argument("--out", type=Path, default=FIGURES, help="folder for the JSON, markdown and PNG (default %(default)s)")
+    args = p.parse_args(argv)
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    plan = [(s, t) for s in args.small for t in harness.task_names(args)]
+    results = [evaluate_task(task, small, args) for small, task in tqdm(plan, desc="tasks", unit="task", disable=args.quiet)]
+    rows = [row for row, _ in results]
+    args.out.mkdir(parents=True, exist_ok=True)
+    for small in args.small:
+        plot(results, small, args.out)
+    (args.out / "public_benchmark.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    text = "\n\n".join(f"### {harness.TIERS[s][1]} → {harness.TIERS[harness.LARGE_TIER][1]}\n\n{markdown(rows, s)}"
+                       for s in args.small)
+    (args.out / "public_benchmark.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
+    print(f"wall time {time.perf_counter() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
