@@ -95,7 +95,10 @@ def cross_fitted_rule_scores(rule: Any, fit: list, small_q: np.ndarray, large_q:
 
 def load_embeddings(folder: Path, small: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Prompt embeddings, prompt tokens and embedding seconds of ``ids`` (from ``embed.py``)."""
-    data = np.load(folder / f"{small}.prompt_embedding.npz")
+    path = folder / f"{small}.prompt_embedding.npz"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run `python -m benchmarks.public.embed --tiers {small}` first")
+    data = np.load(path)
     index = {str(i): k for k, i in enumerate(data["ids"])}
     missing = [i for i in ids if i not in index]
     if missing:
@@ -209,7 +212,7 @@ def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dic
     methods = [m for m in METHODS if m not in CASCADEFLOW or m in peers]
     everything = np.arange(len(test))
     rng = np.random.default_rng(args.seed)
-    draws = [rng.integers(0, len(test), len(test)) for _ in range(RESAMPLES)]
+    draws = [rng.integers(0, len(test), len(test)) for _ in range(args.resamples)]
     row: dict[str, Any] = {
         "task": task, "small": small, "n_fit": len(fit), "n_test": len(test),
         "small_accuracy": float(ts.mean()), "large_accuracy": float(tl.mean()), "fit_rule": winner,
@@ -316,6 +319,7 @@ def plot(results: list[tuple[dict[str, Any], dict[str, Any]]], small: str, out: 
 def main(argv: list[str] | None = None) -> int:
     p = harness.parser(__doc__)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap resamples of the test split (default %(default)s)")
     p.add_argument("--small", nargs="+", default=list(harness.SMALL_TIERS), choices=harness.SMALL_TIERS)
     p.add_argument("--out", type=Path, default=FIGURES, help="folder for the JSON, markdown and PNG (default %(default)s)")
     args = p.parse_args(argv)

@@ -1,0 +1,109 @@
+"""The public-benchmark report (benchmarks/public/report.py) on synthetic caches laid out as the suite writes them.
+
+The caches are built so the answer is known: the small tier's first-token log-prob says (noisily)
+whether its answer is right, one embedding direction says it before generation, and cascadeflow's
+drafter score is uninformative. The report must rank accordingly, never put a method above the oracle,
+score cascadeflow's chat drafts with the prompt's answer prefix stripped, and write its JSON, table and plot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks.public import report
+from cascade_core.evaluation.collect import CachedExample
+from cascade_core.types import Generation, TokenAlternative, TokenStep, Usage
+
+TASK = "toy/claims"
+N_FIT, N_TEST = 80, 120
+
+
+def _generation(text: str, logprob: float) -> Generation:
+    top = (TokenAlternative(text, logprob), TokenAlternative("x", math.log(max(1e-6, 1 - math.exp(logprob)))))
+    return Generation(text, (TokenStep(text, logprob, top),), Usage(10, 1))
+
+
+def _write_task(runs, rng: np.random.Generator) -> dict[str, list[str]]:
+    folder = runs / TASK.replace("/", "__")
+    folder.mkdir(parents=True)
+    ids: dict[str, list[str]] = {}
+    all_ids, good = [], []
+    for split, n in (("fit", N_FIT), ("test", N_TEST)):
+        lines = []
+        for i in range(n):
+            right = bool(rng.random() < 0.55)
+            answer = "true" if i % 2 else "false"
+            small_text = answer if right else ("false" if answer == "true" else "true")
+            confidence = np.clip((0.85 if right else 0.55) + rng.normal(0, 0.12), 0.05, 0.99)
+            record = {"id": f"{split}{i}", "answer": answer, "aliases": [answer], "labels": ["true", "false"],
+                      "kind": "labels", "answer_prefix": "A:", "task": TASK}
+            lines.append(CachedExample(
+                id=record["id"], record=record, small=_generation(small_text, math.log(confidence)), large_text=answer,
+                small_quality=float(right), large_quality=1.0, small_seconds=0.2, large_seconds=1.0,
+                label_tokens=("true", "false"),
+            ).to_json())
+            all_ids.append(record["id"])
+            good.append(right)
+        (folder / f"qwen05.{split}.cache.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        ids[split] = [json.loads(line)["id"] for line in lines]
+    good_arr = np.array(good, dtype=float)
+    embedding = rng.normal(size=(len(all_ids), 6))
+    embedding[:, 0] = 1.5 * good_arr + rng.normal(0, 0.6, len(all_ids))  # knowable before generation
+    np.savez(folder / "qwen05.prompt_embedding.npz", ids=np.array(all_ids), embedding=embedding,
+             tokens=rng.integers(20, 60, len(all_ids)), seconds=np.full(len(all_ids), 0.05))
+    # cascadeflow: chat drafts that repeat the prompt's "A:", right as often as ours, score unrelated to it
+    with open(folder / "cascadeflow.logprobs.qwen05.jsonl", "w", encoding="utf-8") as fh:
+        for i, key in enumerate(ids["test"]):
+            answer = "true" if i % 2 else "false"
+            fh.write(json.dumps({"id": key, "text": f"A: {answer}" if i % 3 else "A: maybe", "drafter_quality": float(rng.random())}) + "\n")
+    return ids
+
+
+@pytest.fixture
+def toy_runs(tmp_path):
+    runs = tmp_path / "runs"
+    _write_task(runs, np.random.default_rng(3))
+    return runs
+
+
+def test_report_ranks_every_method_on_the_same_test_split(toy_runs, tmp_path):
+    out = tmp_path / "figures"
+    assert report.main(["--runs", str(toy_runs), "--tasks", TASK, "--small", "qwen05", "--out", str(out), "--quiet",
+                        "--resamples", "20"]) == 0
+    (row,) = json.loads((out / "public_benchmark.json").read_text())
+    auc, se = row["auc"], row["se"]
+    assert row["n_fit"] == N_FIT and row["n_test"] == N_TEST
+    assert set(auc) == set(report.METHODS) - {"cascadeflow_default"}  # that setting did not run
+    assert all(se[m] >= 0 for m in auc) and se["margin"] > 0
+    ours = [m for m in auc if not m.startswith("cascadeflow")]  # methods deciding over our small answers
+    assert all(auc[m] <= auc["oracle"] + 1e-9 for m in ours)
+    assert auc["margin"] > auc["random"] + 0.02  # the log-prob carries the signal
+    assert auc["router"] > auc["random"] + 0.02  # so does the embedding, before generation
+    # its drafts are right on 2/3 of the queries once "A:" is stripped ("A: maybe" never is); its score is
+    # noise, so its curve is its own random line, from 2/3 (all drafts kept) to 1 (all escalated)
+    assert row["cascadeflow_logprobs_draft_accuracy"] == pytest.approx(2 / 3, abs=0.01)
+    assert auc["cascadeflow_logprobs"] == pytest.approx((2 / 3 + 1) / 2, abs=0.04)
+    costs = row["cost_at_95"]
+    assert costs["oracle"] <= costs["margin"] <= costs["random"] + 1e-9
+    assert costs["router"] > 0 and costs["hybrid"] > 0
+    table = (out / "public_benchmark.md").read_text()
+    best = max((m for m in report.RANKED if m in auc), key=lambda m: auc[m])
+    assert f"| {best} | **{auc[best]:.3f}" in table
+    assert (out / "public_qwen05.png").stat().st_size > 10_000
+
+
+def test_missing_embeddings_name_the_command(toy_runs, tmp_path):
+    (toy_runs / TASK.replace("/", "__") / "qwen05.prompt_embedding.npz").unlink()
+    with pytest.raises(SystemExit, match="benchmarks.public.embed"):
+        report.main(["--runs", str(toy_runs), "--tasks", TASK, "--small", "qwen05", "--out", str(tmp_path), "--quiet",
+                     "--resamples", "5"])
+
+
+def test_rank_counts_take_the_top_two_per_task():
+    rows = [{"auc": {"margin": 0.9, "router": 0.8, "hybrid": 0.7}}, {"auc": {"margin": 0.5, "router": 0.6, "hybrid": 0.7}}]
+    counts = report.rank_counts(rows)
+    assert (counts["margin"], counts["router"], counts["hybrid"]) == (1, 2, 1)
