@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from os import PathLike
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -21,9 +22,10 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils import secret_from_env
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, SkipValidation
 
-from cascade_core.backends.base import LargeModel, SmallModel
+from cascade_core.backends.base import LargeModel, PromptEmbedder, SmallModel
 from cascade_core.backends.openai import openai_tier
 from cascade_core.cost import Pricing, token_ids
+from cascade_core.decide.router import QueryRouter
 from cascade_core.decide.rules import DeferralRule
 from cascade_core.decide.thresholds import ThresholdPolicy
 from cascade_core.engine.cascade import (
@@ -158,6 +160,14 @@ class ChatCascade(BaseChatModel):
     """Seconds the large tier may take for its answer (or between streamed chunks); ``None``: no limit."""
     deadline: float | None = Field(default=DEFAULT_DEADLINE, description="Seconds one call may take in all.")
     """Seconds one call may take in all (``DeadlineExceededError`` after); ``None``: no limit."""
+    router: SkipValidation[QueryRouter | str | PathLike[str] | None] = Field(
+        default=None, description="A pre-generation QueryRouter (or its file's path): requests it rates hard skip the small tier."
+    )
+    """A fitted :class:`cascade_core.decide.router.QueryRouter` with a threshold, or the path of a router file."""
+    router_embedder: SkipValidation[PromptEmbedder | None] = Field(
+        default=None, description="The router's prompt embedder (default: the small tier's own, if it has one)."
+    )
+    """The router's prompt embedder, e.g. ``OpenAIEmbedder`` (default: the small tier's own prompt embedding)."""
     max_tokens: int | None = Field(default=None, description="Cap on generated tokens per call (both tiers).")
     """Cap on generated tokens per call (both tiers)."""
     stop: list[str] | None = Field(default=None, description="Default stop strings.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from os import PathLike
 from typing import TYPE_CHECKING, Any, Literal
 
 from llama_index.core.base.llms.base import BaseLLM
@@ -39,8 +40,9 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from pydantic import SkipValidation
 
-from cascade_core.backends.base import LargeModel, SmallModel
+from cascade_core.backends.base import LargeModel, PromptEmbedder, SmallModel
 from cascade_core.cost import Pricing
+from cascade_core.decide.router import QueryRouter
 from cascade_core.decide.rules import DeferralRule
 from cascade_core.decide.thresholds import ThresholdPolicy
 from cascade_core.engine import AnswerCheck
@@ -203,6 +205,14 @@ class CascadeLLM(FunctionCallingLLM):
         default=DEFAULT_LARGE_TIMEOUT, description="Seconds the large tier may take for its answer (or between chunks)."
     )
     deadline: float | None = Field(default=DEFAULT_DEADLINE, description="Seconds one call may take in all.")
+    router: SkipValidation[QueryRouter | str | PathLike[str] | None] = Field(
+        default=None, description="A pre-generation QueryRouter (or its file's path): requests it rates hard skip the small tier."
+    )
+    """A fitted :class:`cascade_core.decide.router.QueryRouter` with a threshold, or the path of a router file."""
+    router_embedder: SkipValidation[PromptEmbedder | None] = Field(
+        default=None, description="The router's prompt embedder (default: the small tier's own, if it has one)."
+    )
+    """The router's prompt embedder, e.g. ``OpenAIEmbedder`` (default: the small tier's own prompt embedding)."""
     max_tokens: int | None = Field(default=None, gt=0, description="Cap on generated tokens per call (both tiers).")
     context_window: int | None = Field(
         default=None, gt=0, description="Context window reported in metadata (default: the small tier's)."

@@ -5,6 +5,9 @@
   usable as a :class:`LargeModel`.
 - :class:`LargeModel` (the last tier): text in, text + usage out, sync/async, plain or streamed.
   It needs no log-probs, so it can be any API model (the adapters wrap LangChain / LlamaIndex LLMs).
+- :class:`PromptEmbedder` (a pre-generation router's features): a prompt's pooled embedding and its
+  token count; :func:`prompt_embedder` gives a small tier's own when its backend has one
+  (:mod:`cascade_core.backends.embedders` has the ``/v1/embeddings`` client).
 
 The events they send (:class:`~cascade_core.types.StepsEnd`, :class:`~cascade_core.types.CompletionChunk`)
 live in :mod:`cascade_core.types`; they are re-exported here for existing imports.
@@ -18,16 +21,20 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from cascade_core.engine.steps import StepAccumulator
+from cascade_core.errors import ConfigurationError
 from cascade_core.types import Completion, CompletionChunk, Request, StepsEnd, TokenStep
 
 __all__ = [  # StepsEnd and CompletionChunk live in cascade_core.types
     "BatchPrefillModel",
     "CompletionChunk",
     "LargeModel",
+    "ModelPromptEmbedder",
+    "PromptEmbedder",
     "SmallModel",
     "StepsEnd",
     "TokenModelBase",
     "iterate_in_thread",
+    "prompt_embedder",
 ]
 
 
@@ -94,6 +101,60 @@ class LargeModel(Protocol):
     def astream(self, request: Request) -> AsyncIterator[CompletionChunk]: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+
+@runtime_checkable
+class PromptEmbedder(Protocol):
+    """What a router needs to score a prompt before generation: its pooled embedding and its length."""
+
+    def embed(self, text: str) -> Any:
+        """The prompt's pooled embedding, a 1-D float array (one prefill, no token generated)."""
+        ...
+
+    async def aembed(self, text: str) -> Any:
+        """Async :meth:`embed`."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """The prompt's length in the small model's tokens."""
+        ...
+
+
+class ModelPromptEmbedder:
+    """A model's own ``prompt_embedding`` (e.g. a ``TransformersModel``'s) as a :class:`PromptEmbedder`.
+
+    Example:
+        >>> from cascade_core.backends.transformers import TransformersModel
+        >>> from cascade_core.testing import tiny_model, tiny_tokenizer
+        >>> tok = tiny_tokenizer()
+        >>> embedder = ModelPromptEmbedder(TransformersModel(tiny_model(tok), tok, prompt_format="completion"))
+        >>> embedder.embed("the cat").ndim, embedder.count_tokens("the cat") > 0
+        (1, True)
+    """
+
+    def __init__(self, model: Any) -> None:
+        if not callable(getattr(model, "prompt_embedding", None)) or not callable(getattr(model, "count_tokens", None)):
+            raise ConfigurationError(f"ModelPromptEmbedder needs a model with prompt_embedding() and count_tokens(), got {type(model).__name__}")
+        self.model = model
+
+    def __repr__(self) -> str:
+        return f"ModelPromptEmbedder({self.model!r})"
+
+    def embed(self, text: str) -> Any:
+        return self.model.prompt_embedding(text)
+
+    async def aembed(self, text: str) -> Any:
+        return await asyncio.to_thread(self.model.prompt_embedding, text)
+
+    def count_tokens(self, text: str) -> int:
+        return int(self.model.count_tokens(text))
+
+
+def prompt_embedder(small: Any) -> PromptEmbedder | None:
+    """The small tier's own prompt embedder when its backend can give one (a ``TransformersModel``), else None."""
+    if callable(getattr(small, "prompt_embedding", None)) and callable(getattr(small, "count_tokens", None)):
+        return ModelPromptEmbedder(small)
+    return None
 
 
 _END = object()

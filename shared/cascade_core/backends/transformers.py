@@ -21,6 +21,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 from cascade_core.backends.base import TokenModelBase
 from cascade_core.backends.prefill import shared_prefix_groups, split_kv
 from cascade_core.engine.stops import truncate_at_stop
@@ -190,6 +192,31 @@ class TransformersModel(TokenModelBase):
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def prompt_embedding(self, prompt: str) -> np.ndarray:
+        """The mean of the last-layer hidden states over the prompt's tokens: one forward pass, no token generated.
+
+        What a :class:`~cascade_core.decide.router.QueryRouter` reads before generation (the same
+        pooling as ``benchmarks/public/embed.py``; the prompt is tokenised as is, without special tokens).
+
+        Example:
+            >>> from cascade_core.testing import tiny_model, tiny_tokenizer
+            >>> tok = tiny_tokenizer()
+            >>> small = TransformersModel(tiny_model(tok), tok, prompt_format="completion")
+            >>> small.prompt_embedding("the cat").shape == (small.embedding_dim,)
+            True
+        """
+        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        if ids.shape[1] == 0:
+            raise BackendError(f"{self.model_name}: the prompt has no tokens to embed")
+        if ids.shape[1] > self.context_window:
+            raise BackendError(f"{self.model_name}: prompt of {ids.shape[1]} tokens exceeds the context window of {self.context_window}")
+        try:
+            with self._lock, torch.inference_mode():
+                out = self.model(input_ids=ids, use_cache=False, output_hidden_states=True)
+        except Exception as err:
+            raise BackendError(f"{self.model_name}: forward pass failed: {err}") from err
+        return out.hidden_states[-1][0].float().mean(0).double().numpy()
 
     def _label_ids(self, labels: tuple[str, ...]) -> list[int]:
         ids: list[int] = []

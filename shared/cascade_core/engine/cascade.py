@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
-from cascade_core.backends.base import iterate_in_thread
+from cascade_core.backends.base import PromptEmbedder, iterate_in_thread
+from cascade_core.decide.router import QueryRouter
 from cascade_core.decide.rules import DeferralRule, ThresholdRule
 from cascade_core.engine.answer_check import AnswerCheck
 from cascade_core.engine.batching import PrimedSteps, batch_groups, prime_first_tier
@@ -27,11 +29,13 @@ from cascade_core.engine.effects import (
     NextStep,
     OpenChunks,
     OpenSteps,
+    Route,
 )
 from cascade_core.engine.machine import plan
 from cascade_core.engine.observers import PlanObserver, observe
 from cascade_core.engine.plan_state import TierView
 from cascade_core.engine.result import CascadeChunk, CascadeResult
+from cascade_core.engine.route_stage import router_stage
 from cascade_core.engine.tier import Tier, check_tiers, record_embeddings
 from cascade_core.errors import ConfigurationError, DeadlineExceededError
 from cascade_core.types import Message, Request
@@ -80,6 +84,14 @@ class Cascade:
             carrying the decisions taken (the provider's exception as ``__cause__``); ``"small"``:
             answer from the small tier instead, flagged ``result.fallback=True`` with the reason
             (the small answer is generated in full if the rule had stopped it after one token).
+        router: A pre-generation :class:`~cascade_core.decide.router.QueryRouter` (fitted, with a
+            ``threshold``) or the path of a router file: a request it scores ``p_good < threshold``
+            goes straight to the last tier, no small tier generating (decision ``signal="routed"``);
+            see :mod:`cascade_core.engine.route_stage`.
+        router_embedder: The prompt embedder of an embedding router (a
+            :class:`~cascade_core.backends.base.PromptEmbedder`, e.g.
+            :class:`~cascade_core.backends.embedders.OpenAIEmbedder`); default: the first tier's own
+            (a ``TransformersModel``'s ``prompt_embedding``).
 
     Example:
         >>> from cascade_core import Cascade, ThresholdRule
@@ -105,6 +117,8 @@ class Cascade:
         large_timeout: float | None = DEFAULT_LARGE_TIMEOUT,
         deadline: float | None = DEFAULT_DEADLINE,
         on_large_error: Literal["raise", "small"] = "raise",
+        router: QueryRouter | str | os.PathLike[str] | None = None,
+        router_embedder: PromptEmbedder | None = None,
     ) -> None:
         if isinstance(tiers, (str, bytes)) or len(tiers) < 2:
             raise ConfigurationError("a cascade needs at least 2 tiers, cheapest first")
@@ -136,6 +150,8 @@ class Cascade:
         if monitor is not None and not callable(getattr(monitor, "on_effect", None)):
             raise ConfigurationError(f"monitor must be a DriftMonitor (or another plan observer), got {monitor!r}")
         self.monitor = monitor
+        self.route_stage = router_stage(router, router_embedder, self.tiers[0].model, self.tiers[0].count_tokens)
+        self.router: QueryRouter | None = self.route_stage.router if self.route_stage is not None else None
         last = len(self.tiers) - 1  # the last tier's window is its own business: it is never cut
         self._views = [
             TierView(t.display_name, t.pricing.cost, t.count_tokens, input_modalities(t.model),
@@ -145,7 +161,8 @@ class Cascade:
 
     def __repr__(self) -> str:
         names = ", ".join(t.display_name for t in self.tiers)
-        return f"Cascade(tiers=[{names}], rules={self.rules!r})"
+        routed = f", router={self.router!r}" if self.router is not None else ""
+        return f"Cascade(tiers=[{names}], rules={self.rules!r}{routed})"
 
     # -- the single plan, two drivers --------------------------------------------------------
     def _request(self, request: RequestLike) -> Request:
@@ -157,7 +174,8 @@ class Cascade:
     def _plan(self, request: RequestLike, streaming: bool, check: AnswerCheck | None) -> Any:
         req = self._request(request)
         machine = plan(self._views, self.rules, req, streaming=streaming, check=check,
-                       on_small_error=self.on_small_error, on_large_error=self.on_large_error)
+                       on_small_error=self.on_small_error, on_large_error=self.on_large_error,
+                       router_threshold=self.route_stage.threshold if self.route_stage is not None else None)
         return observe(machine, self._observers(streaming))
 
     def _observers(self, streaming: bool) -> list[PlanObserver]:
@@ -172,7 +190,10 @@ class Cascade:
         return timeouts, self.deadline
 
     def _prime(self, requests: Sequence[RequestLike]) -> list[PrimedSteps | None]:
-        """Batched prefill of the first tier for ``requests`` (see :mod:`cascade_core.engine.batching`)."""
+        """Batched prefill of the first tier for ``requests`` (see :mod:`cascade_core.engine.batching`);
+        none with a router, which decides first whether the small tier runs at all."""
+        if self.route_stage is not None:
+            return [None] * len(requests)
         converted: list[Request | None] = []
         for request in requests:
             try:
@@ -208,6 +229,9 @@ class Cascade:
                         limits.close(effect.tier, open_streams.pop(effect.tier, None))
                     elif isinstance(effect, Complete):
                         value = limits.call(effect.tier, self.tiers[effect.tier].model.complete, effect.request)
+                    elif isinstance(effect, Route):
+                        assert self.route_stage is not None
+                        value = limits.call(0, self.route_stage.score, effect.request)
                 except DeadlineExceededError:
                     raise  # past the deadline nothing more is called: not thrown into the plan
                 except Exception as err:
@@ -245,6 +269,9 @@ class Cascade:
                         await _aclose(open_streams.pop(effect.tier, None))
                     elif isinstance(effect, Complete):
                         value = await limits.call(effect.tier, self.tiers[effect.tier].model.acomplete(effect.request))
+                    elif isinstance(effect, Route):
+                        assert self.route_stage is not None
+                        value = await limits.call(0, self.route_stage.ascore(effect.request))
                 except DeadlineExceededError:
                     raise
                 except Exception as err:

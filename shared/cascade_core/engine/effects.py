@@ -8,6 +8,8 @@ propagates. Drivers (:mod:`cascade_core.engine.cascade`) do nothing but carry ef
 ==================  =====================================================  ==================================
 Effect              The driver does                                        and sends back
 ==================  =====================================================  ==================================
+:class:`Route`      score ``request`` with the cascade's router (one        a :class:`RouteScore`
+                    prefill for its prompt embedding, or none)
 :class:`OpenSteps`  open tier ``tier``'s step stream for ``request``        ``None``
                     (``stream_steps`` / ``astream_steps``)
 :class:`NextStep`   read the next event of that step stream                 a ``TokenStep``, the ``StepsEnd``,
@@ -42,7 +44,10 @@ from dataclasses import dataclass
 from cascade_core.engine.result import CascadeChunk
 from cascade_core.types import Request
 
-__all__ = ["END", "CloseSteps", "Complete", "Effect", "Emit", "NextChunk", "NextStep", "OpenChunks", "OpenSteps"]
+__all__ = [
+    "END", "CloseSteps", "Complete", "Effect", "Emit", "NextChunk", "NextStep", "OpenChunks", "OpenSteps", "Route",
+    "RouteScore",
+]
 
 
 class _End:
@@ -54,6 +59,31 @@ class _End:
 
 END = _End()
 """Sent back for :class:`NextStep` / :class:`NextChunk` when the stream is exhausted."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """Score ``request`` with the cascade's pre-generation router; send back a :class:`RouteScore`."""
+
+    request: Request
+
+
+@dataclass(frozen=True)
+class RouteScore:
+    """The router's verdict on one request, before any tier generates.
+
+    Attributes:
+        p_good: The router's estimate that the small tier's answer will be good.
+        prompt_tokens: The prompt's length in the small model's tokens (a router feature).
+        prefill: True when scoring ran a small-model prefill (the prompt embedding); its tokens
+            are then charged to the first tier.
+        latency_s: Seconds the scoring took.
+    """
+
+    p_good: float
+    prompt_tokens: int
+    prefill: bool
+    latency_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -108,4 +138,4 @@ class Emit:
     chunk: CascadeChunk
 
 
-Effect = OpenSteps | NextStep | CloseSteps | Complete | OpenChunks | NextChunk | Emit
+Effect = Route | OpenSteps | NextStep | CloseSteps | Complete | OpenChunks | NextChunk | Emit

@@ -8,7 +8,8 @@ for it and what it sends back:
   (the driver sends back ``None``, then each ``TokenStep``, the ``StepsEnd``, or ``END``);
 - ``Complete``: the last tier's whole answer (sent back: a ``Completion``);
 - ``OpenChunks`` / ``NextChunk``: the last tier's streamed answer (sent back: each ``CompletionChunk``, then ``END``);
-- ``Emit``: a ``CascadeChunk`` for the caller (the last one carries the ``CascadeResult``).
+- ``Emit``: a ``CascadeChunk`` for the caller (the last one carries the ``CascadeResult``);
+- ``Route``: with a pre-generation router, the request's score before any tier (sent back: a ``RouteScore``).
 
 :mod:`cascade_core.engine.cascade` has a thin synchronous driver and a thin asynchronous driver
 that carry out the effects, so sync, async, streaming and batch calls all share this one
@@ -50,10 +51,13 @@ from cascade_core.engine.effects import (
     NextStep,
     OpenChunks,
     OpenSteps,
+    Route,
+    RouteScore,
 )
 from cascade_core.engine.last_tier import last_tier
 from cascade_core.engine.plan_state import PlanState, TierView
 from cascade_core.engine.result import CascadeResult
+from cascade_core.engine.route_stage import route_first
 from cascade_core.engine.routing import check_media
 from cascade_core.engine.small_tier import small_tier
 from cascade_core.types import Request
@@ -69,6 +73,8 @@ __all__ = [
     "NextStep",
     "OpenChunks",
     "OpenSteps",
+    "Route",
+    "RouteScore",
     "TierView",
     "plan",
 ]
@@ -83,6 +89,7 @@ def plan(
     check: AnswerCheck | None = None,
     on_small_error: str = "defer",
     on_large_error: str = "raise",
+    router_threshold: float | None = None,
 ) -> Generator[Effect, Any, CascadeResult]:
     """The cascade for one request, as a generator of effects returning a :class:`CascadeResult`.
 
@@ -101,9 +108,13 @@ def plan(
         check: Rejects a small answer (returns a reason) to force a deferral.
         on_small_error: ``"defer"``: a failing small tier defers; ``"raise"``: its error propagates.
         on_large_error: ``"raise"`` or ``"small"`` (answer from the last small answer instead).
+        router_threshold: With a router (:mod:`~cascade_core.engine.route_stage`): the request is
+            scored first (a ``Route`` effect) and goes straight to the last tier when ``p_good`` is below this.
     """
     state = PlanState(tiers, rules, request, streaming, check, on_small_error, on_large_error)
     media = check_media(tiers, request)
+    if router_threshold is not None and (yield from route_first(state, router_threshold)):
+        return (yield from last_tier(state))
     for index in range(state.last):
         result = yield from small_tier(state, index, media)
         if result is not None:

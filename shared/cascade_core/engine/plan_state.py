@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cascade_core.decide.rules import DeferralRule
 from cascade_core.engine.answer_check import AnswerCheck
@@ -52,6 +53,7 @@ class PlanState:
     decisions: list[Decision] = field(default_factory=list)
     runs: list[TierRun] = field(default_factory=list)
     fallback: Fallback | None = None
+    route: dict[str, Any] | None = None  # the router's verdict (engine.route_stage), when the cascade has one
 
     @property
     def last(self) -> int:
@@ -84,5 +86,5 @@ class PlanState:
             all_large_cost=all_large,
             generation=generation,
             completion=completion,
-            metadata=dict(self.request.metadata),
+            metadata=dict(self.request.metadata) | ({"router": dict(self.route)} if self.route is not None else {}),
         )

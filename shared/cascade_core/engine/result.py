@@ -141,9 +141,11 @@ class CascadeResult:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready summary of the decision (what the adapters attach as response metadata)."""
+        """JSON-ready summary of the decision (what the adapters attach as response metadata); with a
+        pre-generation router also its verdict under ``"router"`` (``p_good``, ``threshold``, ``routed``)."""
         decision = self.decision
-        return {
+        router = {"router": dict(self.metadata["router"])} if isinstance(self.metadata.get("router"), dict) else {}
+        return router | {
             "tier": self.tier,
             "model_name": self.model_name,
             "deferred": self.deferred,

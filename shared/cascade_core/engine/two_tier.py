@@ -2,7 +2,7 @@
 
 ``ChatCascade`` (LangChain) and ``CascadeLLM`` (LlamaIndex) take the same settings under the same
 names — ``small``, ``large``, ``rule`` or ``signal``/``threshold``/``signal_params``, pricing,
-failure policies, timeouts, deadline — and hand them to :func:`two_tier_cascade`; a ready
+failure policies, timeouts, deadline, ``router``/``router_embedder`` — and hand them to :func:`two_tier_cascade`; a ready
 :class:`~cascade_core.Cascade` passed instead goes through :func:`given_cascade`. So both adapters
 accept the same values and refuse the same mistakes with the same :class:`ConfigurationError`.
 
@@ -59,8 +59,11 @@ TWO_TIER_DEFAULTS: Mapping[str, Any] = {
     "small_timeout": DEFAULT_SMALL_TIMEOUT,
     "large_timeout": DEFAULT_LARGE_TIMEOUT,
     "deadline": DEFAULT_DEADLINE,
+    "router": None,
+    "router_embedder": None,
 }
-_PARTS = ("small", "large", "rule", "signal", "threshold", "signal_params", "small_pricing", "large_pricing")
+_PARTS = ("small", "large", "rule", "signal", "threshold", "signal_params", "small_pricing", "large_pricing",
+          "router", "router_embedder")
 
 
 def deferral_rule(
@@ -122,6 +125,8 @@ def two_tier_cascade(
     large_timeout: float | None = DEFAULT_LARGE_TIMEOUT,
     deadline: float | None = DEFAULT_DEADLINE,
     max_new_tokens: int | None = None,
+    router: Any = None,
+    router_embedder: Any = None,
     owner: str = "two_tier_cascade",
 ) -> Cascade:
     """A :class:`Cascade` of a small tier (judged by its token log-probs) and a large tier.
@@ -137,6 +142,8 @@ def two_tier_cascade(
         small_pricing / large_pricing: Prices per million tokens (for ``cost`` / ``saved``).
         on_small_error / on_large_error / small_timeout / large_timeout / deadline: See :class:`Cascade`.
         max_new_tokens: Cap on generated tokens per call (both tiers).
+        router / router_embedder: A pre-generation ``QueryRouter`` (or its file's path) and its prompt
+            embedder: see :class:`Cascade` and :mod:`cascade_core.engine.route_stage`.
         owner: Name used in error messages (the adapter class).
 
     Raises:
@@ -160,6 +167,7 @@ def two_tier_cascade(
          Tier(large, _pricing(large_pricing, "large_pricing", owner))],
         rules=chosen, max_new_tokens=max_new_tokens, on_small_error=on_small_error, on_large_error=on_large_error,
         small_timeout=small_timeout, large_timeout=large_timeout, deadline=deadline,
+        router=router, router_embedder=router_embedder,
     )
 
 

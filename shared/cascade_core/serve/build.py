@@ -83,8 +83,14 @@ def build_cascade(config: CascadeConfig) -> Cascade:
         warm_up(model)
         tiers.append(Tier(model, tier.pricing, name=tier.name))
     rules = [build_rule(rule) for rule in config.rules]
+    router, embedder = None, None
+    if config.router is not None:
+        from cascade_core.serve.router_config import build_router
+
+        router, embedder = build_router(config.router)
     try:
-        return Cascade(tiers, rules, on_small_error=config.on_small_error, max_new_tokens=config.max_new_tokens)  # type: ignore[arg-type]
+        return Cascade(tiers, rules, on_small_error=config.on_small_error, max_new_tokens=config.max_new_tokens,  # type: ignore[arg-type]
+                       router=router, router_embedder=embedder)
     except ConfigurationError as err:
         raise ConfigurationError(f"cascades.{config.name}: {err}") from err
 

@@ -134,6 +134,7 @@ class CascadeConfig:
     max_new_tokens: int | None = None
     on_small_error: str = "defer"
     description: str = ""
+    router: Any = None  # a serve.router_config.RouterConfig: the [cascades.<name>.router] table
 
 
 @dataclass(frozen=True)
@@ -339,9 +340,15 @@ def _cascade(name: str, raw: Any, source: str, base_dir: Path) -> CascadeConfig:
     on_error = table.get("on_small_error", str, "defer")
     if on_error not in ("defer", "raise"):
         table.fail(f"must be 'defer' or 'raise', got {on_error!r}", "on_small_error")
+    router_raw = table.get("router", Mapping)
+    router = None
+    if router_raw is not None:
+        from cascade_core.serve.router_config import parse_router
+
+        router = parse_router(router_raw, f"{path}.router", source, base_dir)
     config = CascadeConfig(
         name=name, tiers=tiers, rules=rules, max_new_tokens=table.integer("max_new_tokens", None),
-        on_small_error=on_error, description=table.get("description", str, ""),
+        on_small_error=on_error, description=table.get("description", str, ""), router=router,
     )
     table.finish()
     return config

@@ -55,6 +55,8 @@ class ServeMetrics:
         self.errors = Counter("cascade_errors", "Errors, by cascade, tier ('-' when no tier is to blame) and kind: a tier "
                               "failure turned into a deferral (deferred), or a failed request (backend, timeout, invalid, internal)",
                               ["cascade", "tier", "kind"], registry=r)
+        self.routed = Counter("cascade_routed", "Requests a pre-generation router sent straight to the last tier",
+                              ["cascade"], registry=r)
         self.rejected = Counter("cascade_rejected", "Requests refused with 429 because the server was at capacity", registry=r)
         self.tier_latency = Histogram("cascade_tier_latency_seconds", "Time spent in a tier per request", ["cascade", "tier"],
                                       buckets=_LATENCY_BUCKETS, registry=r)
@@ -77,6 +79,8 @@ class ServeMetrics:
             self.deferral_rate.labels(name).set(0.0)
             self.cost.labels(name)
             self.saved.labels(name)
+            if cascade.router is not None:
+                self.routed.labels(name)
             for tier in cascade.tiers:
                 self.requests.labels(name, tier.display_name)
 
@@ -90,6 +94,8 @@ class ServeMetrics:
         for decision in result.decisions:
             if decision.defer:
                 self.deferrals.labels(cascade, self._tier_name(cascade, decision.tier)).inc()
+            if decision.signal == "routed":  # the router sent it on before any small tier generated
+                self.routed.labels(cascade).inc()
             if decision.signal == "error":  # the engine deferred past a failing tier
                 self.errors.labels(cascade, self._tier_name(cascade, decision.tier), "deferred").inc()
         for run in result.runs:

@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cascade_core.testing.distribution import scripted_top_k
+from cascade_core.testing.embeddings import hashing_vector
 
 __all__ = [
     "FakeOpenAIServer",
@@ -156,6 +157,9 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._json(400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
             return
+        if self.path.rstrip("/").endswith("/embeddings"):
+            self._embeddings(body)
+            return
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
@@ -169,6 +173,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(body, reply)
         else:
             self._json(200, self._completion(body, reply))
+
+    def _embeddings(self, body: dict[str, Any]) -> None:
+        """``/v1/embeddings``: :func:`hashing_vector` of each input (a deterministic stand-in for a model)."""
+        with self.server.lock:
+            self.server.requests.append(body)
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        data = [{"object": "embedding", "index": i, "embedding": hashing_vector(t, self.server.embedding_dim)}
+                for i, t in enumerate(texts)]
+        tokens = sum(len(t.split()) for t in texts)
+        self._json(200, {"object": "list", "data": data, "model": body.get("model", "fake"),
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     def _usage(self, body: dict[str, Any], reply: FakeReply) -> dict[str, int]:
         prompt = sum(len(str(m.get("content") or "").split()) for m in body.get("messages", []))
@@ -264,6 +280,7 @@ class _Server(ThreadingHTTPServer):
     lock: threading.Lock
     requests: list[dict[str, Any]]
     events_sent: list[int]
+    embedding_dim: int
 
 
 class FakeOpenAIServer:
@@ -271,6 +288,7 @@ class FakeOpenAIServer:
 
     Args:
         responder: ``body -> FakeReply``; gets the parsed JSON request body.
+        embedding_dim: Length of the vectors ``/v1/embeddings`` returns (a hashed bag of words of each input).
 
     Attributes:
         base_url: ``http://127.0.0.1:<port>/v1``.
@@ -278,8 +296,9 @@ class FakeOpenAIServer:
         events_sent: Per streamed response, how many SSE events were written before it ended.
     """
 
-    def __init__(self, responder: Responder = echo_responder) -> None:
+    def __init__(self, responder: Responder = echo_responder, *, embedding_dim: int = 16) -> None:
         self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.embedding_dim = embedding_dim
         self._server.responder = responder
         self._server.lock = threading.Lock()
         self._server.requests = []
