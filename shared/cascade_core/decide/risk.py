@@ -79,6 +79,7 @@ __all__ = [
     "calibration_data_hash",
     "certify_threshold",
     "clopper_pearson_upper",
+    "empirical_threshold",
 ]
 
 logger = logging.getLogger(__name__)
@@ -319,6 +320,43 @@ def certify_threshold(
         threshold=float(thresholds[passed]), bound=float(bounds[passed]), empirical_risk=empirical,
         deferral_rate=float(1.0 - m / n), certified=True, **common,
     )
+
+
+def empirical_threshold(
+    scores: ArrayLike,
+    small_correct: ArrayLike,
+    large_correct: ArrayLike | None = None,
+    *,
+    risk: Risk = "kept_error",
+    epsilon: float,
+) -> float:
+    """The naive baseline with no guarantee: the most lenient threshold whose risk *on the sample* is ``≤ epsilon``.
+
+    What tuning on the calibration sample alone gives; it over-fits the sample, so on new traffic
+    its risk exceeds ε about half of the time. ``+inf`` (defer all) when no threshold qualifies.
+
+    >>> empirical_threshold([0.9, 0.8, 0.7, 0.2], [1, 1, 0, 0], epsilon=0.34)
+    0.7
+    """
+    if risk not in RISKS:
+        raise ConfigurationError(f"risk must be one of {list(RISKS)}, got {risk!r}")
+    epsilon = _check_level(epsilon, "epsilon")
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if not s.size or np.isnan(s).any():
+        raise ConfigurationError("calibration scores must be a non-empty sequence without NaN")
+    y = _binary(small_correct, "small_correct", s.size)
+    if risk == "quality_loss" and large_correct is None:
+        raise ConfigurationError("risk='quality_loss' needs large_correct (was the large answer right?) for every query")
+    order = np.argsort(-s, kind="stable")
+    thresholds = np.unique(s)[::-1]
+    kept = np.searchsorted(-s[order], -thresholds, side="right")
+    if risk == "kept_error":
+        risks = np.concatenate([[0], np.cumsum(1 - y[order])])[kept] / kept
+    else:
+        z = _binary(large_correct, "large_correct", s.size)
+        risks = np.concatenate([[0], np.cumsum((z - y)[order])])[kept] / s.size
+    ok = np.flatnonzero(risks <= epsilon)
+    return float(thresholds[ok[-1]]) if ok.size else math.inf
 
 
 class RiskControlledThreshold:
