@@ -194,7 +194,7 @@ class RiskCertificate:
         for name in ("data_hash", "method"):
             if not isinstance(values[name], str):
                 raise RuleFileError(f"{source}: certificate field {name!r} must be a string")
-        if values["certified"] and values["bound"] > values["epsilon"]:
+        if values["certified"] and values["bound"] > values["epsilon"] + 1e-9:
             raise RuleFileError(f"{source}: certificate claims certified with bound {values['bound']} > epsilon {values['epsilon']}")
         if not values["certified"] and values["threshold"] != math.inf:
             raise RuleFileError(f"{source}: an uncertified certificate must defer everything (threshold inf)")
@@ -291,23 +291,27 @@ def certify_threshold(
     if risk == "kept_error":
         bad = np.concatenate([[0], np.cumsum(1 - y[order])])
         counts, trials = bad[kept], kept
-        testable = clopper_pearson_upper(0, trials, delta) <= epsilon
+        with np.errstate(divide="ignore"):
+            testable = 1.0 - delta ** (1.0 / trials) <= epsilon  # U(0, m) = 1 - delta^(1/m): zero errors could pass
     else:
         assert z is not None
         worse = np.concatenate([[0], np.cumsum(((z == 1) & (y == 0))[order])])
         counts, trials = worse[kept], np.full(kept.shape, n)
         testable = np.ones(kept.shape, dtype=bool)
-    bounds = clopper_pearson_upper(counts, trials, delta)
+    # U(k, m) <= eps  <=>  P(Bin(m, eps) <= k) <= delta (Clopper-Pearson duality): one CDF per threshold,
+    # the bound itself (an inverse) only where it is reported
+    stats = require("scipy.stats", "eval", purpose="certifying a risk-controlled threshold")
+    passes = (counts < trials) & (stats.binom.cdf(counts, trials, epsilon) <= delta)
     start = int(np.argmax(testable)) if testable.any() else thresholds.size
-    passed = -1
-    for j in range(start, thresholds.size):
-        if bounds[j] > epsilon:
-            break
-        passed = j
+    failures = np.flatnonzero(~passes[start:])
+    passed = start + (int(failures[0]) if failures.size else thresholds.size - start) - 1
+    if passed < start:
+        passed = -1
     data_hash = calibration_data_hash(s, y, z)
     common = {"risk": risk, "epsilon": epsilon, "delta": delta, "n": int(n), "data_hash": data_hash, "method": _METHODS[risk]}
     if passed < 0:
-        best = float(bounds[start]) if start < thresholds.size else float(clopper_pearson_upper(0, n, delta))
+        best = (float(clopper_pearson_upper(counts[start], trials[start], delta)) if start < thresholds.size
+                else float(clopper_pearson_upper(0, n, delta)))
         return RiskCertificate(threshold=math.inf, bound=best, empirical_risk=0.0, deferral_rate=1.0, certified=False, **common)
     m = int(kept[passed])
     if risk == "kept_error":
@@ -317,7 +321,8 @@ def certify_threshold(
         keep = s >= thresholds[passed]
         empirical = float(np.mean((z - y) * keep))
     return RiskCertificate(
-        threshold=float(thresholds[passed]), bound=float(bounds[passed]), empirical_risk=empirical,
+        threshold=float(thresholds[passed]), bound=float(clopper_pearson_upper(counts[passed], trials[passed], delta)),
+        empirical_risk=empirical,
         deferral_rate=float(1.0 - m / n), certified=True, **common,
     )
 
