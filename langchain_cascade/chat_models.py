@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from os import PathLike
+from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -141,6 +142,12 @@ class ChatCascade(BaseChatModel):
         default_factory=dict, description="Parameters of the signal (alpha for chow_quantile, labels for a margin)."
     )
     """Parameters of the signal (``alpha=0.1`` for ``chow_quantile``, ``labels=[...]`` for a margin)."""
+    calibration_file: str | Path | None = Field(
+        default=None,
+        description="A file `cascade calibrate --out` wrote: its rule and (certified) threshold, instead of signal/threshold.",
+    )
+    """A file ``cascade calibrate --out`` wrote: its rule and threshold (a certified one under
+    ``--risk``), instead of ``rule``/``signal``/``threshold``/``signal_params``."""
     small_pricing: Pricing | None = Field(default=None, description="Small-tier price per million tokens.")
     """Small-tier price per million tokens (for ``cost`` / ``saved`` in the decision metadata)."""
     large_pricing: Pricing | None = Field(default=None, description="Large-tier price per million tokens.")

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from llama_index.core.base.llms.base import BaseLLM
@@ -188,6 +189,10 @@ class CascadeLLM(FunctionCallingLLM):
     )
     signal_params: dict[str, Any] = Field(
         default_factory=dict, description="Parameters of the signal (alpha for chow_quantile, labels for a margin)."
+    )
+    calibration_file: str | Path | None = Field(
+        default=None,
+        description="A file `cascade calibrate --out` wrote: its rule and (certified) threshold, instead of signal/threshold.",
     )
     small_pricing: Pricing | None = Field(default=None, description="Small-tier price per million tokens.")
     large_pricing: Pricing | None = Field(default=None, description="Large-tier price per million tokens.")

@@ -3,7 +3,6 @@ end to end in a subprocess, with tiers on a fake OpenAI-compatible server."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -16,7 +15,10 @@ import httpx
 import openai
 import pytest
 
+from cascade_core.decide.calibration_file import CalibrationFile
 from cascade_core.decide.learned.rule import LearnedDeferral
+from cascade_core.decide.risk import certify_threshold
+from cascade_core.decide.rule_file import SignalRule
 from cascade_core.errors import ConfigurationError
 from cascade_core.serve import build_cascades, load_config, parse_config
 from cascade_core.testing.fake_server import FakeOpenAIServer, FakeReply
@@ -83,7 +85,7 @@ def test_invalid_config_names_the_key(doc, message, tmp_path):
 
 def test_keys_from_env_are_hidden_and_thresholds_from_files(tmp_path, monkeypatch):
     monkeypatch.setenv("CASCADE_TEST_KEYS", "sk-a, sk-b")
-    (tmp_path / "cal.json").write_text(json.dumps({"signal": "margin", "sample": {"threshold": 0.42}}))
+    CalibrationFile(SignalRule("margin").to_dict(), threshold=0.42).save(tmp_path / "cal.json")
     gens = [Generation("x", tuple(TokenStep(f"t{i}", lp) for i, lp in enumerate(lps)))
             for lps in ([-0.05, -0.1], [-2.5, -3.0], [-0.1, -0.02], [-3.0, -1.9]) * 5]
     LearnedDeferral().fit_generations(gens, [1, 0, 1, 0] * 5).save(tmp_path / "rule.json")
@@ -98,6 +100,34 @@ def test_keys_from_env_are_hidden_and_thresholds_from_files(tmp_path, monkeypatc
     assert cascades["margin"].rules[0].policy.current_threshold == 0.42
     assert cascades["learned"].rules[0].scorer.name == "learned(logistic)"
     assert cascades["budget"].rules[0].policy.deferral_rate == pytest.approx(0.4)
+
+
+def test_a_certified_calibration_file_brings_its_rule_and_certificate(tmp_path):
+    cert = certify_threshold([0.9] * 100 + [0.2] * 100, [1] * 100 + [0] * 100, epsilon=0.05, delta=0.1)
+    CalibrationFile(SignalRule("chow_average").to_dict(), threshold=0.9, certificate=cert).save(tmp_path / "cal.json")
+    doc = {"cascades": {"qa": {**_doc()["cascades"]["qa"], "rule": {"calibration_file": "cal.json"}}}}
+    rule = build_cascades(parse_config(doc, base_dir=tmp_path))["qa"].rules[0]
+    assert rule.scorer.name == "chow_average" and rule.policy.certificate == cert
+    assert rule.policy.current_threshold == 0.9
+
+
+@pytest.mark.parametrize(
+    ("content", "rule", "message"),
+    [
+        (None, {"signal": "margin"}, "was calibrated for 'chow_average', not 'margin'"),
+        ('{"signal": "margin", "sample": {"threshold": 0.4}}', {}, "is not a calibration file"),
+        ("{", {}, "is not valid JSON"),
+    ],
+)
+def test_a_wrong_or_foreign_calibration_file_is_refused(tmp_path, content, rule, message):
+    path = tmp_path / "cal.json"
+    if content is None:
+        CalibrationFile(SignalRule("chow_average").to_dict(), threshold=-1.0).save(path)
+    else:
+        path.write_text(content)
+    doc = {"cascades": {"qa": {**_doc()["cascades"]["qa"], "rule": {"calibration_file": "cal.json", **rule}}}}
+    with pytest.raises(ConfigurationError, match=message):
+        parse_config(doc, base_dir=tmp_path)
 
 
 def test_toml_syntax_error_and_missing_file(tmp_path):

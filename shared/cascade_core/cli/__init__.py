@@ -5,9 +5,11 @@ Typical session::
     cascade collect --data fit.jsonl  --small embedded --large embedded --out runs/fit.cache.jsonl
     cascade collect --data test.jsonl --small embedded --large embedded --out runs/test.cache.jsonl
     cascade fit --cache runs/fit.cache.jsonl --model logistic --out runs/rule.json
-    cascade calibrate --cache runs/fit.cache.jsonl --rule runs/rule.json --deferral-rate 0.3
+    cascade calibrate --cache runs/fit.cache.jsonl --rule runs/rule.json --deferral-rate 0.3 --out runs/calib.json
+    cascade calibrate --cache runs/fit.cache.jsonl --risk kept_error --epsilon 0.05 --delta 0.1 --out runs/calib.json
     cascade calibrate --cache runs/fit.cache.jsonl --signal margin --probability --out runs/p.json --plot runs/rel.png
     cascade eval --cache runs/test.cache.jsonl --rule runs/rule.json --plot runs/curves.png --csv runs/table.csv
+    cascade eval --cache runs/test.cache.jsonl --calibration-file runs/calib.json   # realised risk vs the promise
     cascade serve --config cascade.toml          # an OpenAI-compatible endpoint (docs/serve.md)
 
 Tiers: see :mod:`cascade_core.cli.tiers`. Errors the user can fix (bad data line, corrupt rule file,
@@ -101,10 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--budget", type=float, help="per-query budget, same unit as the costs")
     target.add_argument("--probability", action="store_true",
                         help="fit a map from the score to P(small answer correct) (isotonic regression) instead")
+    target.add_argument("--risk", choices=["kept_error", "quality_loss"],
+                        help="certify a threshold (docs/trust.md#guarantees): kept_error = error rate among kept "
+                             "answers, quality_loss = large-only accuracy minus cascade accuracy; <= --epsilon with "
+                             "probability >= 1 - --delta")
+    p.add_argument("--epsilon", type=float, help="--risk: the promised risk level (e.g. 0.05)")
+    p.add_argument("--delta", type=float, default=0.1, help="--risk: allowed probability that the promise fails (default 0.1)")
     _add_costs(p)
     p.add_argument("--holdout", help="another cache to report the chosen threshold (or the map's ECE) on")
-    p.add_argument("--json", help="write the report as JSON")
-    p.add_argument("--out", help="--probability: write the fitted map here (versioned JSON)")
+    p.add_argument("--json", help="write the report as JSON (for a threshold: the calibration file, as --out)")
+    p.add_argument("--out", help="the calibration file (versioned JSON: rule, threshold, sample report, certificate) "
+                                 "for calibration_file=; --probability: the fitted map")
     p.add_argument("--plot", help="--probability: write the reliability diagram (PNG)")
     p.add_argument("--holdout-fraction", type=float, default=0.3,
                    help="--probability without --holdout: fraction of the sample held out for the ECE (default 0.3)")
@@ -115,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", required=True, help="test cache")
     p.add_argument("--rule", action="append", help="learned rule file, optionally NAME=PATH; repeatable")
     p.add_argument("--calibration-cache", help="cache of the fit split: warm-up thresholds of the budget curves")
+    p.add_argument("--calibration-file", help="a file `cascade calibrate --out` wrote: report its deferral rate and "
+                                              "(certified) risk on this test cache beside the promise")
     _add_costs(p)
     p.add_argument("--orders", type=int, default=5, help="random query orders for budget curves")
     p.add_argument("--warmup", type=int, default=16, help="queries before the dynamic threshold is data-driven")

@@ -14,7 +14,6 @@ import numpy as np
 from cascade_core.cli.tiers import build_tier
 from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
 from cascade_core.errors import ConfigurationError
-from cascade_core.evaluation.calibration import calibrate, evaluate_threshold
 from cascade_core.evaluation.collect import collect, collect_records, load_cache
 from cascade_core.evaluation.quality import resolve_quality_scorer
 from cascade_core.evaluation.report import evaluate_cache, measured_costs, qualities, scores_for
@@ -132,40 +131,14 @@ def _scores(args: argparse.Namespace, cache: list) -> tuple[np.ndarray, str]:
     return scores[name], name
 
 
-def _costs(args: argparse.Namespace, cache: list) -> tuple[float, float]:
-    c_s, c_l = measured_costs(cache)
-    return (c_s if args.small_cost is None else args.small_cost), (c_l if args.large_cost is None else args.large_cost)
-
-
 def run_calibrate(args: argparse.Namespace) -> int:
     if args.probability:
         from cascade_core.cli.probability import run_probability
 
         return run_probability(args, _scores)
-    if args.deferral_rate is None and args.budget is None:
-        raise ConfigurationError("give one of --deferral-rate, --budget or --probability")
-    cache = load_cache(args.cache)
-    scores, name = _scores(args, cache)
-    small_q, large_q = qualities(cache)
-    c_s, c_l = _costs(args, cache)
-    report = calibrate(scores, small_q, large_q, deferral_rate=args.deferral_rate, budget=args.budget, small_cost=c_s, large_cost=c_l)
-    out = {"signal": name, "sample": report.to_dict()}
-    print(f"{name}: threshold {report.threshold:.6g} (defer when below)")
-    print(f"  on {report.n} sample queries: deferral rate {report.deferral_rate:.3f} (target {report.target_deferral_rate:.3f}), "
-          f"quality {report.quality:.3f} (small only {report.small_quality:.3f}, large only {report.large_quality:.3f}), "
-          f"cost/query {report.cost_per_query:.4g} (all-large {c_l:.4g})")
-    if args.holdout:
-        held = load_cache(args.holdout)
-        h_scores, _ = _scores(args, held)
-        h_small, h_large = qualities(held)
-        h = evaluate_threshold(h_scores, h_small, h_large, report.threshold, small_cost=c_s, large_cost=c_l,
-                               target_deferral_rate=report.target_deferral_rate, budget=args.budget)
-        out["holdout"] = h.to_dict()
-        print(f"  on {h.n} held-out queries: deferral rate {h.deferral_rate:.3f}, quality {h.quality:.3f}, cost/query {h.cost_per_query:.4g}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=1), encoding="utf-8")
-    return 0
+    from cascade_core.cli.calibration import run_threshold_calibration
+
+    return run_threshold_calibration(args)
 
 
 def _parse_rules(specs: list[str]) -> dict[str, Any]:
@@ -190,9 +163,20 @@ def run_eval(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
     )
     meta = report.meta
+    check = None
+    if args.calibration_file:
+        from cascade_core.decide.calibration_file import load_calibration
+        from cascade_core.evaluation.risk_report import check_calibration
+
+        check = check_calibration(load_calibration(args.calibration_file), test,
+                                  rescore=resolve_quality_scorer(args.scorer) if args.scorer else None, seed=args.seed)
+        meta["calibration_file"] = check.to_dict()
     print(f"{meta['n']} test queries: small quality {meta['small_accuracy']:.3f}, large quality {meta['large_accuracy']:.3f}; "
           f"costs c_s={meta['small_cost']:.4g}, c_l={meta['large_cost']:.4g} ({meta['cost_unit']})")
     print(report.format_table())
+    if check is not None:
+        print()
+        print("\n".join(check.format_lines()))
     if report.groups:
         print(f"\nAUC-DF by {args.group_by}:")
         print(report.format_table(report.groups))

@@ -3,6 +3,7 @@
 Runtime code only (numpy); the learned rule's fitting imports scikit-learn lazily.
 """
 
+from cascade_core.decide.risk import RiskCertificate, RiskControlledThreshold, certify_threshold
 from cascade_core.decide.rules import DeferralRule, RuleOutcome, ThresholdRule
 from cascade_core.decide.scorers import (
     ChowAverage,
@@ -29,10 +30,13 @@ __all__ = [
     "FixedThreshold",
     "Margin",
     "NegativeEntropy",
+    "RiskCertificate",
+    "RiskControlledThreshold",
     "RuleOutcome",
     "Scorer",
     "ThresholdPolicy",
     "ThresholdRule",
     "calibrate_threshold",
+    "certify_threshold",
     "make_scorer",
 ]

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from cascade_core.backends.base import PromptEmbedder, iterate_in_thread
+from cascade_core.decide.calibration_file import load_calibration
 from cascade_core.decide.router import QueryRouter
 from cascade_core.decide.rules import DeferralRule, ThresholdRule
 from cascade_core.engine.answer_check import AnswerCheck
@@ -69,6 +70,8 @@ class Cascade:
             :class:`LargeModel`.
         rules: One rule per non-final tier (a single rule is used for every step). Default:
             ``ThresholdRule("margin", 0.3)``.
+        calibration_file: Instead of ``rules``: a file ``cascade calibrate --out`` wrote; its rule
+            and threshold (certified under ``--risk``) decide after every non-final tier.
         max_concurrency: Default bound on concurrent requests in :meth:`batch` / :meth:`abatch`.
         on_small_error: ``"defer"`` (default): a failing small tier defers to the next tier;
             ``"raise"``: the error propagates.
@@ -119,10 +122,15 @@ class Cascade:
         on_large_error: Literal["raise", "small"] = "raise",
         router: QueryRouter | str | os.PathLike[str] | None = None,
         router_embedder: PromptEmbedder | None = None,
+        calibration_file: str | os.PathLike[str] | None = None,
     ) -> None:
         if isinstance(tiers, (str, bytes)) or len(tiers) < 2:
             raise ConfigurationError("a cascade needs at least 2 tiers, cheapest first")
         self.tiers = [t if isinstance(t, Tier) else Tier(t) for t in tiers]
+        if calibration_file is not None:
+            if rules is not None:
+                raise ConfigurationError("give rules= or calibration_file= (which carries its rule), not both")
+            rules = [load_calibration(calibration_file).build_rule() for _ in self.tiers[1:]]
         if rules is None:
             rules = ThresholdRule("margin", 0.3)
         self.rules: list[DeferralRule] = [rules] * (len(self.tiers) - 1) if isinstance(rules, DeferralRule) else list(rules)

@@ -1,8 +1,9 @@
 """One factory for the two-tier cascade the framework adapters build (small model → large model).
 
 ``ChatCascade`` (LangChain) and ``CascadeLLM`` (LlamaIndex) take the same settings under the same
-names — ``small``, ``large``, ``rule`` or ``signal``/``threshold``/``signal_params``, pricing,
-failure policies, timeouts, deadline, ``router``/``router_embedder`` — and hand them to :func:`two_tier_cascade`; a ready
+names — ``small``, ``large``, ``rule`` or ``signal``/``threshold``/``signal_params`` or
+``calibration_file`` (what ``cascade calibrate --out`` wrote), pricing, failure policies, timeouts,
+deadline, ``router``/``router_embedder`` — and hand them to :func:`two_tier_cascade`; a ready
 :class:`~cascade_core.Cascade` passed instead goes through :func:`given_cascade`. So both adapters
 accept the same values and refuse the same mistakes with the same :class:`ConfigurationError`.
 
@@ -20,11 +21,13 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from cascade_core.backends.base import LargeModel, SmallModel
 from cascade_core.cost import Pricing
+from cascade_core.decide.calibration_file import load_calibration
 from cascade_core.decide.rules import DeferralRule, ThresholdRule
 from cascade_core.decide.scorers import make_scorer
 from cascade_core.decide.thresholds import ThresholdPolicy
@@ -52,6 +55,7 @@ TWO_TIER_DEFAULTS: Mapping[str, Any] = {
     "signal": DEFAULT_SIGNAL,
     "threshold": None,
     "signal_params": None,
+    "calibration_file": None,
     "small_pricing": None,
     "large_pricing": None,
     "on_small_error": "defer",
@@ -62,8 +66,8 @@ TWO_TIER_DEFAULTS: Mapping[str, Any] = {
     "router": None,
     "router_embedder": None,
 }
-_PARTS = ("small", "large", "rule", "signal", "threshold", "signal_params", "small_pricing", "large_pricing",
-          "router", "router_embedder")
+_PARTS = ("small", "large", "rule", "signal", "threshold", "signal_params", "calibration_file", "small_pricing",
+          "large_pricing", "router", "router_embedder")
 
 
 def deferral_rule(
@@ -72,17 +76,30 @@ def deferral_rule(
     threshold: float | ThresholdPolicy | None = None,
     signal_params: Mapping[str, Any] | None = None,
     *,
+    calibration_file: str | os.PathLike[str] | None = None,
     owner: str = "two_tier_cascade",
 ) -> DeferralRule:
-    """The rule that decides deferral: ``rule`` itself, or ``ThresholdRule(signal, threshold, **signal_params)``.
+    """The rule that decides deferral: ``rule`` itself, the rule of a ``calibration_file``, or
+    ``ThresholdRule(signal, threshold, **signal_params)``.
 
     ``threshold=None`` means :data:`DEFAULT_THRESHOLD` for the default signal; any other signal has
-    its own scale, so it needs an explicit threshold.
+    its own scale, so it needs an explicit threshold. A ``calibration_file`` carries its own rule
+    and threshold (and risk certificate), so it excludes the other rule settings.
 
     Raises:
         ConfigurationError: both a rule and signal settings, a rule that is not a ``DeferralRule``,
             an unknown signal, or a threshold outside the signal's range.
+        RuleFileError: an unreadable or invalid calibration file.
     """
+    if calibration_file is not None:
+        extra = [name for name, value in (("rule", rule is not None), ("signal", signal != DEFAULT_SIGNAL),
+                                          ("threshold", threshold is not None), ("signal_params", bool(signal_params)))
+                 if value]
+        if extra:
+            raise ConfigurationError(
+                f"{owner}: calibration_file= carries its rule and threshold; do not pass {extra} beside it"
+            )
+        return load_calibration(calibration_file).build_rule()
     if rule is not None:
         extra = [name for name, value in (("signal", signal != DEFAULT_SIGNAL), ("threshold", threshold is not None),
                                           ("signal_params", bool(signal_params))) if value]
@@ -117,6 +134,7 @@ def two_tier_cascade(
     signal: str = DEFAULT_SIGNAL,
     threshold: float | ThresholdPolicy | None = None,
     signal_params: Mapping[str, Any] | None = None,
+    calibration_file: str | os.PathLike[str] | None = None,
     small_pricing: Pricing | None = None,
     large_pricing: Pricing | None = None,
     on_small_error: Literal["defer", "raise"] = "defer",
@@ -139,6 +157,8 @@ def two_tier_cascade(
         threshold: Defer below this number or ``ThresholdPolicy``; ``None``: 0.3 for ``margin``,
             required for other signals.
         signal_params: Parameters of the signal (``alpha=0.1`` for ``chow_quantile``, ``labels=[...]``).
+        calibration_file: A file ``cascade calibrate --out`` wrote: its rule and threshold (a
+            certified one under ``--risk``); excludes ``rule``/``signal``/``threshold``/``signal_params``.
         small_pricing / large_pricing: Prices per million tokens (for ``cost`` / ``saved``).
         on_small_error / on_large_error / small_timeout / large_timeout / deadline: See :class:`Cascade`.
         max_new_tokens: Cap on generated tokens per call (both tiers).
@@ -161,7 +181,7 @@ def two_tier_cascade(
         raise ConfigurationError(
             f"{owner}.large must be a framework chat model or a cascade_core large model, got {type(large).__name__}"
         )
-    chosen = deferral_rule(rule, signal, threshold, signal_params, owner=owner)
+    chosen = deferral_rule(rule, signal, threshold, signal_params, calibration_file=calibration_file, owner=owner)
     return Cascade(
         [Tier(small, _pricing(small_pricing, "small_pricing", owner)),
          Tier(large, _pricing(large_pricing, "large_pricing", owner))],

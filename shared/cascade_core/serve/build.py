@@ -16,7 +16,9 @@ import logging
 import os
 from typing import Any
 
+from cascade_core.decide.calibration_file import load_calibration
 from cascade_core.decide.rules import ThresholdRule
+from cascade_core.decide.scorers import make_scorer
 from cascade_core.decide.thresholds import DynamicBudgetThreshold, ThresholdPolicy
 from cascade_core.engine import Cascade, Tier
 from cascade_core.errors import ConfigurationError
@@ -28,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 
 def build_rule(config: RuleConfig) -> ThresholdRule:
-    """The :class:`ThresholdRule` of a rule table (loads a learned rule file if one is named)."""
+    """The :class:`ThresholdRule` of a rule table (loads a learned rule file or calibration file if one is named)."""
+    if config.calibration_file is not None:
+        return _calibrated_rule(config)
     if config.rule_file is not None:
         from cascade_core.decide.learned.rule import LearnedDeferral
 
@@ -45,6 +49,25 @@ def build_rule(config: RuleConfig) -> ThresholdRule:
         assert config.threshold is not None
         threshold = config.threshold
     return ThresholdRule(signal, threshold, **dict(config.signal_params))
+
+
+def _calibrated_rule(config: RuleConfig) -> ThresholdRule:
+    """The rule of a calibration file; a ``signal``/``rule_file`` named beside it must be the one calibrated."""
+    assert config.calibration_file is not None
+    rule = load_calibration(config.calibration_file).build_rule()
+    if config.signal is None and config.rule_file is None and config.signal_params:
+        raise ConfigurationError(f"signal parameters {sorted(config.signal_params)} given without a signal beside calibration_file")
+    if config.rule_file is not None or config.signal is not None:
+        from cascade_core.decide.learned.rule import LearnedDeferral
+
+        named: Any = LearnedDeferral.load(config.rule_file) if config.rule_file else config.signal
+        expected = make_scorer(named, **({} if config.rule_file else dict(config.signal_params))).name
+        if expected != rule.scorer.name:
+            raise ConfigurationError(
+                f"calibration_file {config.calibration_file!r} was calibrated for {rule.scorer.name!r}, not {expected!r}; "
+                "drop signal/rule_file (the file carries its rule) or recalibrate"
+            )
+    return rule
 
 
 def build_tier_model(config: TierConfig, role: str) -> Any:

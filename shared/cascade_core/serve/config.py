@@ -113,8 +113,10 @@ class RuleConfig:
         signal: A signal name (``margin``, ``chow_sum``, ``chow_average``, ``chow_quantile``, ``entropy``).
         signal_params: Parameters of the signal (``alpha``, ``labels``, ``kind``).
         rule_file: A learned rule saved by ``cascade fit`` (instead of ``signal``).
-        threshold: A fixed threshold (from ``threshold`` or ``calibration_file``).
+        threshold: A fixed threshold.
         dynamic: Parameters of :class:`~cascade_core.decide.thresholds.DynamicBudgetThreshold` (instead of ``threshold``).
+        calibration_file: A file ``cascade calibrate --out`` wrote (instead of ``threshold``): its rule
+            and threshold, certified under ``--risk``; a ``signal``/``rule_file`` beside it must name the same score.
     """
 
     signal: str | None = "margin"
@@ -122,6 +124,7 @@ class RuleConfig:
     rule_file: str | None = None
     threshold: float | None = None
     dynamic: Mapping[str, Any] | None = None
+    calibration_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -283,9 +286,7 @@ def _rule(raw: Any, path: str, source: str, base_dir: Path) -> RuleConfig:
     calibration = table.get("calibration_file", str)
     dynamic = table.get("dynamic", Mapping)
     if sum(x is not None for x in (threshold, calibration, dynamic)) != 1:
-        table.fail("give exactly one of threshold, calibration_file (from `cascade calibrate --json`) or [dynamic]")
-    if calibration is not None:
-        threshold = _calibrated_threshold(base_dir / calibration, table)
+        table.fail("give exactly one of threshold, calibration_file (from `cascade calibrate --out`) or [dynamic]")
     if dynamic is not None:
         allowed = {"budget", "small_cost", "large_cost", "deferral_rate", "warmup", "initial_threshold", "window"}
         unknown = sorted(set(dynamic) - allowed)
@@ -293,28 +294,18 @@ def _rule(raw: Any, path: str, source: str, base_dir: Path) -> RuleConfig:
             table.fail(f"unknown key(s) {unknown}; allowed: {sorted(allowed)}", "dynamic")
     table.finish()
     config = RuleConfig(
-        signal=None if rule_file else (signal or "margin"),
+        signal=None if rule_file or (calibration and not signal) else (signal or "margin"),
         signal_params=params,
         rule_file=str(base_dir / rule_file) if rule_file else None,
         threshold=threshold,
         dynamic=dict(dynamic) if dynamic is not None else None,
+        calibration_file=str(base_dir / calibration) if calibration else None,
     )
     try:
         build_rule(config)
     except CascadeError as err:  # ConfigurationError, RuleFileError
         table.fail(str(err))
     return config
-
-
-def _calibrated_threshold(path: Path, table: _Table) -> float:
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        value = data["sample"]["threshold"]
-        return float(value)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        return table.fail(f"cannot read a threshold (sample.threshold) from {str(path)!r}: {err}", "calibration_file")  # type: ignore[no-any-return]
 
 
 def _cascade(name: str, raw: Any, source: str, base_dir: Path) -> CascadeConfig:
