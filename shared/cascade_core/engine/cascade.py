@@ -32,8 +32,10 @@ from cascade_core.engine.machine import plan
 from cascade_core.engine.observers import PlanObserver, observe
 from cascade_core.engine.plan_state import TierView
 from cascade_core.engine.result import CascadeChunk, CascadeResult
+from cascade_core.engine.shared_state import share_state
 from cascade_core.engine.tier import Tier, check_tiers, record_embeddings
 from cascade_core.errors import ConfigurationError, DeadlineExceededError
+from cascade_core.state.base import StateStore
 from cascade_core.types import Message, Request
 
 __all__ = ["Cascade", "Tier"]
@@ -80,6 +82,10 @@ class Cascade:
             carrying the decisions taken (the provider's exception as ``__cause__``); ``"small"``:
             answer from the small tier instead, flagged ``result.fallback=True`` with the reason
             (the small answer is generated in full if the rule had stopped it after one token).
+        threshold_store: Where the rules' dynamic thresholds (:class:`DynamicBudgetThreshold`) and the
+            monitor keep their windows: ``None`` (this process, the default), a ``redis://…?key=name``
+            URL or a :class:`~cascade_core.state.StateStore`. Every process naming the same server
+            and key shares one budget, one warm-up and one drift window (see docs/serve.md).
 
     Example:
         >>> from cascade_core import Cascade, ThresholdRule
@@ -105,6 +111,7 @@ class Cascade:
         large_timeout: float | None = DEFAULT_LARGE_TIMEOUT,
         deadline: float | None = DEFAULT_DEADLINE,
         on_large_error: Literal["raise", "small"] = "raise",
+        threshold_store: StateStore | str | None = None,
     ) -> None:
         if isinstance(tiers, (str, bytes)) or len(tiers) < 2:
             raise ConfigurationError("a cascade needs at least 2 tiers, cheapest first")
@@ -136,6 +143,7 @@ class Cascade:
         if monitor is not None and not callable(getattr(monitor, "on_effect", None)):
             raise ConfigurationError(f"monitor must be a DriftMonitor (or another plan observer), got {monitor!r}")
         self.monitor = monitor
+        self.threshold_store = None if threshold_store is None else share_state(threshold_store, self.rules, monitor)
         last = len(self.tiers) - 1  # the last tier's window is its own business: it is never cut
         self._views = [
             TierView(t.display_name, t.pricing.cost, t.count_tokens, input_modalities(t.model),
