@@ -158,6 +158,12 @@ class ChatCascade(BaseChatModel):
     """Seconds the large tier may take for its answer (or between streamed chunks); ``None``: no limit."""
     deadline: float | None = Field(default=DEFAULT_DEADLINE, description="Seconds one call may take in all.")
     """Seconds one call may take in all (``DeadlineExceededError`` after); ``None``: no limit."""
+    threshold_store: Any = Field(
+        default=None, exclude=True, repr=False,
+        description="Where a dynamic threshold keeps its window: None (this process), a redis://...?key=name URL "
+        "(shared by every process naming it) or a cascade_core StateStore.",
+    )
+    """Where a dynamic threshold keeps its window (``redis://…?key=name`` shares it across replicas); never in repr."""
     max_tokens: int | None = Field(default=None, description="Cap on generated tokens per call (both tiers).")
     """Cap on generated tokens per call (both tiers)."""
     stop: list[str] | None = Field(default=None, description="Default stop strings.")

@@ -203,6 +203,11 @@ class CascadeLLM(FunctionCallingLLM):
         default=DEFAULT_LARGE_TIMEOUT, description="Seconds the large tier may take for its answer (or between chunks)."
     )
     deadline: float | None = Field(default=DEFAULT_DEADLINE, description="Seconds one call may take in all.")
+    threshold_store: Any = Field(
+        default=None, exclude=True, repr=False,
+        description="Where a dynamic threshold keeps its window: None (this process), a redis://...?key=name URL "
+        "(shared by every process naming it) or a cascade_core StateStore.",
+    )
     max_tokens: int | None = Field(default=None, gt=0, description="Cap on generated tokens per call (both tiers).")
     context_window: int | None = Field(
         default=None, gt=0, description="Context window reported in metadata (default: the small tier's)."

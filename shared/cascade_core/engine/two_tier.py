@@ -36,6 +36,7 @@ from cascade_core.engine.cascade import (
     Tier,
 )
 from cascade_core.errors import ConfigurationError
+from cascade_core.state.base import StateStore
 
 __all__ = ["DEFAULT_SIGNAL", "DEFAULT_THRESHOLD", "TWO_TIER_DEFAULTS", "deferral_rule", "given_cascade", "two_tier_cascade"]
 
@@ -59,6 +60,7 @@ TWO_TIER_DEFAULTS: Mapping[str, Any] = {
     "small_timeout": DEFAULT_SMALL_TIMEOUT,
     "large_timeout": DEFAULT_LARGE_TIMEOUT,
     "deadline": DEFAULT_DEADLINE,
+    "threshold_store": None,
 }
 _PARTS = ("small", "large", "rule", "signal", "threshold", "signal_params", "small_pricing", "large_pricing")
 
@@ -122,6 +124,7 @@ def two_tier_cascade(
     large_timeout: float | None = DEFAULT_LARGE_TIMEOUT,
     deadline: float | None = DEFAULT_DEADLINE,
     max_new_tokens: int | None = None,
+    threshold_store: StateStore | str | None = None,
     owner: str = "two_tier_cascade",
 ) -> Cascade:
     """A :class:`Cascade` of a small tier (judged by its token log-probs) and a large tier.
@@ -137,6 +140,8 @@ def two_tier_cascade(
         small_pricing / large_pricing: Prices per million tokens (for ``cost`` / ``saved``).
         on_small_error / on_large_error / small_timeout / large_timeout / deadline: See :class:`Cascade`.
         max_new_tokens: Cap on generated tokens per call (both tiers).
+        threshold_store: Where a dynamic threshold keeps its window (a ``redis://…?key=name`` URL shares it
+            across processes); see :class:`Cascade`.
         owner: Name used in error messages (the adapter class).
 
     Raises:
@@ -159,7 +164,7 @@ def two_tier_cascade(
         [Tier(small, _pricing(small_pricing, "small_pricing", owner)),
          Tier(large, _pricing(large_pricing, "large_pricing", owner))],
         rules=chosen, max_new_tokens=max_new_tokens, on_small_error=on_small_error, on_large_error=on_large_error,
-        small_timeout=small_timeout, large_timeout=large_timeout, deadline=deadline,
+        small_timeout=small_timeout, large_timeout=large_timeout, deadline=deadline, threshold_store=threshold_store,
     )
 
 

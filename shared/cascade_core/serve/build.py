@@ -84,7 +84,8 @@ def build_cascade(config: CascadeConfig) -> Cascade:
         tiers.append(Tier(model, tier.pricing, name=tier.name))
     rules = [build_rule(rule) for rule in config.rules]
     try:
-        return Cascade(tiers, rules, on_small_error=config.on_small_error, max_new_tokens=config.max_new_tokens)  # type: ignore[arg-type]
+        return Cascade(tiers, rules, on_small_error=config.on_small_error, max_new_tokens=config.max_new_tokens,  # type: ignore[arg-type]
+                       threshold_store=config.threshold_store)
     except ConfigurationError as err:
         raise ConfigurationError(f"cascades.{config.name}: {err}") from err
 
