@@ -175,6 +175,12 @@ class ChatCascade(BaseChatModel):
         default=None, description="The router's prompt embedder (default: the small tier's own, if it has one)."
     )
     """The router's prompt embedder, e.g. ``OpenAIEmbedder`` (default: the small tier's own prompt embedding)."""
+    threshold_store: Any = Field(
+        default=None, exclude=True, repr=False,
+        description="Where a dynamic threshold keeps its window: None (this process), a redis://...?key=name URL "
+        "(shared by every process naming it) or a cascade_core StateStore.",
+    )
+    """Where a dynamic threshold keeps its window (``redis://…?key=name`` shares it across replicas); never in repr."""
     max_tokens: int | None = Field(default=None, description="Cap on generated tokens per call (both tiers).")
     """Cap on generated tokens per call (both tiers)."""
     stop: list[str] | None = Field(default=None, description="Default stop strings.")

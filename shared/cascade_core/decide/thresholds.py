@@ -16,8 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import bisect
-import collections
 import math
 import random
 import threading
@@ -28,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cascade_core.errors import ConfigurationError
+from cascade_core.state.base import ScoreWindow, StateStore, WindowQuantile
 
 __all__ = [
     "DynamicBudgetThreshold",
@@ -177,8 +176,14 @@ class DynamicBudgetThreshold:
     ``window=None`` a uniform reservoir sample of at most ``capacity`` scores stands for all
     scores seen (exact until ``capacity`` scores, an unbiased sample after).
 
-    Thread- and asyncio-safe: ``decide`` holds a lock and does no I/O; its cost is O(``capacity``)
-    at worst (a list insert), independent of how many scores were seen.
+    Where the scores live is a :class:`~cascade_core.state.StateStore` (``store=``): in this
+    process by default; ``store="redis://host:6379/0?key=my-cascade"`` shares one window (and one
+    warm-up) with every process naming the same server and key, so a fleet of replicas enforces one
+    budget. A shared window always slides (``window``, or ``capacity`` scores when ``window=None``);
+    each decision waits on the store at most its stated timeout, then uses this process's own copy.
+
+    Thread- and asyncio-safe: ``decide`` does no I/O with the in-memory store; its cost is
+    O(``capacity``) at worst (a list insert), independent of how many scores were seen.
 
     Example:
         >>> policy = DynamicBudgetThreshold(deferral_rate=0.5, warmup=4, initial_threshold=0.0)
@@ -198,6 +203,8 @@ class DynamicBudgetThreshold:
         window: int | None = None,
         capacity: int = 10_000,
         seed: int | None = 0,
+        store: StateStore | str | None = None,
+        store_name: str = "threshold",
     ) -> None:
         if (deferral_rate is None) == (budget is None):
             raise ConfigurationError("DynamicBudgetThreshold: give exactly one of budget or deferral_rate")
@@ -220,78 +227,61 @@ class DynamicBudgetThreshold:
         self.seed = seed
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
-        self._sorted: list[float] = []
-        self._kept: collections.deque[float] | list[float] = collections.deque() if window is not None else []
-        self._seen = 0
+        self.attach_store(store, store_name)
+
+    def attach_store(self, store: StateStore | str | None, name: str = "threshold") -> None:
+        """Keep the scores in ``store`` under ``name`` from now on (the cascade calls this for ``threshold_store=``).
+
+        Scores recorded before are not carried over.
+        """
+        from cascade_core.state import resolve_store
+
+        self.store = resolve_store(store, "store")
+        self.store_name = name
+        self._window: ScoreWindow = self.store.score_window(
+            name, rate=self.deferral_rate, size=self.capacity, reservoir=self.window is None, rng=self._rng)
 
     @property
     def n_seen(self) -> int:
-        """How many scores have been recorded."""
-        with self._lock:
-            return self._seen
+        """How many scores have been recorded (by every process sharing the store)."""
+        return self._window.peek().seen
 
     @property
     def current_threshold(self) -> float:
-        with self._lock:
-            return self._threshold_locked()
+        """The threshold of the latest known window (never waits on a shared store)."""
+        return self._threshold(self._window.peek())
 
-    def _threshold_locked(self) -> float:
-        if len(self._sorted) < self.warmup:
-            return self.initial_threshold
-        return _quantile_threshold(self._sorted, self.deferral_rate)
+    def _threshold(self, view: WindowQuantile) -> float:
+        return self.initial_threshold if view.n < self.warmup else view.threshold
 
-    def _record_locked(self, score: float) -> None:
-        self._seen += 1
-        if self.window is not None:  # sliding window: drop the oldest
-            kept = self._kept
-            assert isinstance(kept, collections.deque)
-            kept.append(score)
-            if len(kept) > self.window:
-                old = kept.popleft()
-                del self._sorted[bisect.bisect_left(self._sorted, old)]
-        elif len(self._kept) < self.capacity:  # reservoir still filling: keep everything
-            self._kept.append(score)
-        else:  # reservoir sampling (Vitter's algorithm R): keep with probability capacity / seen
-            slot = self._rng.randrange(self._seen)
-            if slot >= self.capacity:
-                return
-            old, self._kept[slot] = self._kept[slot], score
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
-        bisect.insort(self._sorted, score)
-
-    def _tie_defers_locked(self, threshold: float) -> bool:
+    def _tie_defers(self, view: WindowQuantile) -> bool:
         """For a score equal to the threshold: defer with the probability that meets the rate."""
-        n = len(self._sorted)
-        k = int(round(self.deferral_rate * n))
-        below = bisect.bisect_left(self._sorted, threshold)
-        equal = bisect.bisect_right(self._sorted, threshold) - below
-        if equal <= 0 or k <= below:
+        k = int(round(self.deferral_rate * view.n))
+        if view.equal <= 0 or k <= view.below:
             return False
-        return self._rng.random() < (k - below) / equal
+        with self._lock:
+            return self._rng.random() < (k - view.below) / view.equal
 
     def decide(self, score: float) -> tuple[bool, float]:
         score = float(score)
         if math.isnan(score):
             raise ConfigurationError("score is NaN")
-        with self._lock:
-            self._record_locked(score)
-            threshold = self._threshold_locked()
-            if score < threshold:
-                return True, threshold
-            if score == threshold and len(self._sorted) >= self.warmup:
-                return self._tie_defers_locked(threshold), threshold
+        view = self._window.record(score)
+        threshold = self._threshold(view)
+        if score < threshold:
+            return True, threshold
+        if score == threshold and view.n >= self.warmup:
+            return self._tie_defers(view), threshold
         return False, threshold
 
     def reset(self) -> None:
-        """Forget all recorded scores."""
+        """Forget all recorded scores (in the store too: a shared window is cleared for every process)."""
+        self._window.clear()
         with self._lock:
-            self._sorted.clear()
-            self._kept.clear()
-            self._seen = 0
-            self._rng = random.Random(self.seed)
+            self._rng.seed(self.seed)
 
     def __repr__(self) -> str:
         return (
             f"DynamicBudgetThreshold(deferral_rate={self.deferral_rate:.3f}, warmup={self.warmup}, "
-            f"initial_threshold={self.initial_threshold}, seen={self._seen})"
+            f"initial_threshold={self.initial_threshold}, seen={self.n_seen})"
         )

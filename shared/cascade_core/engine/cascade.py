@@ -37,8 +37,10 @@ from cascade_core.engine.observers import PlanObserver, observe
 from cascade_core.engine.plan_state import TierView
 from cascade_core.engine.result import CascadeChunk, CascadeResult
 from cascade_core.engine.route_stage import router_stage
+from cascade_core.engine.shared_state import share_state
 from cascade_core.engine.tier import Tier, check_tiers, record_embeddings
 from cascade_core.errors import ConfigurationError, DeadlineExceededError
+from cascade_core.state.base import StateStore
 from cascade_core.types import Message, Request
 
 __all__ = ["Cascade", "Tier"]
@@ -95,6 +97,10 @@ class Cascade:
             :class:`~cascade_core.backends.base.PromptEmbedder`, e.g.
             :class:`~cascade_core.backends.embedders.OpenAIEmbedder`); default: the first tier's own
             (a ``TransformersModel``'s ``prompt_embedding``).
+        threshold_store: Where the rules' dynamic thresholds (:class:`DynamicBudgetThreshold`) and the
+            monitor keep their windows: ``None`` (this process, the default), a ``redis://…?key=name``
+            URL or a :class:`~cascade_core.state.StateStore`. Every process naming the same server
+            and key shares one budget, one warm-up and one drift window (see docs/serve.md).
 
     Example:
         >>> from cascade_core import Cascade, ThresholdRule
@@ -123,6 +129,7 @@ class Cascade:
         router: QueryRouter | str | os.PathLike[str] | None = None,
         router_embedder: PromptEmbedder | None = None,
         calibration_file: str | os.PathLike[str] | None = None,
+        threshold_store: StateStore | str | None = None,
     ) -> None:
         if isinstance(tiers, (str, bytes)) or len(tiers) < 2:
             raise ConfigurationError("a cascade needs at least 2 tiers, cheapest first")
@@ -160,6 +167,7 @@ class Cascade:
         self.monitor = monitor
         self.route_stage = router_stage(router, router_embedder, self.tiers[0].model, self.tiers[0].count_tokens)
         self.router: QueryRouter | None = self.route_stage.router if self.route_stage is not None else None
+        self.threshold_store = None if threshold_store is None else share_state(threshold_store, self.rules, monitor)
         last = len(self.tiers) - 1  # the last tier's window is its own business: it is never cut
         self._views = [
             TierView(t.display_name, t.pricing.cost, t.count_tokens, input_modalities(t.model),

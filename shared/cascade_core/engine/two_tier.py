@@ -39,6 +39,7 @@ from cascade_core.engine.cascade import (
     Tier,
 )
 from cascade_core.errors import ConfigurationError
+from cascade_core.state.base import StateStore
 
 __all__ = ["DEFAULT_SIGNAL", "DEFAULT_THRESHOLD", "TWO_TIER_DEFAULTS", "deferral_rule", "given_cascade", "two_tier_cascade"]
 
@@ -65,6 +66,7 @@ TWO_TIER_DEFAULTS: Mapping[str, Any] = {
     "deadline": DEFAULT_DEADLINE,
     "router": None,
     "router_embedder": None,
+    "threshold_store": None,
 }
 _PARTS = ("small", "large", "rule", "signal", "threshold", "signal_params", "calibration_file", "small_pricing",
           "large_pricing", "router", "router_embedder")
@@ -145,6 +147,7 @@ def two_tier_cascade(
     max_new_tokens: int | None = None,
     router: Any = None,
     router_embedder: Any = None,
+    threshold_store: StateStore | str | None = None,
     owner: str = "two_tier_cascade",
 ) -> Cascade:
     """A :class:`Cascade` of a small tier (judged by its token log-probs) and a large tier.
@@ -164,6 +167,8 @@ def two_tier_cascade(
         max_new_tokens: Cap on generated tokens per call (both tiers).
         router / router_embedder: A pre-generation ``QueryRouter`` (or its file's path) and its prompt
             embedder: see :class:`Cascade` and :mod:`cascade_core.engine.route_stage`.
+        threshold_store: Where a dynamic threshold keeps its window (a ``redis://…?key=name`` URL shares it
+            across processes); see :class:`Cascade`.
         owner: Name used in error messages (the adapter class).
 
     Raises:
@@ -187,7 +192,7 @@ def two_tier_cascade(
          Tier(large, _pricing(large_pricing, "large_pricing", owner))],
         rules=chosen, max_new_tokens=max_new_tokens, on_small_error=on_small_error, on_large_error=on_large_error,
         small_timeout=small_timeout, large_timeout=large_timeout, deadline=deadline,
-        router=router, router_embedder=router_embedder,
+        router=router, router_embedder=router_embedder, threshold_store=threshold_store,
     )
 
 

@@ -30,7 +30,6 @@ import logging
 import math
 import statistics
 import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,6 +37,7 @@ from typing import Any, Literal
 from cascade_core.engine.machine import Effect, Emit
 from cascade_core.engine.result import CascadeResult
 from cascade_core.errors import ConfigurationError
+from cascade_core.state.base import OutcomeTotals, StateStore
 
 __all__ = ["DriftMonitor", "DriftStatus", "wilson_interval"]
 
@@ -132,6 +132,9 @@ class DriftMonitor:
             ``"calibrated"`` = the mean of their decision scores (a rule on a
             :class:`~cascade_core.decide.probability.CalibratedScorer` scores P(correct)); None = not tracked.
         on_alarm: Called with the :class:`DriftStatus` when the monitor enters the alarm state.
+        store: Where the windows live (a :class:`~cascade_core.state.StateStore` or a ``redis://`` URL):
+            this process by default; a shared store makes every replica judge the fleet's window.
+            Each replica still raises (and logs) its own alarm.
 
     Only calls whose first tier was judged by its rule count (a score was computed); calls that
     skipped the small tier (error, multimodal, context) say nothing about the score distribution.
@@ -150,6 +153,7 @@ class DriftMonitor:
         min_samples: int = 50,
         target_accuracy: float | Literal["calibrated"] | None = None,
         on_alarm: Callable[[DriftStatus], Any] | None = None,
+        store: StateStore | str | None = None,
     ) -> None:
         self.target_deferral_rate = _fraction(target_deferral_rate, "target_deferral_rate")
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
@@ -168,9 +172,16 @@ class DriftMonitor:
         self.target_accuracy = target_accuracy
         self.on_alarm = on_alarm
         self._lock = threading.Lock()
-        self._deferred: deque[bool] = deque(maxlen=window)
-        self._feedback: deque[tuple[bool, float]] = deque(maxlen=window)
         self._alarm = False
+        self.attach_store(store)
+
+    def attach_store(self, store: StateStore | str | None, name: str = "drift") -> None:
+        """Keep the windows in ``store`` under ``name`` from now on (the cascade calls this for ``threshold_store=``)."""
+        from cascade_core.state import resolve_store
+
+        self.store = resolve_store(store, "store")
+        self._deferred = self.store.outcome_window(f"{name}.deferred", size=self.window, width=1)
+        self._feedback = self.store.outcome_window(f"{name}.feedback", size=self.window, width=2)
 
     def __repr__(self) -> str:
         return (f"DriftMonitor(target_deferral_rate={self.target_deferral_rate:g}, window={self.window}, "
@@ -181,10 +192,10 @@ class DriftMonitor:
         """Record one call; returns the status (also stored in ``result.metadata["drift"]``)."""
         first = result.decisions[0] if result.decisions else None
         judged = first is not None and first.score is not None and not math.isnan(first.score)
+        deferred = self._deferred.append((float(bool(first.defer)),)) if judged else self._deferred.totals()  # type: ignore[union-attr]
+        feedback = self._feedback_totals()
         with self._lock:
-            if judged:
-                self._deferred.append(bool(first.defer))  # type: ignore[union-attr]
-            status, fire = self._update()
+            status, fire = self._update(deferred, feedback)
         result.metadata["drift"] = status.as_dict()
         self._fire(status, fire)
         return status
@@ -201,23 +212,26 @@ class DriftMonitor:
         else:
             raise ConfigurationError(f"correct must be True/False (or 1/0), got {correct!r}")
         decision = result.decisions[0] if result.decisions else None
+        feedback = None
+        if result.tier == 0 and decision is not None and decision.score is not None:
+            feedback = self._feedback.append((float(value), float(decision.score)))
+        deferred = self._deferred.totals()
         with self._lock:
-            if result.tier == 0 and decision is not None and decision.score is not None:
-                self._feedback.append((value, float(decision.score)))
-            status, fire = self._update()
+            status, fire = self._update(deferred, feedback)
         self._fire(status, fire)
         return status
 
     def status(self) -> DriftStatus:
         """The current status of the window."""
+        deferred, feedback = self._deferred.totals(), self._feedback_totals()
         with self._lock:
-            return self._status()
+            return self._status(deferred, feedback)
 
     def reset(self) -> None:
-        """Forget every observation (e.g. after re-calibrating)."""
+        """Forget every observation (e.g. after re-calibrating; a shared window is cleared for every replica)."""
+        self._deferred.clear()
+        self._feedback.clear()
         with self._lock:
-            self._deferred.clear()
-            self._feedback.clear()
             self._alarm = False
 
     # -- plan observer (the cascade calls these) ---------------------------------------------------
@@ -231,29 +245,32 @@ class DriftMonitor:
     def on_finish(self, result: CascadeResult | None, error: BaseException | None) -> None:
         pass
 
-    # -- internals (called with the lock held) -----------------------------------------------------
-    def _status(self) -> DriftStatus:
-        n = len(self._deferred)
-        k = sum(self._deferred)
+    def _feedback_totals(self) -> OutcomeTotals | None:
+        """The feedback window's totals when accuracy is tracked (read before taking the lock)."""
+        return self._feedback.totals() if self.target_accuracy is not None else None
+
+    # -- internals (called with the lock held; no I/O) -----------------------------------------------------
+    def _status(self, deferred: OutcomeTotals, feedback: OutcomeTotals | None = None) -> DriftStatus:
+        n, k = deferred.n, int(round(deferred.sums[0]))
         interval = wilson_interval(k, n, self.confidence)
         rate = k / n if n else math.nan
         drift = n >= self.min_samples and not interval[0] <= self.target_deferral_rate <= interval[1]
         status = DriftStatus(n, rate, interval, self.target_deferral_rate, drift)
         if self.target_accuracy is None:
             return status
-        m = len(self._feedback)
-        right = sum(c for c, _ in self._feedback)
+        feedback = feedback if feedback is not None else OutcomeTotals(0, (0.0, 0.0))
+        m, right, score_sum = feedback.n, int(round(feedback.sums[0])), feedback.sums[1]
         acc_interval = wilson_interval(right, m, self.confidence)
         if self.target_accuracy == "calibrated":
-            target = sum(p for _, p in self._feedback) / m if m else None
+            target = score_sum / m if m else None
         else:
             target = float(self.target_accuracy)
         acc_drift = m >= self.min_samples and target is not None and not acc_interval[0] <= target <= acc_interval[1]
         return DriftStatus(n, rate, interval, self.target_deferral_rate, drift, m, right / m if m else math.nan,
                            acc_interval, target, acc_drift)
 
-    def _update(self) -> tuple[DriftStatus, bool]:
-        status = self._status()
+    def _update(self, deferred: OutcomeTotals, feedback: OutcomeTotals | None = None) -> tuple[DriftStatus, bool]:
+        status = self._status(deferred, feedback)
         fire = status.alarm and not self._alarm
         if self._alarm and not status.alarm:
             logger.info("cascade drift cleared: deferral rate %.3f (target %.3f)", status.deferral_rate,

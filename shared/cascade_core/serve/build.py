@@ -113,7 +113,7 @@ def build_cascade(config: CascadeConfig) -> Cascade:
         router, embedder = build_router(config.router)
     try:
         return Cascade(tiers, rules, on_small_error=config.on_small_error, max_new_tokens=config.max_new_tokens,  # type: ignore[arg-type]
-                       router=router, router_embedder=embedder)
+                       router=router, router_embedder=embedder, threshold_store=config.threshold_store)
     except ConfigurationError as err:
         raise ConfigurationError(f"cascades.{config.name}: {err}") from err
 

@@ -138,6 +138,8 @@ class CascadeConfig:
     on_small_error: str = "defer"
     description: str = ""
     router: Any = None  # a serve.router_config.RouterConfig: the [cascades.<name>.router] table
+    #: Where the dynamic thresholds keep their windows (``redis://…?key=…`` shares them across replicas).
+    threshold_store: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,7 @@ def _cascade(name: str, raw: Any, source: str, base_dir: Path) -> CascadeConfig:
     else:
         one = table.get("rule", Mapping, required=True)
         rules = tuple(_rule(one, f"{path}.rule", source, base_dir) for _ in range(last))  # own policy state each
+    threshold_store = _threshold_store(table, rules)
     on_error = table.get("on_small_error", str, "defer")
     if on_error not in ("defer", "raise"):
         table.fail(f"must be 'defer' or 'raise', got {on_error!r}", "on_small_error")
@@ -340,9 +343,30 @@ def _cascade(name: str, raw: Any, source: str, base_dir: Path) -> CascadeConfig:
     config = CascadeConfig(
         name=name, tiers=tiers, rules=rules, max_new_tokens=table.integer("max_new_tokens", None),
         on_small_error=on_error, description=table.get("description", str, ""), router=router,
+        threshold_store=threshold_store,
     )
     table.finish()
     return config
+
+
+def _threshold_store(table: _Table, rules: tuple[RuleConfig, ...]) -> str | None:
+    """``threshold_store = "redis://…?key=…"`` or ``threshold_store_env = "VAR"`` (a URL with a password stays out of the file)."""
+    url = table.get("threshold_store", str)
+    env = table.get("threshold_store_env", str)
+    if url is not None and env is not None:
+        table.fail("give either threshold_store or threshold_store_env, not both")
+    if env is not None:
+        url = os.environ.get(env, "").strip()
+        if not url:
+            table.fail(f"environment variable {env!r} is empty or unset", "threshold_store_env")
+    if url is None:
+        return None
+    key = "threshold_store" if env is None else "threshold_store_env"
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        table.fail("must be a redis://host:port/db?key=name URL (rediss:// or unix:// also work)", key)
+    if all(rule.dynamic is None for rule in rules):
+        table.fail("only a [dynamic] threshold keeps state to share: give the rule a [dynamic] table", key)
+    return url
 
 
 def parse_config(data: Mapping[str, Any], *, source: str = "config", base_dir: str | os.PathLike[str] = ".") -> ServeConfig:

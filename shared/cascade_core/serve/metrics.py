@@ -73,6 +73,13 @@ class ServeMetrics:
         self.deferral_rate = Gauge("cascade_deferral_rate", "Observed fraction of answered requests not answered by the first tier",
                                    ["cascade"], registry=r)
         self.in_flight = Gauge("cascade_in_flight_requests", "Requests being served now", registry=r)
+        self.store_up = Gauge("cascade_state_store_up", "1 while the cascade's shared state store answers, 0 while "
+                              "decisions use this replica's own state", ["cascade"], registry=r)
+        self.store_fallbacks = Counter("cascade_state_store_fallbacks", "Writes to the shared state store answered from "
+                                       "this replica's own state (store down, slow or garbled)", ["cascade"], registry=r)
+        self.store_errors = Counter("cascade_state_store_errors", "Failed round trips to the shared state store",
+                                    ["cascade"], registry=r)
+        self._store_seen: dict[str, tuple[int, int]] = {}  # the stores' counters at the last scrape
         self._lock = threading.Lock()
         self._counts: dict[str, list[int]] = {name: [0, 0] for name in self.cascades}  # [answered, deferred]
         for name, cascade in self.cascades.items():  # series exist (at 0) before the first request
@@ -120,12 +127,26 @@ class ServeMetrics:
         self.errors.labels(cascade, "-" if tier is None else self._tier_name(cascade, tier), kind).inc()
 
     def refresh(self) -> None:
-        """Read every rule's current threshold (a dynamic threshold moves with the scores it sees)."""
+        """Read every rule's current threshold (a dynamic threshold moves with the scores it sees) and the
+        shared state store's health."""
         for name, cascade in self.cascades.items():
             for index, rule in enumerate(cascade.rules):
                 value = getattr(getattr(rule, "policy", None), "current_threshold", None)
                 if isinstance(value, (int, float)):
                     self.threshold.labels(name, self._tier_name(name, index)).set(float(value))
+        self._refresh_stores()
+
+    def _refresh_stores(self) -> None:
+        """Bring the state-store series up to the stores' own counters (cascades with a shared store only)."""
+        for name, cascade in self.cascades.items():
+            health = getattr(getattr(cascade, "threshold_store", None), "health", None)
+            if health is None:
+                continue
+            self.store_up.labels(name).set(0.0 if health.down else 1.0)
+            fallbacks, errors = self._store_seen.get(name, (0, 0))
+            self.store_fallbacks.labels(name).inc(max(0, health.fallbacks - fallbacks))
+            self.store_errors.labels(name).inc(max(0, health.errors - errors))
+            self._store_seen[name] = (health.fallbacks, health.errors)
 
     def render(self) -> bytes:
         """The exposition text (Prometheus format) after a :meth:`refresh`."""
