@@ -12,6 +12,13 @@ validates the arguments against the tool's JSON schema (``jsonschema``). A malfo
 tool or invalid arguments raise :class:`ToolCallError`, which the engine turns into a deferral;
 :func:`recover_tool_calls` is the forgiving form used on a large tier's text (no call → plain text).
 
+Seen from real models and accepted as well (each has a test built from the recorded output):
+Qwen2.5-Coder-1.5B on llama.cpp wraps a call in ``<tool_response>…</tool_response>`` (the tag its
+chat template uses for tool *results*; only an object with ``name`` and ``arguments`` counts),
+doubles the outer braces (``{{"name": …, "arguments": {…}}}``, Jinja-escape style), and writes
+calls after other text (``<tools></tools>\n{{"name": …}}}``). Such calls are found where they
+start (``{"name":``); a call cut off by the token limit is still malformed.
+
 Example:
     >>> from cascade_core.types import ToolSpec
     >>> tools = (ToolSpec("add", "Add two ints", {"type": "object", "properties": {"a": {"type": "integer"},
@@ -51,6 +58,10 @@ __all__ = [
 
 _BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON|tool_call)?[ \t]*\n?(.*?)(?:```|$)", re.DOTALL)
+_WRAPPED = re.compile(r"<tool_response>\s*(.*?)\s*(?:</tool_response>|$)", re.DOTALL)
+_EMPTY_TOOLS = re.compile(r"<tools>\s*</tools>")  # the template's tool list, echoed empty before a call
+_CALL_START = re.compile(r'\{+\s*"name"\s*:')
+_decoder = json.JSONDecoder()
 
 
 class ToolCallError(CascadeError, ValueError):
@@ -126,16 +137,69 @@ def _names_a_tool(body: str) -> bool:
     return body.lstrip().startswith(("{", "[")) and '"name"' in body
 
 
+def _undoubled(body: str) -> list[str]:
+    """``body`` and its readings without doubled braces: the outer pair once (``{{…}}}``), then all."""
+    out = [body]
+    if body.startswith("{{") and body.endswith("}}"):
+        out.append(body[1:-1])
+    if "{{" in body:
+        out.append(body.replace("{{", "{").replace("}}", "}"))
+    return out
+
+
+def _is_call_object(body: str) -> bool:
+    """Whether ``body`` decodes (doubled braces allowed) to an object with a ``name`` and its arguments."""
+    for variant in _undoubled(body.strip()):
+        try:
+            obj = json.loads(variant)
+        except json.JSONDecodeError:
+            continue
+        return isinstance(obj, dict) and "name" in obj and ("arguments" in obj or "parameters" in obj)
+    return False
+
+
+def _embedded_calls(text: str) -> list[tuple[int, int]]:
+    """Spans of the call objects written after other text (``<tools></tools>\n{{"name": …}}}``).
+
+    A call starts at ``{"name":`` (braces may be doubled); it ends where its JSON ends, reading a
+    doubled outer brace as one. One that does not decode runs to the next start (or the end), so
+    that the caller sees it as malformed rather than as text.
+    """
+    starts = [m.start() for m in _CALL_START.finditer(text)]
+    spans: list[tuple[int, int]] = []
+    for i, start in enumerate(starts):
+        if spans and start < spans[-1][1]:
+            continue  # inside the call before (a nested "name")
+        braces = len(text[start:]) - len(text[start:].lstrip("{"))
+        end = None
+        for skip in (0, braces - 1) if braces > 1 else (0,):
+            try:
+                _, end = _decoder.raw_decode(text, start + skip)
+            except json.JSONDecodeError:
+                continue
+            end += min(skip, len(text) - end - len(text[end:].lstrip("}")))  # the doubled closing braces
+            break
+        nexts = [s for s in starts[i + 1:] if s > start]
+        spans.append((start, end if end is not None else (nexts[0] if nexts else len(text))))
+    return spans
+
+
 def _candidates(text: str) -> list[str]:
-    """JSON bodies of the tool calls in ``text``: ``<tool_call>`` blocks, else fenced or bare JSON."""
+    """JSON bodies of the tool calls in ``text``: ``<tool_call>`` blocks, else ``<tool_response>``-wrapped
+    calls, else fenced JSON, else a bare JSON text, else calls written after other text."""
     blocks = [b for b in _BLOCK.findall(text) if b.strip()]
     if blocks:
         return blocks
+    wrapped = [b.strip() for b in _WRAPPED.findall(text) if _is_call_object(b)]
+    if wrapped:
+        return wrapped
     fenced = [b.strip() for b in _FENCE.findall(text) if _names_a_tool(b)]
     if fenced:
         return fenced
     stripped = text.strip()
-    return [stripped] if _names_a_tool(stripped) else []
+    if _names_a_tool(stripped):
+        return [stripped]
+    return [text[a:b].strip() for a, b in _embedded_calls(text)]
 
 
 def _check_arguments(spec: ToolSpec, arguments: Any) -> dict[str, Any]:
@@ -166,11 +230,16 @@ def _check_arguments(spec: ToolSpec, arguments: Any) -> dict[str, Any]:
 
 
 def _payloads(body: str) -> list[Any]:
-    try:
-        payload = json.loads(body)
-    except json.JSONDecodeError as err:
-        raise ToolCallError(f"tool call is not valid JSON ({err.msg} at char {err.pos}): {body[:80]!r}") from err
-    return payload if isinstance(payload, list) else [payload]
+    first: json.JSONDecodeError | None = None
+    for variant in _undoubled(body):
+        try:
+            payload = json.loads(variant)
+        except json.JSONDecodeError as err:
+            first = first or err
+            continue
+        return payload if isinstance(payload, list) else [payload]
+    assert first is not None
+    raise ToolCallError(f"tool call is not valid JSON ({first.msg} at char {first.pos}): {body[:80]!r}") from first
 
 
 def parse_tool_calls(text: str, tools: Sequence[ToolSpec]) -> tuple[ToolCall, ...]:
@@ -257,6 +326,13 @@ def strip_tool_calls(text: str) -> str:
     """
     if _BLOCK.search(text):
         return _BLOCK.sub("", text).strip()
+    if any(_is_call_object(b) for b in _WRAPPED.findall(text)):
+        return _WRAPPED.sub(lambda m: "" if _is_call_object(m.group(1)) else m.group(0), text).strip()
     if any(_names_a_tool(b) for b in _FENCE.findall(text)):
         return _FENCE.sub(lambda m: "" if _names_a_tool(m.group(1)) else m.group(0), text).strip()
-    return "" if _candidates(text) else text
+    if _names_a_tool(text.strip()):
+        return ""
+    spans = [(a, b) for a, b in _embedded_calls(text) if _is_call_object(text[a:b])]
+    for start, end in reversed(spans):
+        text = text[:start] + text[end:]
+    return _EMPTY_TOOLS.sub("", text).strip() if spans else text
