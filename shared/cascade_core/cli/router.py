@@ -36,7 +36,7 @@ def prompt_embedder_of(spec: str | None, small: Any) -> Any:
         if embedder is None:
             raise ConfigurationError(
                 f"--prompt-embedding: the small tier ({type(small).__name__}) cannot embed prompts itself; give "
-                "--prompt-embedding openai:<base_url>#<model> (llama.cpp: cascade llama-server small --embedding)"
+                "--prompt-embedding openai:<base_url>#<model> (llama.cpp: cascade llama-server --model small --embedding)"
             )
         return embedder
     from cascade_core.backends.embedders import OpenAIEmbedder
