@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -97,9 +98,9 @@ def select_router(
     width = emb.shape[1] if emb is not None and emb.ndim == 2 else 0
     fold_size = n - math.ceil(n / cv)
     ks = [k for k in components if k is None or (k < width and k < fold_size)] if use_embedding else [None]
-    candidates = [{"C": float(c), "embedding_components": k} for c in Cs for k in dict.fromkeys(ks)]
+    candidates: list[dict[str, Any]] = [{"C": float(c), "embedding_components": k} for c in Cs for k in dict.fromkeys(ks)]
     folds = _folds(good * 2 + (large >= 0.5).astype(int), cv, repeats, seed)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for params in candidates:
         aucs: list[float] = []
         for train, held in folds:
