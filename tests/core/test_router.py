@@ -161,3 +161,18 @@ def test_a_router_file_given_as_a_deferral_rule_says_what_it_is(tmp_path: Path) 
     path, _ = _saved(tmp_path)
     with pytest.raises(RuleFileError, match="query router, not a deferral rule: pass it as router="):
         load_rule(path)
+
+
+def test_select_router_cross_validates_c_and_components_and_records_them(tmp_path: Path) -> None:
+    from cascade_core.evaluation.router_fit import select_router
+
+    emb, tokens, good = _data(n=120, d=12)
+    router = select_router(emb, tokens, good.astype(float), np.ones(120), cv=3, Cs=(0.01, 1.0), components=(None, 2, 64))
+    tried = {(r["C"], r["embedding_components"]) for r in router.selection_["candidates"]}
+    assert tried == {(0.01, None), (0.01, 2), (1.0, None), (1.0, 2)}  # 64 >= the 12-d embedding: skipped
+    winner = router.selection_["winner"]
+    assert winner["auc_df"] == max(r["auc_df"] for r in router.selection_["candidates"])
+    assert (router.C, router.embedding_components) == (winner["C"], winner["embedding_components"])
+    assert QueryRouter.load(router.save(tmp_path / "r.json")).selection_ == router.selection_
+    with pytest.raises(ConfigurationError, match="too few"):
+        select_router(emb[:5], tokens[:5], good[:5], np.ones(5), cv=3)

@@ -81,3 +81,16 @@ def test_routed_tool_call_comes_natively_from_the_large_tier(llm: ChatCascade) -
 def test_router_with_a_ready_cascade_is_refused(llm: ChatCascade) -> None:
     with pytest.raises(ValueError, match="not both"):
         ChatCascade(cascade=llm._cascade, router=_router())
+
+
+def test_structured_output_of_a_routed_request_is_parsed_from_the_large_answer(llm: ChatCascade) -> None:
+    from pydantic import BaseModel
+
+    class Domain(BaseModel):
+        country: str
+        domain: str
+
+    chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | llm.with_structured_output(Domain, include_raw=True)
+    out = chain.invoke({"q": HARD + " as 'country' and 'domain'"})
+    assert isinstance(out["parsed"], Domain)
+    assert out["raw"].response_metadata["cascade"]["signal"] == "routed"

@@ -327,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--ctx", type=int, default=4096, help="context window in tokens")
     parser.add_argument("--parallel", type=int, default=1, help="parallel slots")
+    parser.add_argument("--embedding", action="store_true",
+                        help="serve /v1/embeddings only (mean-pooled prompt embeddings for a pre-generation router)")
     args = parser.parse_args(argv)
     if args.child:
         _run_child(json.loads(args.child))
@@ -339,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         path, alias = Path(args.model), None
     server = LlamaCppServer(path, alias=alias, port=args.port, threads=args.threads, n_ctx=args.ctx,
-                            parallel=args.parallel)
+                            parallel=args.parallel, embedding=args.embedding)
     # Ctrl-C only sets a flag: a KeyboardInterrupt could land inside the server's stop (or a lock it
     # holds) and leave the child running or the process hung; the loop below notices the flag instead.
     interrupted = threading.Event()

@@ -10,6 +10,8 @@ Typical session::
     cascade calibrate --cache runs/fit.cache.jsonl --signal margin --probability --out runs/p.json --plot runs/rel.png
     cascade eval --cache runs/test.cache.jsonl --rule runs/rule.json --plot runs/curves.png --csv runs/table.csv
     cascade eval --cache runs/test.cache.jsonl --calibration-file runs/calib.json   # realised risk vs the promise
+    cascade fit --router --cache runs/fit.cache.jsonl --out runs/router.json   # needs collect --prompt-embedding
+    cascade calibrate --router runs/router.json --cache runs/fit.cache.jsonl --deferral-rate 0.3 --json runs/hybrid.json
     cascade serve --config cascade.toml          # an OpenAI-compatible endpoint (docs/serve.md)
 
 Tiers: see :mod:`cascade_core.cli.tiers`. Errors the user can fix (bad data line, corrupt rule file,
@@ -61,12 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "tier when --prompt-format is completion, a chat message otherwise")
     p.add_argument("--scorer", default="auto", help="auto | exact_match | alias_match | label_accuracy | package.module:function")
     p.add_argument("--embedding", action="store_true", help="also record the small model's pooled embedding (local models)")
+    p.add_argument("--prompt-embedding", nargs="?", const="small", metavar="EMBEDDER",
+                   help="also record each prompt's pooled embedding before generation (a router's features): the small "
+                        "tier's own (no value; local models), or openai:<base_url>#<model> (/v1/embeddings; llama.cpp "
+                        "in embedding mode); see docs/routing.md")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="on a malformed data line: stop, or skip it")
     p.add_argument("--limit", type=int, help="use only the first N records")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("fit", help="choose and fit a deferral rule on a collection cache (cross-validated; see docs/learned.md)")
     p.add_argument("--cache", required=True, help="cache of the fit split (never the test split)")
+    p.add_argument("--router", action="store_true",
+                   help="fit a pre-generation QueryRouter on the cached prompt embeddings instead (cascade collect "
+                        "--prompt-embedding; --no-embedding: prompt length only); C and components by CV (docs/routing.md)")
     p.add_argument("--out", required=True, help="rule file to write (JSON): the learned rule, or the single signal that won")
     p.add_argument("--cv", type=int, default=5,
                    help="folds of the cross-validated comparison of learned rules vs every single signal "
@@ -98,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--rule", help="a learned rule file")
     what.add_argument("--signal", default="margin", help="a signal: margin, chow_sum, chow_average, entropy, chow_quantile")
     p.add_argument("--alpha", type=float, default=0.0, help="alpha of chow_quantile")
+    p.add_argument("--router", help="a router file (cascade fit --router): calibrate the route-then-cascade hybrid, both "
+                                    "thresholds sharing --deferral-rate (docs/routing.md)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--deferral-rate", type=float)
     target.add_argument("--budget", type=float, help="per-query budget, same unit as the costs")

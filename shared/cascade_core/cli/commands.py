@@ -30,8 +30,11 @@ def run_collect(args: argparse.Namespace) -> int:
     tier_options = {"top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "prompt_format": args.prompt_format}
     small = build_tier(args.small, "small", **tier_options)
     large = build_tier(args.large, "large", large_format=args.large_format, **tier_options)
+    from cascade_core.cli.router import prompt_embedder_of
+
     options = {"max_new_tokens": args.max_new_tokens, "stop": stop, "quality": args.scorer,
-               "record_embedding": args.embedding, "progress": not args.no_progress}
+               "record_embedding": args.embedding, "progress": not args.no_progress,
+               "prompt_embedder": prompt_embedder_of(args.prompt_embedding, small)}
     if records is None:
         rows = collect(args.data, small, large, args.out, on_error=args.on_error, limit=args.limit, **options)
     else:
@@ -77,6 +80,10 @@ def _embedding_candidates(args: argparse.Namespace, cache: list) -> bool:
 def run_fit(args: argparse.Namespace) -> int:
     from cascade_core.evaluation.rule_selection import EMBEDDING_C, embedding_grid, learned_grid, select_rule
 
+    if args.router:
+        from cascade_core.cli.router import run_fit_router
+
+        return run_fit_router(args)
     cache = load_cache(args.cache)
     small_q, large_q = qualities(cache, resolve_quality_scorer(args.scorer) if args.scorer else None)
     gens = [c.small for c in cache]
@@ -136,6 +143,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
         from cascade_core.cli.probability import run_probability
 
         return run_probability(args, _scores)
+    if args.router:
+        from cascade_core.cli.router import run_calibrate_router
+
+        return run_calibrate_router(args, _scores)
     from cascade_core.cli.calibration import run_threshold_calibration
 
     return run_threshold_calibration(args)

@@ -159,7 +159,7 @@ def router_stage(router: Any, embedder: Any, small: Any, count_tokens: Callable[
         if embedder is None:
             raise ConfigurationError(
                 f"router: this QueryRouter reads the prompt embedding but the small tier ({type(small).__name__}) cannot "
-                "give one; pass router_embedder=OpenAIEmbedder(...) (llama.cpp: LlamaCppServer(..., embedding=True))"
+                "give one; pass router_embedder=OpenAIEmbedder(...) (llama.cpp: cascade llama-server --model small --embedding)"
             )
     return RouterStage(router, embedder if router.needs_embedding else None, count_tokens)
 

@@ -6,7 +6,10 @@ the small model's first step for a label margin). Every other field is kept.
 
 The cache is JSONL, one line per example: the small model's :class:`~cascade_core.types.Generation`
 (tokens, log-probs, top-k, optional pooled embedding), both answers, their qualities and the
-seconds each tier took. It is resumable: ids already cached are skipped, and a last line cut off
+seconds each tier took; with a prompt embedder (``cascade collect --prompt-embedding``) also the
+prompt's pooled embedding, its token count and the seconds that prefill took — what a
+pre-generation :class:`~cascade_core.decide.router.QueryRouter` is fitted on. Caches without those
+fields (older ones) load unchanged. It is resumable: ids already cached are skipped, and a last line cut off
 by a crash is dropped. Steps are recorded as the cascade engine sees them: up to and including
 the token that completes a stop string.
 
@@ -32,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from cascade_core.backends.base import LargeModel, SmallModel
+from cascade_core.backends.base import LargeModel, PromptEmbedder, SmallModel
 from cascade_core.engine.steps import read_steps
 from cascade_core.errors import DataFormatError, require
 from cascade_core.evaluation.quality import QualityScorer, resolve_quality_scorer
@@ -104,10 +107,20 @@ class CachedExample:
     large_seconds: float = 0.0
     label_tokens: tuple[str, ...] | None = None
     large_usage: Usage = field(default_factory=Usage)
+    prompt_embedding: tuple[float, ...] | None = None
+    """The small model's pooled prompt embedding (before generation), when collected."""
+    prompt_tokens: int | None = None
+    """The prompt's length in the small model's tokens, counted with the prompt embedding."""
+    prompt_seconds: float = 0.0
+    """Seconds the prompt embedding took (the router's own latency)."""
 
     def to_json(self) -> str:
+        router = {} if self.prompt_embedding is None else {
+            "prompt_embedding": list(self.prompt_embedding), "prompt_tokens": self.prompt_tokens,
+            "prompt_seconds": self.prompt_seconds,
+        }
         return json.dumps(
-            {
+            router | {
                 "cache_version": CACHE_VERSION,
                 "id": self.id,
                 "record": self.record,
@@ -127,6 +140,13 @@ class CachedExample:
         if data.get("cache_version") != CACHE_VERSION:
             raise DataFormatError(f"cache_version {data.get('cache_version')!r}, expected {CACHE_VERSION}")
         labels = data.get("label_tokens")
+        embedding = data.get("prompt_embedding")
+        if embedding is not None and (not isinstance(embedding, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in embedding)):
+            raise DataFormatError(f"id {data.get('id')!r}: prompt_embedding must be a list of finite numbers")
+        tokens = data.get("prompt_tokens")
+        if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0):
+            raise DataFormatError(f"id {data.get('id')!r}: prompt_tokens must be a non-negative int, got {tokens!r}")
         return cls(
             id=str(data["id"]),
             record=dict(data["record"]),
@@ -138,6 +158,9 @@ class CachedExample:
             large_seconds=float(data.get("large_seconds", 0.0)),
             label_tokens=None if labels is None else tuple(labels),
             large_usage=Usage(*data["large"].get("usage", (0, 0))),
+            prompt_embedding=None if embedding is None else tuple(float(v) for v in embedding),
+            prompt_tokens=tokens,
+            prompt_seconds=float(data.get("prompt_seconds", 0.0)),
         )
 
 
@@ -243,6 +266,17 @@ def run_large(large: LargeModel, request: Request) -> tuple[str, Usage]:
     return text, usage
 
 
+def _prompt_features(embedder: PromptEmbedder | None, request: Request) -> dict[str, Any]:
+    """The prompt's embedding, token count and embedding seconds, as :class:`CachedExample` fields."""
+    if embedder is None:
+        return {}
+    started = time.perf_counter()
+    vector = np.asarray(embedder.embed(request.prompt_text), dtype=np.float64).reshape(-1)
+    seconds = time.perf_counter() - started
+    return {"prompt_embedding": tuple(vector.tolist()), "prompt_tokens": int(embedder.count_tokens(request.prompt_text)),
+            "prompt_seconds": seconds}
+
+
 def collect_records(
     records: Iterable[dict[str, Any]],
     small: SmallModel,
@@ -253,10 +287,13 @@ def collect_records(
     stop: Sequence[str] = ("\n",),
     quality: str | QualityScorer = "auto",
     record_embedding: bool = False,
+    prompt_embedder: PromptEmbedder | None = None,
     progress: bool = True,
 ) -> list[CachedExample]:
     """Run both tiers over ``records`` (skipping ids already in ``cache_path``) and return every
-    record's :class:`CachedExample` in data order; new entries are appended to the cache as they finish."""
+    record's :class:`CachedExample` in data order; new entries are appended to the cache as they finish.
+
+    ``prompt_embedder``: also record each prompt's pooled embedding and token count (a router's features)."""
     scorer = resolve_quality_scorer(quality)
     records = list(records)
     if record_embedding:
@@ -278,6 +315,7 @@ def collect_records(
             request = Request.from_prompt(
                 record["prompt"], max_new_tokens=max_new_tokens, stop=tuple(stop), first_step_tokens=labels,
             )
+            prompt = _prompt_features(prompt_embedder, request)
             t0 = time.perf_counter()
             generation = run_small(small, request)
             t1 = time.perf_counter()
@@ -294,6 +332,7 @@ def collect_records(
                 large_seconds=t2 - t1,
                 label_tokens=label_tokens,
                 large_usage=large_usage,
+                **prompt,
             )
             if not (math.isfinite(entry.small_quality) and math.isfinite(entry.large_quality)):
                 raise DataFormatError(f"quality scorer returned a non-finite value for id {entry.id!r}")
