@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cascade_core.cli import main
+from cascade_core.decide.calibration_file import load_calibration
 from cascade_core.decide.router import QueryRouter
 from cascade_core.evaluation.collect import load_cache
 from cascade_core.evaluation.router_fit import router_scores
@@ -87,7 +88,10 @@ def test_fit_router_then_calibrate_the_hybrid_then_serve_reads_it(cache, tmp_pat
                    "embedder": {"base_url": "http://127.0.0.1:9/v1", "model": "s"}},
     }}})
     assert config.cascades["qa"].router.threshold == out["router"]["threshold"]
-    assert config.cascades["qa"].rules[0].threshold == out["sample"]["threshold"]
+    assert config.cascades["qa"].rules[0].calibration_file == str(hybrid)  # one file carries both thresholds
+    calibration = load_calibration(hybrid)
+    assert calibration.threshold == float(out["threshold"])  # "-inf" when the router takes the whole budget
+    assert calibration.router == out["router"] and calibration.signal == "margin"
 
 
 def test_fit_router_without_prompt_embeddings_says_how_to_get_them(cache, tmp_path, capsys):

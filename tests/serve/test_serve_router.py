@@ -3,7 +3,6 @@ through a real uvicorn server, tiers and the embedding server being fake OpenAI-
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -11,7 +10,9 @@ import numpy as np
 import openai
 import pytest
 
+from cascade_core.decide.calibration_file import CalibrationFile
 from cascade_core.decide.router import QueryRouter
+from cascade_core.decide.rule_file import SignalRule
 from cascade_core.errors import ConfigurationError
 from cascade_core.serve import build_cascades, create_app, parse_config
 from cascade_core.testing.embeddings import hashing_vector
@@ -49,7 +50,8 @@ def _doc(small: FakeOpenAIServer, large: FakeOpenAIServer, router: dict) -> dict
 def test_routed_and_kept_requests_through_the_server(servers, tmp_path):
     small, large = servers
     _router_file(tmp_path)
-    (tmp_path / "hybrid.json").write_text(json.dumps({"sample": {"threshold": 0.3}, "router": {"threshold": 0.5}}))
+    CalibrationFile(SignalRule("margin").to_dict(), threshold=0.3, router={"file": "router.json", "threshold": 0.5}).save(
+        tmp_path / "hybrid.json")
     config = parse_config(_doc(small, large, {"file": "router.json", "calibration_file": "hybrid.json",
                                               "embedder": {"base_url": small.base_url, "model": "small"}}),
                           base_dir=tmp_path)
@@ -83,7 +85,7 @@ def test_routed_and_kept_requests_through_the_server(servers, tmp_path):
         ({"file": "missing.json", "threshold": 0.5}, "cascades.qa.router.file: router file"),
         ({"file": "router.json", "threshold": 0.5, "extra": 1}, "cascades.qa.router: unknown key(s) ['extra']"),
         ({"file": "router.json", "threshold": 0.5, "embedder": {"model": "m"}}, "cascades.qa.router.embedder.base_url: is required"),
-        ({"file": "router.json", "calibration_file": "none.json"}, "cascades.qa.router.calibration_file: cannot read"),
+        ({"file": "router.json", "calibration_file": "none.json"}, "cascades.qa.router.calibration_file: calibration file"),
     ],
 )
 def test_invalid_router_tables_name_the_key(servers, tmp_path, router, message):

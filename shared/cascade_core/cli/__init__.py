@@ -11,7 +11,7 @@ Typical session::
     cascade eval --cache runs/test.cache.jsonl --rule runs/rule.json --plot runs/curves.png --csv runs/table.csv
     cascade eval --cache runs/test.cache.jsonl --calibration-file runs/calib.json   # realised risk vs the promise
     cascade fit --router --cache runs/fit.cache.jsonl --out runs/router.json   # needs collect --prompt-embedding
-    cascade calibrate --router runs/router.json --cache runs/fit.cache.jsonl --deferral-rate 0.3 --json runs/hybrid.json
+    cascade calibrate --router runs/router.json --cache runs/fit.cache.jsonl --deferral-rate 0.3 --out runs/hybrid.json
     cascade serve --config cascade.toml          # an OpenAI-compatible endpoint (docs/serve.md)
 
 Tiers: see :mod:`cascade_core.cli.tiers`. Errors the user can fix (bad data line, corrupt rule file,

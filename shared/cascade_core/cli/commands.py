@@ -146,7 +146,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if args.router:
         from cascade_core.cli.router import run_calibrate_router
 
-        return run_calibrate_router(args, _scores)
+        return run_calibrate_router(args)
     from cascade_core.cli.calibration import run_threshold_calibration
 
     return run_threshold_calibration(args)

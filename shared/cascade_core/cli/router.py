@@ -4,11 +4,11 @@
 
     cascade collect --data fit.jsonl --small embedded --large embedded --prompt-embedding --out fit.cache.jsonl
     cascade fit --router --cache fit.cache.jsonl --out router.json
-    cascade calibrate --router router.json --signal margin --deferral-rate 0.3 --cache fit.cache.jsonl --json hybrid.json
+    cascade calibrate --router router.json --signal margin --deferral-rate 0.3 --cache fit.cache.jsonl --out hybrid.json
 
 ``calibrate --router`` writes both thresholds of the route-then-cascade hybrid sharing the one
 deferral budget (:func:`~cascade_core.evaluation.routing.calibrate_hybrid`): ``router.threshold``
-and the cascade rule's ``sample.threshold`` — the same file then serves as the ``calibration_file``
+and the cascade rule's ``threshold``, in one calibration file — which then serves as the ``calibration_file``
 of both the ``[rule]`` and the ``[router]`` table of ``cascade serve``.
 """
 
@@ -86,7 +86,11 @@ def _router_threshold(value: float) -> float:
     return 0.0 if value == -math.inf else 1.0 if value == math.inf else value
 
 
-def run_calibrate_router(args: argparse.Namespace, scores_of: Any) -> int:
+def run_calibrate_router(args: argparse.Namespace) -> int:
+    """``cascade calibrate --router R``: both thresholds of the hybrid under one budget, written as a
+    calibration file (the cascade rule, its threshold and the ``router`` part) to ``--out`` / ``--json``."""
+    from cascade_core.cli.calibration import calibration_rule
+    from cascade_core.decide.calibration_file import CalibrationFile
     from cascade_core.decide.router import QueryRouter
     from cascade_core.evaluation.collect import load_cache
     from cascade_core.evaluation.report import qualities
@@ -95,32 +99,34 @@ def run_calibrate_router(args: argparse.Namespace, scores_of: Any) -> int:
 
     if args.deferral_rate is None:
         raise ConfigurationError("--router needs --deferral-rate (the share of queries both stages together send to the large tier)")
+    if args.risk:
+        raise ConfigurationError("--router calibrates to a deferral budget; --risk certifies a plain threshold: give one")
     router = QueryRouter.load(args.router)
     cache = load_cache(args.cache)
-    scores, name = scores_of(args, cache)
+    rule, scores = calibration_rule(args, cache)
+    name = rule.name
     small_q, large_q = qualities(cache)
     p_good = router_scores(router, cache)
     point = calibrate_hybrid(p_good, scores, small_q, large_q, args.deferral_rate)
     t_r = _router_threshold(point.router_threshold)
     _, rate, routed = apply_hybrid(point, p_good, scores, small_q, large_q)
-    out: dict[str, Any] = {
-        "signal": name,
-        "sample": {"threshold": point.cascade_threshold, "n": len(cache), "deferral_rate": rate,
-                   "target_deferral_rate": args.deferral_rate, "quality": point.fit_quality},
-        "router": {"file": str(args.router), "threshold": t_r, "route_share": routed},
-    }
+    sample = {"n": len(cache), "deferral_rate": rate,
+              "target_deferral_rate": args.deferral_rate, "quality": point.fit_quality, "route_share": routed}
     print(f"hybrid at deferral budget {args.deferral_rate:.3f}: route away p_good < {t_r:.6g} ({routed:.3f} of queries), "
           f"then defer {name} < {point.cascade_threshold:.6g}")
     print(f"  on {len(cache)} sample queries: deferral rate {rate:.3f}, quality {point.fit_quality:.3f} "
           f"(small only {small_q.mean():.3f}, large only {large_q.mean():.3f})")
+    holdout = None
     if args.holdout:
         held = load_cache(args.holdout)
-        h_scores, _ = scores_of(args, held)
+        _, h_scores = calibration_rule(args, held)
         h_small, h_large = qualities(held)
         quality, h_rate, h_routed = apply_hybrid(point, router_scores(router, held), h_scores, h_small, h_large)
-        out["holdout"] = {"n": len(held), "deferral_rate": h_rate, "route_share": h_routed, "quality": quality}
+        holdout = {"n": len(held), "deferral_rate": h_rate, "route_share": h_routed, "quality": quality}
         print(f"  on {len(held)} held-out queries: deferral rate {h_rate:.3f} ({h_routed:.3f} routed), quality {quality:.3f}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=1), encoding="utf-8")
+    calibration = CalibrationFile(rule.to_dict(), threshold=point.cascade_threshold, sample=sample, holdout=holdout,
+                                  router={"file": str(args.router), "threshold": t_r, "route_share": routed})
+    for path in {p for p in (args.out, args.json) if p}:
+        calibration.save(path)
+        print(f"  -> {path}")
     return 0

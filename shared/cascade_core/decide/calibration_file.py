@@ -4,7 +4,9 @@ One versioned JSON file (``"format": "llm-cascade/calibration"``) holds everythi
 needs to apply a calibrated threshold: the rule (a signal, or a learned rule, embedded as its rule
 file JSON), the threshold, what it did on the calibration sample (``sample``: the
 :class:`~cascade_core.evaluation.calibration.CalibrationReport` fields), optionally the held-out
-report and — for ``cascade calibrate --risk`` — the :class:`~cascade_core.decide.risk.RiskCertificate`.
+report, — for ``cascade calibrate --risk`` — the :class:`~cascade_core.decide.risk.RiskCertificate`,
+and — for ``cascade calibrate --router`` — the route-then-cascade hybrid's router threshold
+(``router``: ``{"threshold", "file", "route_share"}``; ``cascade serve`` reads it for a ``[router]`` table).
 :meth:`CalibrationFile.build_rule` turns it into a :class:`~cascade_core.decide.rules.ThresholdRule`
 whose policy is a :class:`~cascade_core.decide.risk.RiskControlledThreshold` when a certificate is
 present (so an uncertified file defers everything), a :class:`FixedThreshold` otherwise.
@@ -40,7 +42,8 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "CalibrationFile", "load_calibration
 
 FORMAT_NAME = "llm-cascade/calibration"
 FORMAT_VERSION = 1
-_FIELDS = {"format", "format_version", "signal", "rule", "threshold", "sample", "holdout", "certificate"}
+_FIELDS = {"format", "format_version", "signal", "rule", "threshold", "sample", "holdout", "certificate", "router"}
+_ROUTER_FIELDS = {"threshold", "file", "route_share"}
 
 
 def _encode(value: float) -> float | str:
@@ -57,6 +60,9 @@ class CalibrationFile:
         sample: The calibration sample's report (deferral rate, quality, cost, n …).
         holdout: The same on a held-out cache, if one was given.
         certificate: The risk certificate (``cascade calibrate --risk``), if any.
+        router: The hybrid's router part (``cascade calibrate --router``), if any: ``threshold`` (route
+            a request away when its ``p_good`` is below it, a probability), the router ``file`` it was
+            calibrated for and the ``route_share`` it routed on the sample.
 
     Example:
         >>> from cascade_core.decide.rule_file import SignalRule
@@ -69,6 +75,7 @@ class CalibrationFile:
     sample: dict[str, Any] = field(default_factory=dict)
     holdout: dict[str, Any] | None = None
     certificate: RiskCertificate | None = None
+    router: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.certificate is not None and self.certificate.certified and self.certificate.threshold != self.threshold:
@@ -106,6 +113,8 @@ class CalibrationFile:
             out["holdout"] = self.holdout
         if self.certificate is not None:
             out["certificate"] = self.certificate.to_dict()
+        if self.router is not None:
+            out["router"] = self.router
         return out
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -139,10 +148,11 @@ class CalibrationFile:
                 raise RuleFileError(f"{source}: {name!r} must be an object")
         cert = data.get("certificate")
         certificate = RiskCertificate.from_dict(cert, source=source) if cert is not None else None
+        router = _check_router(data.get("router"), source)
         try:
             calibration = cls(
                 rule=data["rule"], threshold=float(threshold), sample=data.get("sample") or {}, holdout=data.get("holdout"),
-                certificate=certificate,
+                certificate=certificate, router=router,
             )
             name = calibration.signal  # the embedded rule must load
         except RuleFileError:
@@ -152,6 +162,22 @@ class CalibrationFile:
         if "signal" in data and data["signal"] != name:
             raise RuleFileError(f"{source}: 'signal' says {data['signal']!r} but the rule is {name!r}")
         return calibration
+
+
+def _check_router(value: Any, source: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or "threshold" not in value or set(value) - _ROUTER_FIELDS:
+        raise RuleFileError(f"{source}: 'router' must be an object with 'threshold' (and optionally 'file', 'route_share')")
+    threshold = value["threshold"]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise RuleFileError(f"{source}: router.threshold must be a probability in [0, 1], got {threshold!r}")
+    share = value.get("route_share", 0.0)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+        raise RuleFileError(f"{source}: router.route_share must be a share in [0, 1], got {share!r}")
+    if not isinstance(value.get("file", ""), str):
+        raise RuleFileError(f"{source}: router.file must be a path string")
+    return dict(value)
 
 
 def load_calibration(path: str | os.PathLike[str]) -> CalibrationFile:

@@ -4,7 +4,7 @@
 
     [cascades.qa.router]
     file = "router.json"                 # written by `cascade fit --router`
-    calibration_file = "hybrid.json"     # `cascade calibrate --router ... --json` (or: threshold = 0.4)
+    calibration_file = "hybrid.json"     # `cascade calibrate --router ... --out` (or: threshold = 0.4)
 
     [cascades.qa.router.embedder]        # omit to use the small tier's own prompt embedding
     base_url = "http://127.0.0.1:8081/v1"  # llama.cpp in embedding mode, same GGUF as the small tier
@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,13 +54,18 @@ class RouterConfig:
 
 
 def _router_threshold(path: Path, table: Any) -> float:
+    from cascade_core.decide.calibration_file import load_calibration
+    from cascade_core.errors import RuleFileError
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return float(data["router"]["threshold"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        router = load_calibration(path).router
+    except RuleFileError as err:
+        return table.fail(str(err), "calibration_file")  # type: ignore[no-any-return]
+    if router is None:
         return table.fail(  # type: ignore[no-any-return]
-            f"cannot read a router threshold (router.threshold) from {str(path)!r}: {err}", "calibration_file"
+            f"{str(path)!r} has no router threshold; write it with `cascade calibrate --router ... --out`", "calibration_file"
         )
+    return float(router["threshold"])
 
 
 def parse_router(raw: Any, path: str, source: str, base_dir: Path) -> RouterConfig:
@@ -73,7 +77,7 @@ def parse_router(raw: Any, path: str, source: str, base_dir: Path) -> RouterConf
     threshold = table.number("threshold", None)
     calibration = table.get("calibration_file", str)
     if (threshold is None) == (calibration is None):
-        table.fail("give exactly one of threshold (a probability) or calibration_file (from `cascade calibrate --router --json`)")
+        table.fail("give exactly one of threshold (a probability) or calibration_file (from `cascade calibrate --router --out`)")
     if calibration is not None:
         threshold = _router_threshold(base_dir / calibration, table)
     if not 0.0 <= threshold <= 1.0:
