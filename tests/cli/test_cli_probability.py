@@ -76,4 +76,4 @@ def test_calibrate_probability_bad_options_exit_2(cache, tmp_path, capsys, extra
 
 def test_calibrate_needs_a_target(cache, capsys):
     assert main(["calibrate", "--cache", str(cache)]) == 2
-    assert "--deferral-rate, --budget or --probability" in capsys.readouterr().err
+    assert "--deferral-rate, --budget, --risk or --probability" in capsys.readouterr().err
