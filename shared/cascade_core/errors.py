@@ -16,6 +16,7 @@ __all__ = [
     "BackendError",
     "DeadlineExceededError",
     "LargeTierError",
+    "LogprobsUnavailableError",
     "CascadeError",
     "MissingDependencyError",
     "ConfigurationError",
@@ -36,6 +37,17 @@ class CascadeError(Exception):
 
 class ConfigurationError(CascadeError, ValueError):
     """A cascade, rule, threshold or backend was configured with an invalid value."""
+
+
+class LogprobsUnavailableError(ConfigurationError):
+    """The small tier's server answers without token log-probs, so no signal can judge its answers.
+
+    Raised at the first call rather than deferring every query (which would quietly turn the cascade
+    into an all-large one). A configuration fault of the deployment, not of one reply. The options:
+    serve the small model where log-probs come back (vLLM, ``cascade llama-server``, llama.cpp's
+    server, OpenAI chat models with ``logprobs=True``), run it in-process (``--small embedded`` or
+    the transformers backend), or use that endpoint as the large tier only.
+    """
 
 
 class InvalidRequestError(CascadeError, ValueError):

@@ -123,3 +123,14 @@ def test_a_deferral_rate_calibration_writes_the_same_file_format(caches, tmp_pat
 def test_bad_risk_options_are_one_error_line(caches, extra, message, capsys):
     assert main(["calibrate", "--cache", str(caches["fit"]), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_collect_with_a_small_tier_without_logprobs_is_one_error_line(tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"id": "q0", "prompt": "Q: item 0?\nA:", "answer": "answer0"}) + "\n")
+    with FakeOpenAIServer(lambda body: FakeReply(" answer0\n", logprobs=False)) as server:
+        tiers = ["--small", f"openai:{server.base_url}#small-model", "--large", f"openai:{server.base_url}#large-model"]
+        code = main(["collect", "--data", str(data), "--out", str(tmp_path / "c.jsonl"), *tiers, "--no-progress"])
+        assert len(server.requests) == 1  # stopped at the first call, before the large tier
+    assert code == 2
+    assert "returned text without logprobs" in capsys.readouterr().err

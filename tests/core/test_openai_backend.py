@@ -12,6 +12,7 @@ from cascade_core import (
     BackendError,
     Cascade,
     ConfigurationError,
+    LogprobsUnavailableError,
     Pricing,
     Request,
     ThresholdRule,
@@ -106,12 +107,23 @@ def test_large_tier_stream_and_native_tool_calls(large, server):
     assert any(c.usage is not None and c.usage.output_tokens == 4 for c in text_chunks)
 
 
-def test_server_without_logprobs_is_a_backend_error_and_the_cascade_defers(small, large):
-    with pytest.raises(BackendError, match="without logprobs"):
+def test_a_small_tier_without_logprobs_fails_loudly_at_the_first_call(small, large, server):
+    with pytest.raises(LogprobsUnavailableError, match="returned text without logprobs") as info:
         list(small.stream_steps(Request.from_prompt("nologprobs")))
+    assert "cascade llama-server" in str(info.value) and "large tier only" in str(info.value)  # names the options
+    assert isinstance(info.value, ConfigurationError) and SECRET not in str(info.value)
+    sent = len(server.requests)
+    cascade = Cascade([small, large])  # on_small_error="defer" does not hide it: no silent all-large cascade
+    with pytest.raises(LogprobsUnavailableError):
+        cascade.invoke("nologprobs")
+    assert len(server.requests) == sent + 1  # the large tier was never called
+
+
+async def test_a_small_tier_without_logprobs_fails_loudly_when_streaming_async(small, large):
     cascade = Cascade([small, large])
-    result = cascade.invoke("nologprobs")
-    assert result.tier == 1 and "without logprobs" in result.decision.reason
+    with pytest.raises(LogprobsUnavailableError):
+        async for _ in cascade.astream("nologprobs"):
+            pass
 
 
 def test_http_errors_become_backend_errors_without_the_key(small, large, caplog):

@@ -32,7 +32,12 @@ from cascade_core.backends.openai_wire import (
 )
 from cascade_core.cost import count_tokens
 from cascade_core.engine.tool_calls import recover_text_tool_calls
-from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError
+from cascade_core.errors import (
+    BackendError,
+    ConfigurationError,
+    LogprobsUnavailableError,
+    ModelNotAvailableError,
+)
 from cascade_core.redact import redact, redact_exception
 from cascade_core.types import (
     Completion,
@@ -210,9 +215,12 @@ class OpenAIModel(TokenModelBase):
             return
         delta = getattr(chunk.choices[0], "delta", None)
         if getattr(delta, "content", None) or getattr(chunk.choices[0], "text", None):
-            raise BackendError(
-                f"{self.model_name} returned text without logprobs; a small tier needs a server that "
-                "supports logprobs=True and top_logprobs (vLLM, llama.cpp server, OpenAI)"
+            raise LogprobsUnavailableError(
+                f"small tier {self.model_name} at {self.base_url or 'api.openai.com'} returned text without "
+                "logprobs, so no signal can judge its answers (every query would go to the large tier). Options: "
+                "serve it where logprobs=True and top_logprobs work (vLLM, `cascade llama-server`, llama.cpp "
+                "server, OpenAI chat models), run it in-process (--small embedded / the transformers backend), "
+                "or use this endpoint as the large tier only"
             )
 
     @staticmethod
@@ -241,7 +249,7 @@ class OpenAIModel(TokenModelBase):
                     yield from self._read(chunk, state)
             finally:
                 response.close()
-        except BackendError:
+        except (BackendError, LogprobsUnavailableError):
             raise
         except Exception as err:
             raise self._error(err) from err
@@ -259,7 +267,7 @@ class OpenAIModel(TokenModelBase):
                         yield step
             finally:
                 await response.close()
-        except BackendError:
+        except (BackendError, LogprobsUnavailableError):
             raise
         except Exception as err:
             raise self._error(err) from err

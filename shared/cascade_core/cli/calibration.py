@@ -39,7 +39,7 @@ def _shared_labels(cache: list[CachedExample]) -> list[str] | None:
     for c in cache:
         if c.label_tokens:
             counts[c.label_tokens] = counts.get(c.label_tokens, 0) + 1
-    return list(max(counts, key=counts.__getitem__))
+    return list(max(counts.items(), key=lambda item: item[1])[0])
 
 
 def calibration_rule(args: argparse.Namespace, cache: list[CachedExample]) -> tuple[Any, np.ndarray]:

@@ -308,7 +308,9 @@ def certify_threshold(
     if passed < start:
         passed = -1
     data_hash = calibration_data_hash(s, y, z)
-    common = {"risk": risk, "epsilon": epsilon, "delta": delta, "n": int(n), "data_hash": data_hash, "method": _METHODS[risk]}
+    common: dict[str, Any] = {
+        "risk": risk, "epsilon": epsilon, "delta": delta, "n": int(n), "data_hash": data_hash, "method": _METHODS[risk],
+    }
     if passed < 0:
         best = (float(clopper_pearson_upper(counts[start], trials[start], delta)) if start < thresholds.size
                 else float(clopper_pearson_upper(0, n, delta)))
@@ -358,6 +360,7 @@ def empirical_threshold(
     if risk == "kept_error":
         risks = np.concatenate([[0], np.cumsum(1 - y[order])])[kept] / kept
     else:
+        assert large_correct is not None
         z = _binary(large_correct, "large_correct", s.size)
         risks = np.concatenate([[0], np.cumsum((z - y)[order])])[kept] / s.size
     ok = np.flatnonzero(risks <= epsilon)

@@ -7,8 +7,8 @@ kept-answer error rate; a percentile bootstrap for the accuracy loss, whose per-
 {−1, 0, 1}) next to the promised ε.
 
 Example:
-    >>> realised_risk([0.9, 0.8, 0.1, 0.7], [1, 0, 0, 1], [1, 1, 1, 1], 0.5, "kept_error")
-    0.3333333333333333
+    >>> round(realised_risk([0.9, 0.8, 0.1, 0.7], [1, 0, 0, 1], [1, 1, 1, 1], 0.5, "kept_error"), 4)
+    0.3333
     >>> realised_risk([0.9, 0.8, 0.1, 0.7], [1, 0, 0, 1], [1, 1, 1, 1], 0.5, "quality_loss")
     0.25
 """
