@@ -276,6 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the listen backlog: a load test's burst of connections is queued, not reset
     responder: Responder
     lock: threading.Lock
     requests: list[dict[str, Any]]
