@@ -20,7 +20,8 @@ Both answers are scored by BFCL's ``ast_checker`` (irrelevance: right iff no cal
 as JSON lines under ``<runs>/<category>/<tier>.<split>.jsonl`` (resumable: ids already there are
 skipped; categories and splits are interleaved, so a cut-off run leaves every cell usable).
 ``--llamaindex N`` also runs the first N test questions of each category through
-``CascadeLLM.achat_with_tools`` (qwen05 → qwen15, parse-only) into ``<category>/llamaindex.test.jsonl``.
+``CascadeLLM.achat_with_tools`` (qwen05 → qwen15, parse-only) into ``<category>/llamaindex.test.jsonl``
+(before the main run). ``--stop-at`` (unix time) starts no question after it: every cached row is whole.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from benchmarks.public.bfcl.scoring import score_calls  # noqa: E402
 from benchmarks.public.bfcl.tools import to_openai_tool  # noqa: E402
 
 SMALL, LARGE = "qwen05", harness.LARGE_TIER
-MAX_TOKENS = 192  # a parallel answer holds up to four calls; Qwen writes digits one token each
+MAX_TOKENS = 160  # a parallel answer holds up to four calls; Qwen writes digits one token each
 SEED = 23
 RUNS = Path("runs/bfcl")
 
@@ -215,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     sample = questions(args.categories, n_fit, n_test, args.seed)
     started = time.perf_counter()
     try:
-        written = collect(sample, args.runs, args.threads, quiet=args.quiet, stop_at=args.stop_at)
+        # the CascadeLLM subset first: it is small, and a run cut off by --stop-at still shows that path
         li = collect_llamaindex(sample, args.runs, args.threads, 1 if args.tiny else args.llamaindex, args.stop_at)
+        written = collect(sample, args.runs, args.threads, quiet=args.quiet, stop_at=args.stop_at)
     finally:
         harness.stop_servers()
     print(f"{written} questions (+{li} through CascadeLLM) in {time.perf_counter() - started:.0f} s; caches in {args.runs}")
