@@ -67,27 +67,39 @@ def _calls(message: Any) -> list[dict[str, Any]]:
     return [{"name": c["name"], "args": c["args"]} for c in message.tool_calls]
 
 
-def build(threads: int) -> tuple[Any, Any, Any]:
-    """(small-tier ChatCascade, large-tier ChatCascade, the small tier's RecordingRule)."""
+LIMITS: dict[str, Any] = {"max_tokens": MAX_TOKENS, "small_timeout": 600.0, "large_timeout": 600.0, "deadline": None}
+
+
+def small_cascade(name: str, threads: int) -> tuple[Any, Any]:
+    """(ChatCascade whose small tier is ``name`` and whose large tier is a stand-in, its RecordingRule)."""
     from benchmarks.studies.tool_call_uncertainty import RecordingRule
     from cascade_core import ThresholdRule
     from cascade_core.testing import ScriptedModel
     from langchain_cascade import ChatCascade
 
-    small = harness.server(SMALL, threads).openai_model(top_k=harness.TOP_K, max_new_tokens=MAX_TOKENS,
-                                                        prompt_format="chat")
-    large = harness.server(LARGE, threads).openai_model(top_k=0, max_new_tokens=MAX_TOKENS, prompt_format="chat")
+    small = harness.server(name, threads).openai_model(top_k=harness.TOP_K, max_new_tokens=MAX_TOKENS,
+                                                       prompt_format="chat")
     recorder = RecordingRule(ThresholdRule("margin", 0.0))  # parse-only: keeps every answer whose calls are valid
-    limits = {"max_tokens": MAX_TOKENS, "small_timeout": 600.0, "large_timeout": 600.0, "deadline": None}
-    small_llm = ChatCascade(small=small, large=ScriptedModel("(large-tier stand-in)", name="large-stand-in"),
-                            rule=recorder, **limits)
+    llm = ChatCascade(small=small, large=ScriptedModel("(large-tier stand-in)", name="large-stand-in"),
+                      rule=recorder, **LIMITS)
+    return llm, recorder
+
+
+def build(threads: int) -> tuple[Any, Any, Any]:
+    """(small-tier ChatCascade, large-tier ChatCascade, the small tier's RecordingRule)."""
+    from cascade_core import ThresholdRule
+    from cascade_core.testing import ScriptedModel
+    from langchain_cascade import ChatCascade
+
+    large = harness.server(LARGE, threads).openai_model(top_k=0, max_new_tokens=MAX_TOKENS, prompt_format="chat")
+    small_llm, recorder = small_cascade(SMALL, threads)
     # a scripted small tier whose margin (0.5 - 0.4) is always below 1.0: every call goes to the large tier
     large_llm = ChatCascade(small=ScriptedModel("(stand-in)", confidence=0.5, name="small-stand-in"), large=large,
-                            rule=ThresholdRule("margin", 1.0), **limits)
+                            rule=ThresholdRule("margin", 1.0), **LIMITS)
     return small_llm, large_llm, recorder
 
 
-def small_row(llm: Any, recorder: Any, question: Question) -> dict[str, Any]:
+def small_row(llm: Any, recorder: Any, question: Question, tier: str = SMALL) -> dict[str, Any]:
     """The small tier's answer through ``ChatCascade``, its generation and BFCL's verdict."""
     from cascade_core.evaluation.collect import generation_to_dict
 
@@ -106,7 +118,7 @@ def small_row(llm: Any, recorder: Any, question: Question) -> dict[str, Any]:
     if kind in ("invalid_call", "other_deferral"):
         score = type(score)(False, kind)
     usage = generation.usage if generation is not None else None
-    return {"id": question.id, "tier": SMALL, "kind": kind, "calls": calls, "reason": str(meta["reason"]),
+    return {"id": question.id, "tier": tier, "kind": kind, "calls": calls, "reason": str(meta["reason"]),
             "text": generation.text if generation is not None else "", "quality": float(score.valid),
             "error_type": score.error_type, "seconds": round(seconds, 3),
             "usage": [usage.input_tokens, usage.output_tokens] if usage else [0, 0],
@@ -203,6 +215,24 @@ def collect_llamaindex(sample: dict[str, dict[str, list[Question]]], runs: Path,
     return written
 
 
+def collect_small_only(sample: dict[str, dict[str, list[Question]]], runs: Path, threads: int, name: str, n: int,
+                       stop_at: float | None = None) -> int:
+    """Another small tier alone (e.g. SmolLM2-135M) on the first ``n`` test questions of each category."""
+    llm: Any = None
+    written = 0
+    for cat, splits in sample.items():
+        cache = harness.TierCache(runs / cat / f"{name}.test.jsonl")
+        have = cache.rows()
+        for q in splits["test"][:n]:
+            if q.id in have or (stop_at is not None and time.time() > stop_at):
+                continue
+            if llm is None:
+                llm, recorder = small_cascade(name, threads)
+            cache.append(small_row(llm, recorder, q, tier=name))
+            written += 1
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     p = harness.parser(__doc__)
     p.set_defaults(fit=30, test=50, runs=RUNS)
@@ -210,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--categories", nargs="*", default=list(CATEGORIES), choices=CATEGORIES)
     p.add_argument("--seed", type=int, default=SEED, help="sample seed (default %(default)s)")
     p.add_argument("--llamaindex", type=int, default=0, help="test questions per category through CascadeLLM")
+    p.add_argument("--also-small", choices=[t for t in harness.SMALL_TIERS if t != SMALL], default=None,
+                   help="another small tier measured alone on --also-n test questions per category")
+    p.add_argument("--also-n", type=int, default=10, help="test questions per category for --also-small")
     p.add_argument("--stop-at", type=float, default=None, help="unix time after which no new question starts")
     args = p.parse_args(argv)
     n_fit, n_test = (1, 1) if args.tiny else (args.fit, args.test)
@@ -218,10 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # the CascadeLLM subset first: it is small, and a run cut off by --stop-at still shows that path
         li = collect_llamaindex(sample, args.runs, args.threads, 1 if args.tiny else args.llamaindex, args.stop_at)
+        if args.also_small:
+            li += collect_small_only(sample, args.runs, args.threads, args.also_small, args.also_n, args.stop_at)
         written = collect(sample, args.runs, args.threads, quiet=args.quiet, stop_at=args.stop_at)
     finally:
         harness.stop_servers()
-    print(f"{written} questions (+{li} through CascadeLLM) in {time.perf_counter() - started:.0f} s; caches in {args.runs}")
+    print(f"{written} questions (+{li} through CascadeLLM / the other small tier) in {time.perf_counter() - started:.0f} s; caches in {args.runs}")
     return 0
 
 
