@@ -212,7 +212,15 @@ def test_report_orders_confident_calls_last_and_counts_false_calls(tmp_path):
     for category in ("simple_python", "irrelevance"):
         _write_caches(tmp_path, category, "fit", 60, rng)
         _write_caches(tmp_path, category, "test", 60, rng)
+    other = [{"id": f"test{i}", "kind": "valid_call" if i < 2 else "no_call", "quality": float(i == 0)} for i in range(4)]
+    (tmp_path / "simple_python" / "smollm2.test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in other))
+    li = [{"id": "test0", "tier": 0, "quality": 1.0, "seconds": 2.0}, {"id": "test1", "tier": 1, "quality": 0.0,
+                                                                      "seconds": 6.0}]
+    (tmp_path / "irrelevance" / "llamaindex.test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in li))
     result = report.build(tmp_path, ["simple_python", "irrelevance"], cv=3)
+    text = report.markdown(result["rows"], result["meta"])
+    assert "on 2 test questions: accuracy 0.500, 50% deferred, 4.0 s each" in text
+    assert "SmolLM2-135M alone, simple_python: 0.250 on 4 test questions (50% valid calls" in text
     pooled, irr = result["rows"]["all (pooled)"], result["rows"]["irrelevance"]
     assert pooled["n"] == 120
     assert pooled["auc_df"]["learned"] > pooled["auc_df"]["random"]
@@ -225,7 +233,7 @@ def test_report_orders_confident_calls_last_and_counts_false_calls(tmp_path):
     assert sp["small_seconds"] == 1.0 and sp["large_seconds"] == 4.0
     share = sp["cost_share_95"]
     assert share is None or 0.25 <= share <= 1.25  # c_s/c_l .. (c_s + c_l)/c_l
-    assert "| simple_python | 60 |" in report.markdown(result["rows"], result["meta"])
+    assert "| simple_python | 60 |" in text
 
 
 def test_report_refuses_a_fit_split_too_small_to_cross_validate(tmp_path):

@@ -131,6 +131,15 @@ def markdown(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     lines += ["", f"ToolCallRule on fit ({meta['fit_questions']} questions): name_threshold={t['name_threshold']}, "
               f"arguments_threshold={t['arguments_threshold']}; learned rule chosen by {meta['cv']}-fold CV: "
               f"{meta['learned']['params']} (held-out AUC-DF {meta['learned']['auc_df']:.3f})."]
+    li = meta.get("llamaindex") or {}
+    if li.get("n"):
+        lines.append(f"CascadeLLM.achat_with_tools (qwen05 → qwen15, parse-only) on {li['n']} test questions: "
+                     f"accuracy {li['accuracy']:.3f}, {_pct(li['deferred'])} deferred, {li['seconds']:.1f} s each.")
+    for cat, o in (meta.get("smollm2") or {}).items():
+        same = o[f"{SMALL}_on_same"]
+        lines.append(f"SmolLM2-135M alone, {cat}: {o['accuracy']:.3f} on {o['n']} test questions "
+                     f"({_pct(o['valid_calls'])} valid calls; Qwen2.5-Coder-0.5B on the same: "
+                     f"{'—' if same is None else f'{same:.3f}'}).")
     return "\n".join(lines)
 
 
@@ -141,6 +150,21 @@ def llamaindex_summary(runs: Path, categories: Sequence[str]) -> dict[str, Any]:
     return {"n": len(rows), "accuracy": float(np.mean([r["quality"] for r in rows])),
             "deferred": float(np.mean([r["tier"] != 0 for r in rows])),
             "seconds": float(np.mean([r["seconds"] for r in rows]))}
+
+
+def other_small(runs: Path, categories: Sequence[str], name: str = "smollm2") -> dict[str, Any]:
+    """Another small tier measured alone (``run --also-small``): its accuracy per category, and qwen05's
+    on the same questions."""
+    out: dict[str, Any] = {}
+    for cat in categories:
+        rows = harness.TierCache(runs / cat / f"{name}.test.jsonl").rows()
+        ours = harness.TierCache(runs / cat / f"{SMALL}.test.jsonl").rows()
+        if rows:
+            same = [i for i in rows if i in ours]
+            out[cat] = {"n": len(rows), "accuracy": float(np.mean([r["quality"] for r in rows.values()])),
+                        "valid_calls": float(np.mean([r["kind"] == "valid_call" for r in rows.values()])),
+                        f"{SMALL}_on_same": float(np.mean([ours[i]["quality"] for i in same])) if same else None}
+    return out
 
 
 def build(runs: Path, categories: Sequence[str], *, max_loss: float = 0.1, cv: int = 5) -> dict[str, Any]:
@@ -155,7 +179,7 @@ def build(runs: Path, categories: Sequence[str], *, max_loss: float = 0.1, cv: i
     meta = {"fit_questions": len(fit), "cv": cv, "max_loss": max_loss,
             "tool_call_rule": {k: thresholds[k] for k in ("name_threshold", "arguments_threshold")},
             "learned": {"params": learned.params, "auc_df": best["auc_df"], "candidates": learned.table},
-            "llamaindex": llamaindex_summary(runs, categories),
+            "llamaindex": llamaindex_summary(runs, categories), "smollm2": other_small(runs, categories),
             "seconds": {"small": float(sum(p.small["seconds"] for c in categories for s in ("fit", "test")
                                            for p in load_pairs(runs, c, s))),
                         "large": float(sum(p.large["seconds"] for c in categories for s in ("fit", "test")
