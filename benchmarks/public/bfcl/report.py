@@ -103,6 +103,10 @@ def category_row(pairs: Sequence[Pair], thresholds: dict[str, Any], learned: Any
     return row
 
 
+def _num(x: float | None) -> str:
+    return "not checked" if x is None else f"{x:.3g}"
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.0f}%"
 
@@ -128,8 +132,8 @@ def markdown(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
             lines.append(f"| {cat} | {_pct(f['small'])} | {_pct(f['large'])} | {_pct(f['parse_only'])} "
                          f"| {_pct(f['tool_call_rule'])} |")
     t = meta["tool_call_rule"]
-    lines += ["", f"ToolCallRule on fit ({meta['fit_questions']} questions): name_threshold={t['name_threshold']}, "
-              f"arguments_threshold={t['arguments_threshold']}; learned rule chosen by {meta['cv']}-fold CV: "
+    lines += ["", f"ToolCallRule on fit ({meta['fit_questions']} questions): name_threshold={_num(t['name_threshold'])}, "
+              f"arguments_threshold={_num(t['arguments_threshold'])}; learned rule chosen by {meta['cv']}-fold CV: "
               f"{meta['learned']['params']} (held-out AUC-DF {meta['learned']['auc_df']:.3f})."]
     li = meta.get("llamaindex") or {}
     if li.get("n"):
