@@ -190,10 +190,14 @@ def collect(sample: dict[str, dict[str, list[Question]]], runs: Path, threads: i
     for split, q in tqdm(todo, desc="bfcl", unit="q", disable=quiet):
         if stop_at is not None and time.time() > stop_at:
             break
-        if q.id not in done[q.category, split, SMALL]:
-            caches[q.category, split, SMALL].append(small_row(small_llm, recorder, q))
-        if q.id not in done[q.category, split, LARGE]:
-            caches[q.category, split, LARGE].append(large_row(large_llm, q))
+        try:
+            if q.id not in done[q.category, split, SMALL]:
+                caches[q.category, split, SMALL].append(small_row(small_llm, recorder, q))
+            if q.id not in done[q.category, split, LARGE]:
+                caches[q.category, split, LARGE].append(large_row(large_llm, q))
+        except Exception as err:  # noqa: BLE001 - one failed question is retried by the next run, not fatal
+            tqdm.write(f"{q.id}: {type(err).__name__}: {str(err)[:200]} (not cached; a rerun retries it)")
+            continue
         written += 1
     return written
 
