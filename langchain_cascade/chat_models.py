@@ -35,6 +35,8 @@ from cascade_core.engine.cascade import (
     DEFAULT_SMALL_TIMEOUT,
     Cascade,
 )
+from cascade_core.engine.result import CascadeResult
+from cascade_core.engine.sticky import StickySessions, session_of
 from cascade_core.engine.two_tier import DEFAULT_SIGNAL, TWO_TIER_DEFAULTS, given_cascade, two_tier_cascade
 from cascade_core.errors import ConfigurationError
 from cascade_core.types import Generation, Request
@@ -205,13 +207,23 @@ class ChatCascade(BaseChatModel):
     max_retries: int | None = Field(default=None, description="Retries of tiers given by name.")
     """Retries of tiers given by name."""
 
+    sticky_escalation: bool = Field(
+        default=False, description="Once a conversation's step was deferred, send its later steps to the large tier.")
+    """Once a conversation's step was deferred, send its later steps straight to the large tier (session
+    affinity for agent loops). A conversation is the ``session_id``/``thread_id``/``conversation_id`` of the
+    run's metadata (``config={"metadata": {"session_id": ...}}``), else its opening messages."""
+    sticky_sessions: int = Field(default=1024, description="Escalated conversations remembered (LRU).")
+    """How many escalated conversations ``sticky_escalation`` remembers (least recently used forgotten first)."""
+
     _cascade: Cascade = PrivateAttr()
+    _sticky: StickySessions | None = PrivateAttr(default=None)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # built after pydantic validation, so a bad setting raises the core's ConfigurationError (a
         # ValueError) as it is, the same error CascadeLLM raises for the same mistake
         self._cascade = self._make_cascade()
+        self._sticky = StickySessions(self.sticky_sessions) if self.sticky_escalation else None
 
     def _make_cascade(self) -> Cascade:
         if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
@@ -331,28 +343,42 @@ class ChatCascade(BaseChatModel):
         )
         return request, check
 
+    def _routed(self, request: Request, run_manager: Any) -> tuple[Request, str | None]:
+        """The request as sticky escalation routes it, and its conversation key (None: option off)."""
+        if self._sticky is None:
+            return request, None
+        return self._sticky.route(request, session_of(getattr(run_manager, "metadata", None)))
+
+    def _finished(self, key: str | None, result: CascadeResult, run_manager: Any) -> None:
+        if key is not None and self._sticky is not None:
+            self._sticky.record(key, result)
+        attach_decision(run_manager, result)
+
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         request, check = self._request(messages, stop, kwargs)
+        request, key = self._routed(request, run_manager)
         result = self._cascade.invoke(request, check=check)
-        attach_decision(run_manager, result)
+        self._finished(key, result, run_manager)
         return _chat_result(result)
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         request, check = self._request(messages, stop, kwargs)
+        request, key = self._routed(request, run_manager)
         result = await self._cascade.ainvoke(request, check=check)
-        attach_decision(run_manager, result)
+        self._finished(key, result, run_manager)
         return _chat_result(result)
 
     # BaseChatModel.stream / astream call ``on_llm_new_token`` for every chunk yielded here.
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         request, check = self._request(messages, stop, kwargs)
+        request, key = self._routed(request, run_manager)
         converter = StreamConverter(request, len(self._cascade.tiers))
         for piece in self._cascade.stream(request, check=check):
             if piece.result is not None:
-                attach_decision(run_manager, piece.result)
+                self._finished(key, piece.result, run_manager)
             if (message := converter.feed(piece)) is not None:
                 yield ChatGenerationChunk(message=message)
 
@@ -360,10 +386,11 @@ class ChatCascade(BaseChatModel):
                        run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any
                        ) -> AsyncIterator[ChatGenerationChunk]:
         request, check = self._request(messages, stop, kwargs)
+        request, key = self._routed(request, run_manager)
         converter = StreamConverter(request, len(self._cascade.tiers))
         async for piece in self._cascade.astream(request, check=check):
             if piece.result is not None:
-                attach_decision(run_manager, piece.result)
+                self._finished(key, piece.result, run_manager)
             if (message := converter.feed(piece)) is not None:
                 yield ChatGenerationChunk(message=message)
 

@@ -23,6 +23,7 @@ from cascade_core.engine.plan_state import Fallback, PlanState, TierView
 from cascade_core.engine.result import CascadeChunk, CascadeResult, Decision, TierRun
 from cascade_core.engine.routing import fit_small_request, skip_reason
 from cascade_core.engine.steps import StepAccumulator
+from cascade_core.engine.sticky import STICKY_KEY
 from cascade_core.engine.tool_calls import render_for_text_model
 from cascade_core.errors import ConfigurationError, InvalidRequestError, SignalError
 from cascade_core.types import Generation, Request, StepsEnd, Usage
@@ -56,6 +57,10 @@ def small_request(request: Request, rule: DeferralRule) -> Request:
 def small_tier(state: PlanState, index: int, media: frozenset[str]) -> Generator[Effect, Any, CascadeResult | None]:
     """Tier ``index``: the result if its answer is kept, else None (its decision is recorded)."""
     rule, tier = state.rules[index], state.tiers[index]
+    if state.request.metadata.get(STICKY_KEY):
+        state.decisions.append(Decision(index, True, None, None, "sticky",
+                                        f"tier {index} skipped: this conversation was escalated earlier (sticky escalation)"))
+        return None
     if media and tier.modalities is not None and not media <= tier.modalities:
         state.decisions.append(Decision(index, True, None, None, "multimodal", skip_reason(index, tier, media)))
         return None

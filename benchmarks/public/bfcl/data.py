@@ -1,0 +1,167 @@
+"""BFCL v4 questions, function docs and possible answers, read straight from the ``bfcl-eval`` wheel.
+
+The wheel (``bfcl-eval==2026.3.23``, 1.9 MB, Apache-2.0) is fetched once by name from the package
+registry with ``pip download --no-deps`` into ``cache_dir()/bfcl/2026.3.23/`` and sha256-checked, as
+the BIG-bench archive is (:mod:`cascade_core.evaluation.datasets.bigbench_archive`). It is never
+installed: its requirements pin numpy and pull every provider SDK. The data files are JSON lines
+inside the zip: ``bfcl_eval/data/BFCL_v4_<category>.json`` (``id``, ``question`` — a list of turns,
+each a list of ``{role, content}`` — and ``function``, the function docs) and
+``bfcl_eval/data/possible_answer/BFCL_v4_<category>.json`` (``ground_truth``; irrelevance categories
+have none: the right answer is no call).
+
+Example:
+    >>> WHEEL_NAME
+    'bfcl_eval-2026.3.23-py3-none-any.whl'
+    >>> sample_ids(["a", "b", "c", "d"], n_fit=1, n_test=2, seed=0)["test"]
+    ['a', 'b']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import subprocess
+import sys
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cascade_core.errors import DataFormatError
+
+__all__ = ["CATEGORIES", "FETCH_COMMAND", "WHEEL_NAME", "WHEEL_SHA256", "Question", "ensure_wheel", "load_category",
+           "sample_ids", "wheel_path"]
+
+logger = logging.getLogger(__name__)
+
+VERSION = "2026.3.23"
+WHEEL_NAME = f"bfcl_eval-{VERSION}-py3-none-any.whl"
+WHEEL_SHA256 = "3bb6dfa5f0c68ad403c9ec50b00db2bb3b4cc9b38ab1ff33f48fe30d853d3a0a"
+"""sha256 of the wheel as the registry serves it (checked 2026-12-03)."""
+FETCH_COMMAND = f"pip download --no-deps bfcl-eval=={VERSION} -d {{dir}}"
+#: The single-turn AST categories this harness runs (irrelevance ones: right iff no call is made).
+CATEGORIES = ("simple_python", "multiple", "parallel", "live_simple", "irrelevance", "live_irrelevance")
+IRRELEVANCE = frozenset({"irrelevance", "live_irrelevance"})
+
+
+@dataclass(frozen=True)
+class Question:
+    """One BFCL question.
+
+    Attributes:
+        id: BFCL's id (``simple_python_0``).
+        category: The category (``simple_python``).
+        messages: The conversation's messages (the first turn: every category here is single-turn).
+        functions: BFCL's function docs (Gorilla format: ``parameters.type == "dict"``).
+        ground_truth: The possible answers (``[{name: {param: [allowed values]}}]``); ``None`` for
+            irrelevance categories, where the right answer is no call.
+    """
+
+    id: str
+    category: str
+    messages: tuple[dict[str, str], ...]
+    functions: tuple[dict[str, Any], ...]
+    ground_truth: tuple[dict[str, Any], ...] | None
+
+    @property
+    def irrelevant(self) -> bool:
+        """Whether the right answer is to call nothing."""
+        return self.category in IRRELEVANCE
+
+
+def _root() -> Path:
+    from cascade_core.backends.embedded import cache_dir  # the library's one cache folder
+
+    return cache_dir() / "bfcl" / VERSION
+
+
+def wheel_path() -> Path:
+    """Where the wheel is looked for: ``$CASCADE_BFCL_WHEEL``, else ``cache_dir()/bfcl/2026.3.23/``."""
+    override = os.environ.get("CASCADE_BFCL_WHEEL")
+    return Path(override).expanduser() if override else _root() / WHEEL_NAME
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _fetch(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", *FETCH_COMMAND.format(dir=str(folder)).split()[1:]]
+    logger.warning("fetching the BFCL wheel (1.9 MB) from the package registry into %s", folder)
+    try:
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.SubprocessError) as err:
+        detail = (getattr(err, "stderr", "") or str(err)).strip()
+        raise DataFormatError(f"could not fetch the BFCL wheel ({detail.splitlines()[-1] if detail else err}); "
+                              f"fetch it with: {FETCH_COMMAND.format(dir=folder)}") from err
+
+
+def ensure_wheel(*, fetch: bool = True) -> Path:
+    """The checked wheel, fetched first when missing and ``fetch`` is true (``$CASCADE_BFCL_FETCH=0``
+    turns fetching off; ``$CASCADE_BFCL_SHA256`` overrides the hash, for the tests' synthetic wheels).
+
+    Raises:
+        DataFormatError: the wheel is missing (the message names the command that fetches it) or its
+            sha256 is not the pinned one.
+    """
+    path = wheel_path()
+    if not path.exists():
+        if not (fetch and os.environ.get("CASCADE_BFCL_FETCH", "1") != "0"):
+            raise DataFormatError(f"the BFCL wheel is not at {path}; fetch it with: {FETCH_COMMAND.format(dir=path.parent)}")
+        _fetch(path.parent)
+    expected = os.environ.get("CASCADE_BFCL_SHA256", WHEEL_SHA256)
+    actual = _sha256(path)
+    if actual != expected:
+        raise DataFormatError(f"{path} has sha256 {actual}, expected {expected} (bfcl-eval=={VERSION}); "
+                              f"delete it and fetch it again with: {FETCH_COMMAND.format(dir=path.parent)}")
+    return path
+
+
+def _json_lines(archive: zipfile.ZipFile, member: str) -> list[dict[str, Any]]:
+    try:
+        text = archive.read(member).decode("utf-8")
+    except KeyError as err:
+        raise DataFormatError(f"{archive.filename} has no {member}") from err
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise DataFormatError(f"{member} line {number} is not JSON: {err.msg}") from err
+    return rows
+
+
+def load_category(category: str, *, wheel: Path | None = None) -> list[Question]:
+    """Every question of ``category`` with its possible answers, in BFCL's order.
+
+    Raises:
+        DataFormatError: unknown category, or a question without possible answers.
+    """
+    if category not in CATEGORIES:
+        raise DataFormatError(f"unknown BFCL category {category!r}; this harness runs {list(CATEGORIES)}")
+    with zipfile.ZipFile(wheel or ensure_wheel()) as archive:
+        rows = _json_lines(archive, f"bfcl_eval/data/BFCL_v4_{category}.json")
+        answers = {} if category in IRRELEVANCE else {
+            a["id"]: a["ground_truth"] for a in _json_lines(archive, f"bfcl_eval/data/possible_answer/BFCL_v4_{category}.json")}
+    out = []
+    for row in rows:
+        if category not in IRRELEVANCE and row["id"] not in answers:
+            raise DataFormatError(f"BFCL question {row['id']} has no possible answer")
+        truth = answers.get(row["id"])
+        out.append(Question(row["id"], category, tuple(row["question"][0]), tuple(row["function"]),
+                            None if truth is None else tuple(truth)))
+    return out
+
+
+def sample_ids(ids: Sequence[str], *, n_fit: int, n_test: int, seed: int) -> dict[str, list[str]]:
+    """A seeded, disjoint fit/test sample of ``ids`` (each split keeps BFCL's order)."""
+    order = list(ids)
+    random.Random(seed).shuffle(order)
+    fit, test = set(order[:n_fit]), set(order[n_fit:n_fit + n_test])
+    return {"fit": [i for i in ids if i in fit], "test": [i for i in ids if i in test]}
