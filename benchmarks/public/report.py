@@ -146,19 +146,19 @@ def router_scores(emb_fit: np.ndarray, tok_fit: np.ndarray, y_fit: np.ndarray, e
     return router.predict_good(emb_test, tok_test), crossed, router.get_params()
 
 
-def peer_rows(folder: Path, setting: str, small: str, test: list) -> tuple[np.ndarray, np.ndarray] | None:
-    """cascadeflow's drafter scores and the quality of its drafts on the test ids (None if it did not run)."""
+def peer_rows(folder: Path, setting: str, small: str, test: list,
+              ids: list[str] | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """cascadeflow's drafter scores and the quality of its answers on the test ids (or on ``ids``, in
+    that order); None if that setting did not run on all of them."""
     from cascade_core.evaluation.quality import resolve_quality_scorer
 
-    path = folder / f"cascadeflow.{setting}.{small}.jsonl"
-    if not path.exists():
-        return None
-    rows = {r["id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if r}
-    if any(e.id not in rows for e in test):
+    rows = _peer_file(folder, setting, small)
+    wanted = test if ids is None else [e for e in test if e.id in set(ids)]
+    if not rows or any(e.id not in rows for e in wanted):
         return None
     score = resolve_quality_scorer("auto")
     quality, drafter = [], []
-    for e in test:
+    for e in wanted:
         text = rows[e.id]["text"] or ""
         prefix = e.record.get("answer_prefix") or ""
         if prefix and text.lstrip().startswith(prefix):  # a chat answer repeating the prompt's "A:"
@@ -166,6 +166,46 @@ def peer_rows(folder: Path, setting: str, small: str, test: list) -> tuple[np.nd
         quality.append(float(score(text.strip(), e.record)))
         drafter.append(float(rows[e.id]["drafter_quality"] or 0.0))
     return np.array(drafter), np.array(quality)
+
+
+def _peer_file(folder: Path, setting: str, drafter: str) -> dict[str, dict[str, Any]]:
+    path = folder / f"cascadeflow.{setting}.{drafter}.jsonl"
+    if not path.exists():
+        return {}
+    return {r["id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if r}
+
+
+def peer_notes(folder: Path, small: str, test: list, scores: dict[str, np.ndarray], tl: np.ndarray) -> dict[str, Any]:
+    """cascadeflow's settings that ran on a subset of the test prompts, each on its own subset: its
+    default (no log-probs) score vs its log-prob score vs our margin on the same queries; how often its
+    own verifier call is right next to our large answer; what its pre-router sends straight to the verifier."""
+    from cascade_core.evaluation.curves import deferral_curve
+
+    notes: dict[str, Any] = {}
+    index = {e.id: i for i, e in enumerate(test)}
+    default = _peer_file(folder, "default", small)
+    both = peer_rows(folder, "logprobs", small, test, ids=list(default))
+    mine = peer_rows(folder, "default", small, test, ids=list(default))
+    if default and both is not None and mine is not None:
+        idx = np.array([index[e.id] for e in test if e.id in default])  # test order, as peer_rows returns them
+        ts = np.array([test[i].small_quality for i in idx])
+        notes["default_subset"] = {
+            "n": int(idx.size),
+            "cascadeflow_default": deferral_curve(mine[0], mine[1], tl[idx]).auc,
+            "cascadeflow_logprobs": deferral_curve(both[0], both[1], tl[idx]).auc,
+            "margin": deferral_curve(scores["margin"][idx], ts, tl[idx]).auc,
+            "default_draft_accuracy": float(mine[1].mean()),
+        }
+    verifier = peer_rows(folder, "verifier", small, test, ids=list(_peer_file(folder, "verifier", small)))
+    if verifier is not None and verifier[1].size:
+        ids = list(_peer_file(folder, "verifier", small))
+        notes["verifier"] = {"n": len(ids), "its_accuracy": float(verifier[1].mean()),
+                             "our_large_accuracy": float(np.mean([tl[index[i]] for i in ids if i in index]))}
+    routed = _peer_file(folder, "pre_router", small)
+    if routed:
+        straight = [r for r in routed.values() if not r.get("drafter_quality") and r.get("accepted") is False]
+        notes["pre_router"] = {"n": len(routed), "sent_straight_to_verifier": len(straight) / len(routed)}
+    return notes
 
 
 def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -242,6 +282,7 @@ def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dic
         row["cost_at_95"][method] = None if np.isnan(value) else value
     for method, (_, quality) in peers.items():
         row[method + "_draft_accuracy"] = float(quality.mean())
+    row["cascadeflow_notes"] = peer_notes(folder, small, test, scores, tl)
     return row, curves
 
 

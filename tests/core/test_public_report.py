@@ -60,6 +60,10 @@ def _write_task(runs, rng: np.random.Generator) -> dict[str, list[str]]:
         for i, key in enumerate(ids["test"]):
             answer = "true" if i % 2 else "false"
             fh.write(json.dumps({"id": key, "text": f"A: {answer}" if i % 3 else "A: maybe", "drafter_quality": float(rng.random())}) + "\n")
+    # its default setting on the first 40 test prompts only: reported on that subset, beside the others
+    with open(folder / "cascadeflow.default.qwen05.jsonl", "w", encoding="utf-8") as fh:
+        for i, key in enumerate(ids["test"][:40]):
+            fh.write(json.dumps({"id": key, "text": "true" if i % 2 else "false", "drafter_quality": 0.5}) + "\n")
     return ids
 
 
@@ -87,6 +91,9 @@ def test_report_ranks_every_method_on_the_same_test_split(toy_runs, tmp_path):
     # noise, so its curve is its own random line, from 2/3 (all drafts kept) to 1 (all escalated)
     assert row["cascadeflow_logprobs_draft_accuracy"] == pytest.approx(2 / 3, abs=0.01)
     assert auc["cascadeflow_logprobs"] == pytest.approx((2 / 3 + 1) / 2, abs=0.04)
+    subset = row["cascadeflow_notes"]["default_subset"]
+    assert subset["n"] == 40 and subset["default_draft_accuracy"] == 1.0  # every default draft is right
+    assert subset["cascadeflow_default"] == pytest.approx(1.0)  # nothing to gain: its curve is flat at 1
     costs = row["cost_at_95"]
     assert costs["oracle"] <= costs["margin"] <= costs["random"] + 1e-9
     assert costs["router"] > 0 and costs["hybrid"] > 0
