@@ -28,6 +28,8 @@ TIERS: dict[str, tuple[str, str, str]] = {
     "qwen05": ("medium", "Qwen2.5-Coder-0.5B", "small"),
     "qwen15": ("large", "Qwen2.5-Coder-1.5B", "large"),
 }
+#: parameters of each model (its model card): what a token costs it, for the benchmark's cost model
+PARAMETERS: dict[str, float] = {"smollm2": 0.135e9, "qwen05": 0.494e9, "qwen15": 1.54e9}
 SMALL_TIERS = ("smollm2", "qwen05")
 LARGE_TIER = "qwen15"
 TOP_K = 20  # the most an OpenAI-compatible server returns; covers every label's first token

@@ -18,12 +18,13 @@ tier and task, compares on the TEST split (everything fitted on the fit split on
   drafter asked for log-probs; ``default``: its text heuristic), escalations scored with the large
   tier's answer from the same collection.
 
-Costs are the measured seconds per query on this machine (llama.cpp, one thread each), in
-:class:`~cascade_core.evaluation.routing.QueryCosts`: a kept query costs the small generation, a
-deferred one small + large; with a router every query also pays its prefill (a separate embedding
-call here), and a routed-away one pays that prefill + large but no small generation. "cost @95 %"
-is the share of the all-large cost at which a method first reaches 95 % of the large tier's test
-accuracy (above 1: dearer than all-large). Writes
+Costs (:class:`~cascade_core.evaluation.routing.QueryCosts`) are compute: a model's parameters times
+the tokens it reads and writes (mean per test query; wall seconds on a shared 2-core CPU depend more
+on what else runs than on the model, so they are recorded but not used). A kept query costs the small
+generation, a deferred one small + large; with a router every query also pays its prefill of the
+query part (a separate embedding call), and a routed-away one pays that prefill + large but no small
+generation. "cost @95 %" is the share of the all-large cost at which a method first reaches 95 % of
+the large tier's test accuracy (above 1: dearer than all-large). Writes
 ``docs/figures/public_benchmark.{json,md}`` and ``docs/figures/public_<small>.png``.
 """
 
@@ -93,8 +94,9 @@ def cross_fitted_rule_scores(rule: Any, fit: list, small_q: np.ndarray, large_q:
     return out
 
 
-def load_embeddings(folder: Path, small: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Prompt embeddings, prompt tokens and embedding seconds of ``ids`` (from ``embed.py``)."""
+def load_embeddings(folder: Path, small: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Prompt embeddings and prompt tokens of ``ids`` (from ``embed.py``), and the mean seconds of one
+    embedding request (the router's cost per query)."""
     path = folder / f"{small}.prompt_embedding.npz"
     if not path.exists():
         raise SystemExit(f"{path} is missing: run `python -m benchmarks.public.embed --tiers {small}` first")
@@ -104,7 +106,7 @@ def load_embeddings(folder: Path, small: str, ids: list[str]) -> tuple[np.ndarra
     if missing:
         raise SystemExit(f"{folder}: {len(missing)} ids have no prompt embedding; run benchmarks.public.embed")
     rows = [index[i] for i in ids]
-    return data["embedding"][rows].astype(np.float64), data["tokens"][rows].astype(np.float64), data["seconds"][rows]
+    return data["embedding"][rows].astype(np.float64), data["tokens"][rows].astype(np.float64), float(np.mean(data["seconds"]))
 
 
 ROUTER_GRID = tuple({"C": c, "embedding_components": k} for c in (0.01, 0.1, 1.0) for k in (8, 32, None))
@@ -219,13 +221,16 @@ def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dic
     test = load_cache(folder / f"{small}.test.cache.jsonl")
     fs, fl = qualities(fit)
     ts, tl = qualities(test)
-    c_small, c_large = measured_costs(test)
+    seconds = measured_costs(test)
+    c_small = harness.PARAMETERS[small] * float(np.mean([e.small.usage.input_tokens + e.small.usage.output_tokens for e in test]))
+    c_large = harness.PARAMETERS[harness.LARGE_TIER] * float(np.mean([e.large_usage.input_tokens + e.large_usage.output_tokens
+                                                                      for e in test]))
     scores: dict[str, np.ndarray] = {k: v for k, v in scores_for(test).items() if k in SIGNALS}
     rule, winner, score_rule = fit_rule(fit, fs, fl, args.seed)
     scores["fit_rule"] = score_rule(test)
     emb_f, tok_f, _ = load_embeddings(folder, small, [e.id for e in fit])
-    emb_t, tok_t, sec_t = load_embeddings(folder, small, [e.id for e in test])
-    c_router = float(np.mean(sec_t))
+    emb_t, tok_t, router_seconds = load_embeddings(folder, small, [e.id for e in test])
+    c_router = harness.PARAMETERS[small] * float(np.mean(tok_t))
     p_test, p_fit, router_params = router_scores(emb_f, tok_f, (fs >= 0.5).astype(int), emb_t, tok_t, args.seed)
     scores["router"] = p_test
     budgets = np.linspace(0.0, 1.0, 21)
@@ -256,7 +261,8 @@ def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dic
     row: dict[str, Any] = {
         "task": task, "small": small, "n_fit": len(fit), "n_test": len(test),
         "small_accuracy": float(ts.mean()), "large_accuracy": float(tl.mean()), "fit_rule": winner,
-        "router": router_params, "seconds": {"small": c_small, "large": c_large, "router": c_router},
+        "router": router_params, "cost": {"small": c_small, "large": c_large, "router": c_router},
+        "seconds": {"small": seconds[0], "large": seconds[1], "router": router_seconds},
         "auc": {}, "se": {}, "cost_at_95": {},
     }
     for method in methods:

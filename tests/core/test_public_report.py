@@ -43,7 +43,7 @@ def _write_task(runs, rng: np.random.Generator) -> dict[str, list[str]]:
                       "kind": "labels", "answer_prefix": "A:", "task": TASK}
             lines.append(CachedExample(
                 id=record["id"], record=record, small=_generation(small_text, math.log(confidence)), large_text=answer,
-                small_quality=float(right), large_quality=1.0, small_seconds=0.2, large_seconds=1.0,
+                small_quality=float(right), large_quality=1.0, small_seconds=0.2, large_seconds=1.0, large_usage=Usage(10, 1),
                 label_tokens=("true", "false"),
             ).to_json())
             all_ids.append(record["id"])
@@ -54,7 +54,7 @@ def _write_task(runs, rng: np.random.Generator) -> dict[str, list[str]]:
     embedding = rng.normal(size=(len(all_ids), 6))
     embedding[:, 0] = 1.5 * good_arr + rng.normal(0, 0.6, len(all_ids))  # knowable before generation
     np.savez(folder / "qwen05.prompt_embedding.npz", ids=np.array(all_ids), embedding=embedding,
-             tokens=rng.integers(20, 60, len(all_ids)), seconds=np.full(len(all_ids), 0.05))
+             tokens=rng.integers(20, 60, len(all_ids)), seconds=np.full(20, 0.05))  # 20 timed alone, as embed.py
     # cascadeflow: chat drafts that repeat the prompt's "A:", right as often as ours, score unrelated to it
     with open(folder / "cascadeflow.logprobs.qwen05.jsonl", "w", encoding="utf-8") as fh:
         for i, key in enumerate(ids["test"]):
