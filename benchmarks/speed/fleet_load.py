@@ -273,12 +273,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     p.add_argument("--concurrency", type=int, default=32, help="requests in flight (default %(default)s)")
     p.add_argument("--replicas", type=int, default=3, help="cascade serve processes (default %(default)s)")
     p.add_argument("--rebalance", type=int, default=1000, help="requests between tenant moves (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the scripted traffic (default %(default)s)")
     p.add_argument("--throughput", action="store_true", help="also time one replica vs the small tier at 1/8/32")
     p.add_argument("--json", help="write the results as JSON here")
     args = p.parse_args(argv)
     if args.tiny:
         args.requests, args.rebalance = 600, 200
-    plan = traffic(args.requests, args.replicas, args.rebalance)
+    plan = traffic(args.requests, args.replicas, args.rebalance, args.seed)
     with tempfile.TemporaryDirectory() as tmp_dir, FakeOpenAIServer(_responder) as fake, RedisServer() as server:
         tmp = Path(tmp_dir)
         rows = [run_fleet("per-replica", plan, fake.base_url, None, args, tmp),
@@ -289,7 +290,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         rt50, rt99 = store_round_trip(server, 300 if args.tiny else 3000)
         speed = throughput(fake, tmp, 100 if args.tiny else 300) if args.throughput else []
     print(f"machine: {os.cpu_count()} CPUs, affinity {sorted(os.sched_getaffinity(0))}; {args.replicas} replicas, "
-          f"{args.requests} requests, concurrency {args.concurrency}, target {TARGET}, rebalance every {args.rebalance}")
+          f"{args.requests} requests, concurrency {args.concurrency}, target {TARGET}, rebalance every {args.rebalance}, "
+          f"seed {args.seed}")
     print("| run | fleet rate | worst 500-block dev | per-replica rates | hard tenant rate | deferrals on the "
           "fleet's least confident 30 % | p50 / p99 ms | lost | store fallbacks per replica |")
     print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |")
