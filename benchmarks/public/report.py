@@ -109,37 +109,16 @@ def load_embeddings(folder: Path, small: str, ids: list[str]) -> tuple[np.ndarra
     return data["embedding"][rows].astype(np.float64), data["tokens"][rows].astype(np.float64), float(np.mean(data["seconds"]))
 
 
-ROUTER_GRID = tuple({"C": c, "embedding_components": k} for c in (0.01, 0.1, 1.0) for k in (8, 32, None))
-
-
-def select_router(emb: np.ndarray, tokens: np.ndarray, y: np.ndarray, seed: int) -> Any:
-    """The router configuration with the best held-out AUC-DF of :func:`router_curve` (against the
-    small tier's own quality, large taken as right: only the ranking matters), refitted on everything."""
+def router_scores(emb_fit: np.ndarray, tok_fit: np.ndarray, small_fit: np.ndarray, large_fit: np.ndarray,
+                  emb_test: np.ndarray, tok_test: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """P(small answer good) on the test split from the router ``cascade fit --router`` chooses on the fit
+    split (:func:`~cascade_core.evaluation.router_fit.select_router`), and the fit split's own
+    cross-fitted probabilities (for the hybrid's split)."""
     from cascade_core.decide.router import QueryRouter
-    from cascade_core.evaluation.routing import router_curve
+    from cascade_core.evaluation.router_fit import select_router
 
-    folds = _folds(y.size, seed)
-    best, best_auc = ROUTER_GRID[0], -np.inf
-    for params in ROUTER_GRID:
-        aucs = []
-        for held in folds:
-            train = np.setdiff1d(np.arange(y.size), held)
-            if np.unique(y[train]).size < 2:
-                continue
-            p = QueryRouter(**params).fit(emb[train], tokens[train], y[train]).predict_good(emb[held], tokens[held])
-            aucs.append(router_curve(p, y[held], np.ones(held.size)).auc)
-        if aucs and np.mean(aucs) > best_auc:
-            best, best_auc = params, float(np.mean(aucs))
-    return QueryRouter(**best).fit(emb, tokens, y)
-
-
-def router_scores(emb_fit: np.ndarray, tok_fit: np.ndarray, y_fit: np.ndarray, emb_test: np.ndarray,
-                  tok_test: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """P(small answer good) on the test split from a router chosen and fitted on the fit split, and the
-    fit split's own cross-fitted probabilities (for the hybrid's split)."""
-    from cascade_core.decide.router import QueryRouter
-
-    router = select_router(emb_fit, tok_fit, y_fit, seed)
+    router = select_router(emb_fit, tok_fit, small_fit, large_fit, cv=FOLDS, seed=seed)
+    y_fit = (small_fit >= 0.5).astype(int)
     crossed = np.empty(y_fit.size)
     for held in _folds(y_fit.size, seed):
         train = np.setdiff1d(np.arange(y_fit.size), held)
@@ -231,7 +210,7 @@ def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dic
     emb_f, tok_f, _ = load_embeddings(folder, small, [e.id for e in fit])
     emb_t, tok_t, router_seconds = load_embeddings(folder, small, [e.id for e in test])
     c_router = harness.PARAMETERS[small] * float(np.mean(tok_t))
-    p_test, p_fit, router_params = router_scores(emb_f, tok_f, (fs >= 0.5).astype(int), emb_t, tok_t, args.seed)
+    p_test, p_fit, router_params = router_scores(emb_f, tok_f, fs, fl, emb_t, tok_t, args.seed)
     scores["router"] = p_test
     budgets = np.linspace(0.0, 1.0, 21)
     points = fit_hybrid(p_fit, cross_fitted_rule_scores(rule, fit, fs, fl, args.seed), fs, fl, budgets)
