@@ -25,7 +25,8 @@ generation, a deferred one small + large; with a router every query also pays it
 query part (a separate embedding call), and a routed-away one pays that prefill + large but no small
 generation. "cost @95 %" is the share of the all-large cost at which a method first reaches 95 % of
 the large tier's test accuracy (above 1: dearer than all-large). Writes
-``docs/figures/public_benchmark.{json,md}`` and ``docs/figures/public_<small>.png``.
+``docs/figures/public_benchmark.{json,md}``, ``docs/figures/public_<small>.png`` (deferral curves) and
+``docs/figures/public_<small>_cost.png`` (accuracy vs compute).
 """
 
 from __future__ import annotations
@@ -92,6 +93,31 @@ def cross_fitted_rule_scores(rule: Any, fit: list, small_q: np.ndarray, large_q:
         copy.fit_generations([fit[i].small for i in train], deferral_labels(small_q[train], large_q[train], copy.target))
         out[held] = _rule_scores(copy, [fit[i] for i in held])
     return out
+
+
+COSTS = ("compute", "price")
+
+
+def query_costs(kind: str, small: str, test: list, query_tokens: np.ndarray) -> Any:
+    """Mean per-query costs of the test split: ``compute`` = parameters × tokens read and written,
+    ``price`` = the stand-in prices of the embedded tiers (``DEFAULT_PRICES``, per million tokens).
+    The router reads the query part once (a separate prefill: kept queries pay it too)."""
+    from cascade_core.backends.defaults import DEFAULT_PRICES
+    from cascade_core.evaluation.routing import QueryCosts
+    from cascade_core.types import Usage
+
+    small_usage = [e.small.usage for e in test]
+    large_usage = [e.large_usage for e in test]
+    if kind == "compute":
+        def per(name: str, usages: list[Usage]) -> float:
+            return harness.PARAMETERS[name] * float(np.mean([u.input_tokens + u.output_tokens for u in usages]))
+    else:
+        def per(name: str, usages: list[Usage]) -> float:
+            pricing = DEFAULT_PRICES[harness.TIERS[name][0]]
+            return float(np.mean([pricing.cost(u) for u in usages]))
+    router = per(small, [Usage(int(t), 0) for t in query_tokens])
+    return QueryCosts(small=per(small, small_usage), large=per(harness.LARGE_TIER, large_usage), router=router,
+                      router_kept=router)
 
 
 def load_embeddings(folder: Path, small: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray, float]:
@@ -193,7 +219,7 @@ def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dic
     from cascade_core.evaluation.collect import load_cache
     from cascade_core.evaluation.curves import deferral_curve, oracle_curve, random_curve
     from cascade_core.evaluation.report import measured_costs, qualities, scores_for
-    from cascade_core.evaluation.routing import QueryCosts, cost_at_quality, fit_hybrid, hybrid_curve
+    from cascade_core.evaluation.routing import cost_at_quality, fit_hybrid, hybrid_curve
 
     folder = harness.task_folder(args.runs, task)
     fit = load_cache(folder / f"{small}.fit.cache.jsonl")
@@ -201,15 +227,12 @@ def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dic
     fs, fl = qualities(fit)
     ts, tl = qualities(test)
     seconds = measured_costs(test)
-    c_small = harness.PARAMETERS[small] * float(np.mean([e.small.usage.input_tokens + e.small.usage.output_tokens for e in test]))
-    c_large = harness.PARAMETERS[harness.LARGE_TIER] * float(np.mean([e.large_usage.input_tokens + e.large_usage.output_tokens
-                                                                      for e in test]))
     scores: dict[str, np.ndarray] = {k: v for k, v in scores_for(test).items() if k in SIGNALS}
     rule, winner, score_rule = fit_rule(fit, fs, fl, args.seed)
     scores["fit_rule"] = score_rule(test)
     emb_f, tok_f, _ = load_embeddings(folder, small, [e.id for e in fit])
     emb_t, tok_t, router_seconds = load_embeddings(folder, small, [e.id for e in test])
-    c_router = harness.PARAMETERS[small] * float(np.mean(tok_t))
+    costs = {kind: query_costs(kind, small, test, tok_t) for kind in COSTS}
     p_test, p_fit, router_params = router_scores(emb_f, tok_f, fs, fl, emb_t, tok_t, args.seed)
     scores["router"] = p_test
     budgets = np.linspace(0.0, 1.0, 21)
@@ -240,15 +263,13 @@ def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dic
     row: dict[str, Any] = {
         "task": task, "small": small, "n_fit": len(fit), "n_test": len(test),
         "small_accuracy": float(ts.mean()), "large_accuracy": float(tl.mean()), "fit_rule": winner,
-        "router": router_params, "cost": {"small": c_small, "large": c_large, "router": c_router},
+        "router": router_params, "cost": {k: vars(c) for k, c in costs.items()},
         "seconds": {"small": seconds[0], "large": seconds[1], "router": router_seconds},
-        "auc": {}, "se": {}, "cost_at_95": {},
+        "auc": {}, "se": {}, **{f"{kind}_at_95": {} for kind in COSTS},
     }
     for method in methods:
         row["auc"][method] = auc_of(method, everything)
         row["se"][method] = float(np.std([auc_of(method, idx) for idx in draws]))
-    # the router is a separate prefill (its own embedding server): every query pays it, kept or routed
-    costs = QueryCosts(small=c_small, large=c_large, router=c_router, router_kept=c_router)
     target = TARGET * float(tl.mean())
     curves: dict[str, Any] = {}
     for method in methods:
@@ -263,11 +284,13 @@ def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dic
         else:
             curves[method] = deferral_curve(scores[method], ts, tl)
         routed = None if method == "hybrid" else curves[method].rates if method == "router" else 0.0
-        value = cost_at_quality(curves[method], costs, target, routed_share=routed)
-        row["cost_at_95"][method] = None if np.isnan(value) else value
+        for kind, cost in costs.items():
+            value = cost_at_quality(curves[method], cost, target, routed_share=routed)
+            row[f"{kind}_at_95"][method] = None if np.isnan(value) else value
     for method, (_, quality) in peers.items():
         row[method + "_draft_accuracy"] = float(quality.mean())
     row["cascadeflow_notes"] = peer_notes(folder, small, test, scores, tl)
+    curves["_costs"] = costs["compute"]
     return row, curves
 
 
@@ -305,24 +328,33 @@ def markdown(rows: list[dict[str, Any]], small: str) -> str:
             cells.append(text)
         count = f"{counts[method]} of {len(tasks)}" if method in counts else ""
         lines.append(f"| {method} | {' | '.join(cells)} | {count} |")
-    lines += ["", f"Cost at {TARGET:.0%} of large-only accuracy (share of all-large cost; — = not reached):", "",
-              f"| method | {' | '.join(short)} |", "|---|" + "---|" * len(tasks)]
-    for method in METHODS:
-        if method == "random":
-            continue
-        cells = []
-        for r in tasks:
-            value = r["cost_at_95"].get(method)
-            cells.append("—" if value is None else f"{value:.2f}")
-        lines.append(f"| {method} | {' | '.join(cells)} |")
+    for kind, what in (("compute", "compute: parameters × tokens"), ("price", "stand-in prices")):
+        lines += ["", f"Cost at {TARGET:.0%} of large-only accuracy, {what} (share of all-large; — = not reached):", "",
+                  f"| method | {' | '.join(short)} |", "|---|" + "---|" * len(tasks)]
+        for method in METHODS:
+            if method == "random":
+                continue
+            cells = []
+            for r in tasks:
+                value = r[f"{kind}_at_95"].get(method)
+                cells.append("—" if value is None else f"{value:.2f}")
+            lines.append(f"| {method} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
 PLOTTED = ("margin", "fit_rule", "router", "hybrid", "cascadeflow_logprobs", "random", "oracle")
 
 
-def plot(results: list[tuple[dict[str, Any], dict[str, Any]]], small: str, out: Path) -> Path:
-    """Deferral curves of the main methods, one panel per task."""
+def _cost_axis(name: str, curve: Any, costs: Any) -> np.ndarray:
+    routed = getattr(curve, "routed", None)
+    if routed is None:
+        routed = curve.rates if name == "router" else np.zeros_like(curve.rates)
+    return costs.share(curve.rates, routed)
+
+
+def plot(results: list[tuple[dict[str, Any], dict[str, Any]]], small: str, out: Path, axis: str = "deferral") -> Path:
+    """One panel per task: accuracy vs deferral rate (``axis="deferral"``) or vs compute cost as a share
+    of all-large (``axis="cost"``), for the main methods; cascadeflow's sweep sits on the same axes."""
     from cascade_core.evaluation.plots import _pyplot, _save
 
     plt = _pyplot()
@@ -332,14 +364,19 @@ def plot(results: list[tuple[dict[str, Any], dict[str, Any]]], small: str, out: 
     for ax, (row, curves) in zip(axes.flat, tasks, strict=False):
         for name in PLOTTED:
             if name in curves:
+                curve = curves[name]
+                x = curve.rates if axis == "deferral" else _cost_axis(name, curve, curves["_costs"])
                 style = ":" if name in ("random", "oracle") else "-"
-                ax.plot(curves[name].rates, curves[name].quality, style, label=f"{name} {curves[name].auc:.3f}")
+                ax.plot(x, curve.quality, style, label=f"{name} {curve.auc:.3f}" if axis == "deferral" else name)
+        if axis == "cost":
+            ax.axhline(TARGET * row["large_accuracy"], color="grey", lw=0.6)
         ax.set_title(row["task"].split("/")[-1][:30], fontsize=9)
-        ax.set_xlabel("deferral rate", fontsize=8)
+        ax.set_xlabel("deferral rate" if axis == "deferral" else "compute, share of all-large", fontsize=8)
         ax.set_ylabel("accuracy", fontsize=8)
         ax.legend(fontsize=6)
-    fig.suptitle(f"{harness.TIERS[small][1]} → {harness.TIERS[harness.LARGE_TIER][1]}: test-split deferral curves")
-    return _save(fig, out / f"public_{small}.png")
+    what = "deferral curves" if axis == "deferral" else "accuracy vs compute (grey: 95 % of large-only)"
+    fig.suptitle(f"{harness.TIERS[small][1]} → {harness.TIERS[harness.LARGE_TIER][1]}: test split, {what}")
+    return _save(fig, out / (f"public_{small}.png" if axis == "deferral" else f"public_{small}_cost.png"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for small in args.small:
         plot(results, small, args.out)
+        plot(results, small, args.out, axis="cost")
     (args.out / "public_benchmark.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     text = "\n\n".join(f"### {harness.TIERS[s][1]} → {harness.TIERS[harness.LARGE_TIER][1]}\n\n{markdown(rows, s)}"
                        for s in args.small)

@@ -94,13 +94,14 @@ def test_report_ranks_every_method_on_the_same_test_split(toy_runs, tmp_path):
     subset = row["cascadeflow_notes"]["default_subset"]
     assert subset["n"] == 40 and subset["default_draft_accuracy"] == 1.0  # every default draft is right
     assert subset["cascadeflow_default"] == pytest.approx(1.0)  # nothing to gain: its curve is flat at 1
-    costs = row["cost_at_95"]
+    costs = row["compute_at_95"]
+    assert set(row["price_at_95"]) == set(costs)
     assert costs["oracle"] <= costs["margin"] <= costs["random"] + 1e-9
     assert costs["router"] > 0 and costs["hybrid"] > 0
     table = (out / "public_benchmark.md").read_text()
     best = max((m for m in report.RANKED if m in auc), key=lambda m: auc[m])
     assert f"| {best} | **{auc[best]:.3f}" in table
-    assert (out / "public_qwen05.png").stat().st_size > 10_000
+    assert (out / "public_qwen05.png").stat().st_size > 10_000 and (out / "public_qwen05_cost.png").stat().st_size > 10_000
 
 
 def test_missing_embeddings_name_the_command(toy_runs, tmp_path):
