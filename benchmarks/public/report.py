@@ -230,14 +230,22 @@ def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dic
     scores: dict[str, np.ndarray] = {k: v for k, v in scores_for(test).items() if k in SIGNALS}
     rule, winner, score_rule = fit_rule(fit, fs, fl, args.seed)
     scores["fit_rule"] = score_rule(test)
-    emb_f, tok_f, _ = load_embeddings(folder, small, [e.id for e in fit])
-    emb_t, tok_t, router_seconds = load_embeddings(folder, small, [e.id for e in test])
-    costs = {kind: query_costs(kind, small, test, tok_t) for kind in COSTS}
-    p_test, p_fit, router_params = router_scores(emb_f, tok_f, fs, fl, emb_t, tok_t, args.seed)
-    scores["router"] = p_test
-    budgets = np.linspace(0.0, 1.0, 21)
-    points = fit_hybrid(p_fit, cross_fitted_rule_scores(rule, fit, fs, fl, args.seed), fs, fl, budgets)
     rule_test = scores["fit_rule"]
+    routed_methods = ("router", "hybrid")
+    embedded = (folder / f"{small}.prompt_embedding.npz").exists()
+    router_params: dict[str, Any] | None = None
+    router_seconds: float | None = None
+    if embedded:
+        emb_f, tok_f, _ = load_embeddings(folder, small, [e.id for e in fit])
+        emb_t, tok_t, router_seconds = load_embeddings(folder, small, [e.id for e in test])
+        p_test, p_fit, router_params = router_scores(emb_f, tok_f, fs, fl, emb_t, tok_t, args.seed)
+        scores["router"] = p_test
+        points = fit_hybrid(p_fit, cross_fitted_rule_scores(rule, fit, fs, fl, args.seed), fs, fl, np.linspace(0, 1, 21))
+    else:
+        tok_t = np.zeros(len(test))
+        print(f"{task} ({small}): no prompt embeddings, so no router or hybrid row; run "
+              f"`python -m benchmarks.public.embed --tiers {small} --tasks {task}`", file=sys.stderr)
+    costs = {kind: query_costs(kind, small, test, tok_t) for kind in COSTS}
 
     def auc_of(method: str, idx: np.ndarray) -> float:
         if method == "hybrid":
@@ -256,7 +264,7 @@ def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dic
         got = peer_rows(folder, method.split("_", 1)[1], small, test)
         if got is not None:
             peers[method] = got
-    methods = [m for m in METHODS if m not in CASCADEFLOW or m in peers]
+    methods = [m for m in METHODS if (m not in CASCADEFLOW or m in peers) and (embedded or m not in routed_methods)]
     everything = np.arange(len(test))
     rng = np.random.default_rng(args.seed)
     draws = [rng.integers(0, len(test), len(test)) for _ in range(args.resamples)]
