@@ -227,7 +227,8 @@ def test_report_orders_confident_calls_last_and_counts_false_calls(tmp_path):
     assert pooled["auc_df"]["oracle"] >= pooled["auc_df"]["learned"]
     small_calls = [json.loads(line)["calls"] for line in (tmp_path / "irrelevance" / "qwen05.test.jsonl").open()]
     assert irr["false_call_rate"]["small"] == pytest.approx(np.mean([bool(c) for c in small_calls]))
-    assert irr["false_call_rate"]["large"] == 0.0
+    assert irr["false_call_rate"]["large"] == 0.0 == irr["false_call_rate"]["large_with_attempts"]
+    assert irr["false_call_rate"]["parse_only_with_attempts"] >= irr["false_call_rate"]["parse_only"]
     sp = result["rows"]["simple_python"]
     assert sp["parse_only"]["deferral"] == pytest.approx(sp["small_invalid_calls"] / sp["n"])
     assert sp["small_seconds"] == 1.0 and sp["large_seconds"] == 4.0

@@ -21,6 +21,7 @@ for the irrelevance categories the rate of calls made that should not have been.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,16 @@ def _point(pairs: Sequence[Pair], defer: np.ndarray) -> dict[str, float]:
     return {"accuracy": float(np.where(defer, large, small).mean()), "deferral": float(defer.mean())}
 
 
-def _calls_made(pairs: Sequence[Pair], defer: np.ndarray) -> float:
-    """Share of questions answered with a tool call (irrelevance: each is a wrong call)."""
-    made = [bool(p.large["calls"]) if d else bool(p.small["calls"]) for p, d in zip(pairs, defer, strict=True)]
-    return float(np.mean(made))
+_CALL_SHAPED = re.compile(r'"name"\s*:\s*"')
+
+
+def _calls_made(pairs: Sequence[Pair], defer: np.ndarray, *, attempts: bool = False) -> float:
+    """Share of questions answered with a tool call (irrelevance: each is a wrong call); with
+    ``attempts``, answers whose text holds a call-shaped JSON (``"name": "…"``) that failed the schema
+    check count too (BFCL's prompt-mode decoder would read some of them as calls)."""
+    rows = [p.large if d else p.small for p, d in zip(pairs, defer, strict=True)]
+    return float(np.mean([bool(r["calls"]) or (attempts and bool(_CALL_SHAPED.search(r.get("text") or "")))
+                          for r in rows]))
 
 
 def _cost_share(curve: Any, large_acc: float, c_s: float, c_l: float) -> float | None:
@@ -96,9 +103,11 @@ def category_row(pairs: Sequence[Pair], thresholds: dict[str, Any], learned: Any
         "small_invalid_calls": int(forced.sum()),
     }
     if all(p.category in IRRELEVANCE for p in pairs):
-        row["false_call_rate"] = {"small": _calls_made(pairs, np.zeros(len(pairs), bool)),
-                                  "large": _calls_made(pairs, np.ones(len(pairs), bool)),
-                                  "parse_only": _calls_made(pairs, forced), "tool_call_rule": _calls_made(pairs, tcr)}
+        none, every = np.zeros(len(pairs), bool), np.ones(len(pairs), bool)
+        row["false_call_rate"] = {"small": _calls_made(pairs, none), "large": _calls_made(pairs, every),
+                                  "parse_only": _calls_made(pairs, forced), "tool_call_rule": _calls_made(pairs, tcr),
+                                  "large_with_attempts": _calls_made(pairs, every, attempts=True),
+                                  "parse_only_with_attempts": _calls_made(pairs, forced, attempts=True)}
     row["_curves"] = curves
     return row
 
@@ -125,12 +134,13 @@ def markdown(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
             f"| {r['learned_at_30']:.3f} / {r['learned_at_50']:.3f} | {_pct(r['cost_share_95'])} |")
     irr = {c: r for c, r in rows.items() if "false_call_rate" in r}
     if irr:
-        lines += ["", "| category | calls made that should not have been: small | large | parse-only | ToolCallRule |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "| category | calls made that should not have been: small | large | parse-only | ToolCallRule "
+                  "| large / parse-only, counting schema-invalid call-shaped text |", "|---|---|---|---|---|---|"]
         for cat, r in irr.items():
             f = r["false_call_rate"]
             lines.append(f"| {cat} | {_pct(f['small'])} | {_pct(f['large'])} | {_pct(f['parse_only'])} "
-                         f"| {_pct(f['tool_call_rule'])} |")
+                         f"| {_pct(f['tool_call_rule'])} | {_pct(f['large_with_attempts'])} / "
+                         f"{_pct(f['parse_only_with_attempts'])} |")
     t = meta["tool_call_rule"]
     lines += ["", f"ToolCallRule on fit ({meta['fit_questions']} questions): name_threshold={_num(t['name_threshold'])}, "
               f"arguments_threshold={_num(t['arguments_threshold'])}; learned rule chosen by {meta['cv']}-fold CV: "
