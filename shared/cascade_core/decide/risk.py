@@ -70,6 +70,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from cascade_core.decide.thresholds import FixedThreshold
 from cascade_core.errors import ConfigurationError, RuleFileError, require
 
 __all__ = [
@@ -367,7 +368,7 @@ def empirical_threshold(
     return float(thresholds[ok[-1]]) if ok.size else math.inf
 
 
-class RiskControlledThreshold:
+class RiskControlledThreshold(FixedThreshold):
     """A fixed threshold that carries its :class:`RiskCertificate`; defer when ``score < threshold``.
 
     Usable wherever a threshold is (``ThresholdRule(signal, RiskControlledThreshold(cert))``, the
@@ -390,7 +391,7 @@ class RiskControlledThreshold:
         if not certificate.certified:
             logger.warning("risk-controlled threshold: %s", certificate.summary())
         self.certificate = certificate
-        self.threshold = math.inf if not certificate.certified else float(certificate.threshold)
+        super().__init__(math.inf if not certificate.certified else float(certificate.threshold))
 
     @classmethod
     def certify(
@@ -398,13 +399,6 @@ class RiskControlledThreshold:
     ) -> RiskControlledThreshold:
         """Certify on a calibration sample (see :func:`certify_threshold`) and wrap the result."""
         return cls(certify_threshold(scores, small_correct, large_correct, **options))
-
-    @property
-    def current_threshold(self) -> float:
-        return self.threshold
-
-    def decide(self, score: float) -> tuple[bool, float]:
-        return bool(score < self.threshold), self.threshold
 
     def __repr__(self) -> str:
         c = self.certificate
