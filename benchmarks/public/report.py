@@ -16,7 +16,8 @@ tier and task, compares on the TEST split (everything fitted on the fit split on
   deferral budget shared by both stages (the split chosen on the fit split with cross-fitted scores);
 - ``cascadeflow``: cascadeflow 1.2.0's own ``drafter_quality`` over its own drafts (``logprobs``: the
   drafter asked for log-probs; ``default``: its text heuristic), escalations scored with the large
-  tier's answer from the same collection.
+  tier's answer from the same collection; and ``cascadeflow_rule``: its log-prob confidence formula
+  ``clamp(exp(mean log-prob) × 1.5, 0.1, 1)`` applied to our own small answers (its rule alone).
 
 Costs (:class:`~cascade_core.evaluation.routing.QueryCosts`) are compute: a model's parameters times
 the tokens it reads and writes (mean per test query; wall seconds on a shared 2-core CPU depend more
@@ -49,7 +50,7 @@ FIGURES = Path("docs/figures")
 SIGNALS = ("margin", "chow_sum", "chow_average", "chow_quantile(alpha=0)", "chow_quantile(alpha=0.1)",
            "chow_quantile(alpha=0.5)", "chow_quantile(alpha=0.9)", "entropy")
 CASCADEFLOW = ("cascadeflow_logprobs", "cascadeflow_default")
-METHODS = ("random", *SIGNALS, "fit_rule", "router", "hybrid", *CASCADEFLOW, "oracle")
+METHODS = ("random", *SIGNALS, "fit_rule", "router", "hybrid", "cascadeflow_rule", *CASCADEFLOW, "oracle")
 RANKED = tuple(m for m in METHODS if m not in ("random", "oracle"))
 TARGET = 0.95  # of the large tier's test accuracy
 RESAMPLES = 200
@@ -228,6 +229,9 @@ def evaluate_task(task: str, small: str, args: Any) -> tuple[dict[str, Any], dic
     ts, tl = qualities(test)
     seconds = measured_costs(test)
     scores: dict[str, np.ndarray] = {k: v for k, v in scores_for(test).items() if k in SIGNALS}
+    # cascadeflow's log-prob confidence, clamp(exp(mean log-prob) x 1.5, 0.1, 1), on OUR small answers:
+    # its rule alone, apart from its chat-only drafts
+    scores["cascadeflow_rule"] = np.clip(np.exp(scores["chow_average"]) * 1.5, 0.1, 1.0)
     rule, winner, score_rule = fit_rule(fit, fs, fl, args.seed)
     scores["fit_rule"] = score_rule(test)
     rule_test = scores["fit_rule"]
@@ -391,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     p = harness.parser(__doc__)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap resamples of the test split (default %(default)s)")
-    p.add_argument("--small", nargs="+", default=list(harness.SMALL_TIERS), choices=harness.SMALL_TIERS)
+    p.add_argument("--small", nargs="+", default=["qwen05", "smollm2"], choices=harness.SMALL_TIERS)
     p.add_argument("--out", type=Path, default=FIGURES, help="folder for the JSON, markdown and PNG (default %(default)s)")
     args = p.parse_args(argv)
     from tqdm.auto import tqdm
