@@ -211,7 +211,8 @@ def peer_notes(folder: Path, small: str, test: list, scores: dict[str, np.ndarra
                              "our_large_accuracy": float(np.mean([tl[index[i]] for i in ids if i in index]))}
     routed = _peer_file(folder, "pre_router", small)
     if routed:
-        straight = [r for r in routed.values() if not r.get("drafter_quality") and r.get("accepted") is False]
+        # sent straight: no draft scored (drafter_quality 0) and the verifier answered (accepted is null then)
+        straight = [r for r in routed.values() if not r.get("drafter_quality") and r.get("model_used") == "verifier"]
         notes["pre_router"] = {"n": len(routed), "sent_straight_to_verifier": len(straight) / len(routed)}
     return notes
 
