@@ -11,6 +11,7 @@ import pytest
 from cascade_core.cli import main
 from cascade_core.decide.calibration_file import load_calibration
 from cascade_core.decide.router import QueryRouter
+from cascade_core.errors import ConfigurationError
 from cascade_core.evaluation.collect import load_cache
 from cascade_core.evaluation.router_fit import router_scores
 from cascade_core.serve import parse_config
@@ -134,3 +135,31 @@ def test_prompt_embedding_of_an_http_small_tier_needs_an_endpoint(tmp_path, caps
     code = main(["collect", "--data", str(data), "--out", str(tmp_path / "c"), "--small", "openai:http://127.0.0.1:9/v1#s",
                  "--large", "openai:http://127.0.0.1:9/v1#l", "--prompt-embedding"])
     assert code == 2 and "--prompt-embedding openai:<base_url>#<model>" in capsys.readouterr().err
+
+
+def test_the_hybrid_calibration_file_drives_a_cascade_with_a_router_file(cache, tmp_path):
+    """What `cascade calibrate --router --out` wrote deploys through the Python API too: the rule and its threshold
+    from the file, and a router saved without a threshold takes the file's routing threshold."""
+    from cascade_core import Cascade
+    from cascade_core.backends.embedders import OpenAIEmbedder
+    from cascade_core.backends.openai import OpenAIModel
+
+    router_path, hybrid = tmp_path / "router.json", tmp_path / "hybrid.json"
+    assert main(["fit", "--router", "--cache", str(cache), "--out", str(router_path), "--cv", "3"]) == 0
+    assert main(["calibrate", "--router", str(router_path), "--signal", "margin", "--deferral-rate", "0.5",
+                 "--cache", str(cache), "--out", str(hybrid)]) == 0
+    assert QueryRouter.load(router_path).threshold is None
+    calibration = load_calibration(hybrid)
+    with FakeOpenAIServer(_responder, embedding_dim=32) as server:
+        small = OpenAIModel("small-model", base_url=server.base_url, api_key="unused", top_k=5, max_new_tokens=4)
+        large = OpenAIModel("large-model", base_url=server.base_url, api_key="unused", max_new_tokens=4)
+        cascade = Cascade([small, large], calibration_file=hybrid, router=router_path,
+                          router_embedder=OpenAIEmbedder(server.base_url, "small-model"))
+        assert cascade.router is not None and cascade.router.threshold == calibration.router["threshold"]
+        assert cascade.rules[0].policy.current_threshold == calibration.threshold
+        results = [cascade.invoke(r["prompt"]) for r in _records()]
+    routed = [r.decision.signal == "routed" for r in results]
+    assert sum(routed) == round(calibration.router["route_share"] * len(results))  # the sample's own share
+    assert all(r.metadata["router"]["threshold"] == calibration.router["threshold"] for r in results)
+    with pytest.raises(ConfigurationError, match="rules= or calibration_file="):
+        Cascade([small, large], rules=cascade.rules[0], calibration_file=hybrid)

@@ -7,6 +7,7 @@ carry out its effects (one with blocking calls, one with ``await``).
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -63,6 +64,18 @@ def _as_request(request: RequestLike) -> Request:
     return Request.from_messages(request)
 
 
+def _calibrated_router(router: Any, calibrated: dict[str, Any] | None) -> Any:
+    """A router without a threshold takes the one a hybrid calibration file (``cascade calibrate --router``) carries."""
+    if router is None or calibrated is None:
+        return router
+    if isinstance(router, (str, os.PathLike)):
+        router = QueryRouter.load(router)
+    if isinstance(router, QueryRouter) and router.threshold is None:
+        router = copy.copy(router)
+        router.threshold = float(calibrated["threshold"])
+    return router
+
+
 class Cascade:
     """A cascade of models: answer with the first confident tier, defer otherwise.
 
@@ -73,7 +86,8 @@ class Cascade:
         rules: One rule per non-final tier (a single rule is used for every step). Default:
             ``ThresholdRule("margin", 0.3)``.
         calibration_file: Instead of ``rules``: a file ``cascade calibrate --out`` wrote; its rule
-            and threshold (certified under ``--risk``) decide after every non-final tier.
+            and threshold (certified under ``--risk``) decide after every non-final tier. A hybrid's
+            file (``--router``) also gives a ``router`` without a threshold its routing threshold.
         max_concurrency: Default bound on concurrent requests in :meth:`batch` / :meth:`abatch`.
         on_small_error: ``"defer"`` (default): a failing small tier defers to the next tier;
             ``"raise"``: the error propagates.
@@ -137,7 +151,9 @@ class Cascade:
         if calibration_file is not None:
             if rules is not None:
                 raise ConfigurationError("give rules= or calibration_file= (which carries its rule), not both")
-            rules = [load_calibration(calibration_file).build_rule() for _ in self.tiers[1:]]
+            calibration = load_calibration(calibration_file)
+            rules = [calibration.build_rule() for _ in self.tiers[1:]]
+            router = _calibrated_router(router, calibration.router)
         if rules is None:
             rules = ThresholdRule("margin", 0.3)
         self.rules: list[DeferralRule] = [rules] * (len(self.tiers) - 1) if isinstance(rules, DeferralRule) else list(rules)
