@@ -126,10 +126,9 @@ def test_samples_are_seeded_and_disjoint():
 
 # -- BFCL's own checker (the real wheel) ----------------------------------------------------------
 def _real_wheel() -> Path:
-    path = data.wheel_path()
-    if not path.exists():
-        pytest.skip(f"the bfcl-eval wheel is not cached at {path} (fetch: {data.FETCH_COMMAND.format(dir=path.parent)})")
-    return data.ensure_wheel(fetch=False)
+    """The real wheel, fetched by name from the package registry on first use (1.9 MB) and checked: on a new
+    machine these tests run instead of skipping."""
+    return data.ensure_wheel()
 
 
 def _first_answer(q: Question) -> list[dict]:
