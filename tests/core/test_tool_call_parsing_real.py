@@ -11,6 +11,8 @@ Recorded outputs (verbatim):
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cascade_core import Cascade, ThresholdRule
@@ -107,3 +109,38 @@ def test_large_tier_text_in_a_recorded_form_over_http(content, calls):
     assert result.tier == 1
     assert len(result.tool_calls) == calls
     assert (result.text == "") if calls else (result.text == content)
+
+
+def _generation(text: str, chunk: int = 3):
+    """A generation writing ``text`` in ``chunk``-character steps, each certain except the steps inside the
+    tool name (p = 0.6 against 0.3), so the name's margin shows which steps the span mapped to."""
+    import math
+
+    from cascade_core.types import Generation, TokenAlternative, TokenStep
+
+    name_at = text.find("calculator")
+    steps = []
+    for start in range(0, len(text), chunk):
+        piece = text[start:start + chunk]
+        in_name = start < name_at + len("calculator") and start + chunk > name_at
+        p = 0.6 if in_name else 0.99
+        steps.append(TokenStep(piece, math.log(p), (TokenAlternative(piece, math.log(p)), TokenAlternative("x", math.log(0.3 if in_name else 0.005)))))
+    return Generation(text, tuple(steps))
+
+
+@pytest.mark.parametrize("text", [TOOL_RESPONSE, DOUBLED, DOUBLED_TRUNCATED,
+                                  '{{"name": "calculator", "arguments": {{"a": 1, "operation": "add", "b": 2}}}}',
+                                  '<tool_call>\n{{"name": "calculator", "arguments": {{"a": 1, "b": 2}}}}\n</tool_call>'])
+def test_tool_call_uncertainty_finds_the_recorded_wrapped_forms(text):
+    """The uncertainty of a call in each recorded wrapper is read from the steps that wrote its name and
+    arguments, in the text's own offsets (the truncated repeat is no call)."""
+    from cascade_core.decide.tool_uncertainty import find_tool_call_spans, tool_call_uncertainty
+
+    (span,) = find_tool_call_spans(text)
+    assert text[slice(*span.name_span)] == "calculator"
+    arguments = text[slice(*span.arguments_span)]
+    assert json.loads(arguments.replace("{{", "{").replace("}}", "}"))["a"] in (1, 586000, 11230000, 1000000)
+    (call,) = tool_call_uncertainty(_generation(text))
+    assert call.name == "calculator"
+    assert call.name_margin == pytest.approx(0.3)
+    assert call.arguments_steps and not set(call.arguments_steps) & set(call.name_steps)

@@ -107,13 +107,7 @@ def _span_of(text: str, start: int, end: int) -> ToolCallSpan | None:
     return None
 
 
-def find_tool_call_spans(text: str) -> list[ToolCallSpan]:
-    """Every tool call in ``text``: ``<tool_call>`` blocks, or else JSON objects with a ``"name"``
-    (bare or in a fenced code block), in order.
-
-    >>> [s.name for s in find_tool_call_spans('```json\\n{"name": "add", "arguments": {"a": 1}}\\n```')]
-    ['add']
-    """
+def _spans_in(text: str) -> list[ToolCallSpan]:
     spans: list[ToolCallSpan] = []
     for block in _TAGGED.finditer(text):
         begin = text.find("{", block.start(1), block.end(1))
@@ -130,6 +124,48 @@ def find_tool_call_spans(text: str) -> list[ToolCallSpan]:
             spans.append(span)
         position = text.find("{", decoded[1] if span is not None and decoded is not None else position + 1)
     return spans
+
+
+def _undoubled(text: str) -> tuple[str, list[int], list[int]]:
+    """``text`` with every doubled brace (``{{``, ``}}``) read once, and where each character of the
+    result starts and ends in ``text``."""
+    chars: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    i = 0
+    while i < len(text):
+        width = 2 if text[i] in "{}" and text[i + 1:i + 2] == text[i] else 1
+        chars.append(text[i])
+        starts.append(i)
+        ends.append(i + width)
+        i += width
+    return "".join(chars), starts, ends
+
+
+def find_tool_call_spans(text: str) -> list[ToolCallSpan]:
+    """Every tool call in ``text``: ``<tool_call>`` blocks, or else JSON objects with a ``"name"``
+    (bare, in a fenced code block, wrapped in ``<tool_response>`` or after other text), in order.
+
+    Calls whose braces are all doubled (``{{"name": …, "arguments": {{…}}}}``, which the parser in
+    :mod:`cascade_core.engine.tool_calls` accepts) are found too, their spans in ``text``'s own offsets.
+
+    >>> [s.name for s in find_tool_call_spans('```json\\n{"name": "add", "arguments": {"a": 1}}\\n```')]
+    ['add']
+    >>> text = '{{"name": "add", "arguments": {{"a": 1}}}}'
+    >>> (span,) = find_tool_call_spans(text)
+    >>> text[slice(*span.arguments_span)]
+    '{{"a": 1}}'
+    """
+    spans = _spans_in(text)
+    if spans or "{{" not in text:
+        return spans
+    clean, starts, ends = _undoubled(text)
+
+    def back(span: tuple[int, int]) -> tuple[int, int]:
+        return starts[span[0]], ends[span[1] - 1]
+
+    return [ToolCallSpan(s.name, back(s.call), back(s.name_span), back(s.arguments_span) if s.arguments_span else None)
+            for s in _spans_in(clean)]
 
 
 def _step_offsets(generation: Generation) -> np.ndarray:
