@@ -4,11 +4,14 @@
     python -m benchmarks.public.collect --fit 200 --test 300         # resumes: only new ids run
     python -m benchmarks.public.collect --tiers qwen15 &             # one tier per process and core ...
     taskset -c 1 python -m benchmarks.public.collect --tiers smollm2 qwen05   # ... then a run joins
+    python -m benchmarks.public.collect --tasks world_facts rag --tiers smollm2 qwen15 --runs runs/inhouse
 
 Tiers (all llama.cpp servers on 127.0.0.1, few-shot completion prompts through ``/v1/completions``):
 SmolLM2-135M and Qwen2.5-Coder-0.5B small (top-20 log-probs per token), Qwen2.5-Coder-1.5B large.
 Each tier's answers are cached per task and split (``runs/public/<task>/<tier>.<split>.jsonl``), then
 joined per small tier into collection caches ``<small>.<split>.cache.jsonl`` for ``cascade fit/eval``.
+``--tasks world_facts rag`` runs the in-house workloads the same way (``harness.INHOUSE``: world_facts'
+few-shot QA, the RAG workload's one-sentence answers in chat format).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ def collect_task(task: str, args: object) -> dict[str, object]:
     for name in sorted(tiers, key=lambda t: t not in args.tiers):  # our own tiers first, then read the others'
         for split, recs in records.items():
             cache = harness.TierCache(folder / f"{name}.{split}.jsonl")
-            rows[name, split] = (harness.run_tier(name, recs, cache, threads=args.threads, quiet=args.quiet)
+            rows[name, split] = (harness.run_tier(name, recs, cache, threads=args.threads, quiet=args.quiet,
+                                                  settings=harness.workload(task))
                                  if name in args.tiers else cache.rows())
     complete = {name for name in (*harness.SMALL_TIERS, harness.LARGE_TIER)
                 if all(r["id"] in rows[name, split] for split, recs in records.items() for r in recs)}

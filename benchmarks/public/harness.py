@@ -49,6 +49,40 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     return p
 
 
+@dataclass(frozen=True)
+class Workload:
+    """How one task's prompts are sent and its answers scored.
+
+    Attributes:
+        prompt_format: ``"completion"`` (few-shot prompts on ``/v1/completions``) or ``"chat"``.
+        max_new_tokens: The answer's token cap.
+        stop: Stop strings.
+        quality: A quality scorer spec for :func:`~cascade_core.evaluation.quality.resolve_quality_scorer`.
+    """
+
+    prompt_format: str = "completion"
+    max_new_tokens: int = MAX_NEW_TOKENS
+    stop: tuple[str, ...] = STOP
+    quality: str = "auto"
+
+
+#: the BIG-bench tasks' settings
+BIGBENCH = Workload()
+RAG_SEED = 11  # benchmarks.studies.rag_caches' question seed
+#: the in-house workloads the suite also runs (docs/routing.md): world_facts' few-shot QA (the settings of
+#: scripts/reproduce_tables.sh) and the RAG workload's one-sentence answers over a country's record
+#: (benchmarks.studies.rag_caches)
+INHOUSE: dict[str, Workload] = {
+    "world_facts": Workload(max_new_tokens=10),
+    "rag": Workload(prompt_format="chat", max_new_tokens=40, quality="benchmarks.studies.length_bias:quality"),
+}
+
+
+def workload(task: str) -> Workload:
+    """The settings of ``task``: an in-house workload's, else the BIG-bench tasks'."""
+    return INHOUSE.get(task, BIGBENCH)
+
+
 def task_names(args: argparse.Namespace) -> list[str]:
     from cascade_core.evaluation.datasets.bigbench import PUBLIC_TASKS
 
@@ -60,9 +94,20 @@ def task_folder(runs: Path, task: str) -> Path:
 
 
 def splits(task: str, n_fit: int, n_test: int) -> dict[str, list[dict[str, Any]]]:
-    """The records of the fit and test splits (the top of each split's fixed ranking)."""
+    """The records of the fit and test splits (the top of each split's fixed ranking; the RAG workload's
+    questions are one seeded list, whose first ``n_fit`` are the fit split, as in ``rag_caches``)."""
     from cascade_core.evaluation.datasets.bigbench import bigbench_records
 
+    if task == "world_facts":
+        from cascade_core.evaluation.datasets.world_facts import load_world_facts, to_record
+
+        return {split: [to_record(e) for e in load_world_facts(name, limit=n)]
+                for split, name, n in (("fit", "calibration", n_fit), ("test", "test", n_test))}
+    if task == "rag":
+        from benchmarks.studies.length_bias import build_records
+
+        records = build_records(n_fit + n_test, RAG_SEED)
+        return {"fit": records[:n_fit], "test": records[n_fit:]}
     return {"fit": bigbench_records(task, "calibration", limit=n_fit), "test": bigbench_records(task, "test", limit=n_test)}
 
 
@@ -78,11 +123,11 @@ def server(name: str, threads: int) -> Any:
     return _SERVERS[name]
 
 
-def model(name: str, threads: int, prompt_format: str = "completion") -> Any:
+def model(name: str, threads: int, prompt_format: str = "completion", max_new_tokens: int = MAX_NEW_TOKENS) -> Any:
     """An ``OpenAIModel`` of tier ``name`` on its server (small tiers record the top-k per token)."""
     role = TIERS[name][2]
     return server(name, threads).openai_model(
-        top_k=TOP_K if role == "small" else 0, max_new_tokens=MAX_NEW_TOKENS, prompt_format=prompt_format,
+        top_k=TOP_K if role == "small" else 0, max_new_tokens=max_new_tokens, prompt_format=prompt_format,
     )
 
 
@@ -108,25 +153,26 @@ class TierCache:
 
 
 def run_tier(
-    name: str, records: Sequence[dict[str, Any]], cache: TierCache, *, threads: int, prompt_format: str = "completion",
+    name: str, records: Sequence[dict[str, Any]], cache: TierCache, *, threads: int, settings: Workload = BIGBENCH,
     quiet: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Run tier ``name`` over every record not yet in ``cache``; return all rows by id."""
+    """Run tier ``name`` over every record not yet in ``cache`` with the task's ``settings``; return all rows by id."""
     from tqdm.auto import tqdm
 
     from cascade_core.evaluation.collect import generation_to_dict, run_large, run_small
     from cascade_core.evaluation.quality import resolve_quality_scorer
     from cascade_core.types import Request
 
-    score = resolve_quality_scorer("auto")
+    score = resolve_quality_scorer(settings.quality)
     rows = cache.rows()
     todo = [r for r in records if r["id"] not in rows]
     if not todo:
         return rows
-    tier = model(name, threads, prompt_format)
+    prompt_format = settings.prompt_format
+    tier = model(name, threads, prompt_format, settings.max_new_tokens)
     small = TIERS[name][2] == "small"
     for record in tqdm(todo, desc=f"{name} {cache.path.parent.name}", unit="q", disable=quiet):
-        request = Request.from_prompt(record["prompt"], max_new_tokens=MAX_NEW_TOKENS, stop=STOP)
+        request = Request.from_prompt(record["prompt"], max_new_tokens=settings.max_new_tokens, stop=settings.stop)
         started = time.perf_counter()
         if small:
             generation = run_small(tier, request)

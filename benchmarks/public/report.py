@@ -1,6 +1,7 @@
 """The public-benchmark table: every method on the same caches, AUC-DF ± bootstrap SE per task, cost at 95 %.
 
     python -m benchmarks.public.report --fit 100 --test 300            # after collect, embed and peers
+    python -m benchmarks.public.report --tasks world_facts rag --runs runs/inhouse --small smollm2 --name inhouse
 
 Reads what ``benchmarks.public.collect`` / ``embed`` / ``peers`` wrote under ``runs/public`` and, per small
 tier and task, compares on the TEST split (everything fitted on the fit split only):
@@ -365,7 +366,8 @@ def _cost_axis(name: str, curve: Any, costs: Any) -> np.ndarray:
     return costs.share(curve.rates, routed)
 
 
-def plot(results: list[tuple[dict[str, Any], dict[str, Any]]], small: str, out: Path, axis: str = "deferral") -> Path:
+def plot(results: list[tuple[dict[str, Any], dict[str, Any]]], small: str, out: Path, axis: str = "deferral",
+         stem: str = "public") -> Path:
     """One panel per task: accuracy vs deferral rate (``axis="deferral"``) or vs compute cost as a share
     of all-large (``axis="cost"``), for the main methods; cascadeflow's sweep sits on the same axes."""
     from cascade_core.evaluation.plots import _pyplot, _save
@@ -389,7 +391,7 @@ def plot(results: list[tuple[dict[str, Any], dict[str, Any]]], small: str, out: 
         ax.legend(fontsize=6)
     what = "deferral curves" if axis == "deferral" else "accuracy vs compute (grey: 95 % of large-only)"
     fig.suptitle(f"{harness.TIERS[small][1]} → {harness.TIERS[harness.LARGE_TIER][1]}: test split, {what}")
-    return _save(fig, out / (f"public_{small}.png" if axis == "deferral" else f"public_{small}_cost.png"))
+    return _save(fig, out / (f"{stem}_{small}.png" if axis == "deferral" else f"{stem}_{small}_cost.png"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -398,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap resamples of the test split (default %(default)s)")
     p.add_argument("--small", nargs="+", default=["qwen05", "smollm2"], choices=harness.SMALL_TIERS)
     p.add_argument("--out", type=Path, default=FIGURES, help="folder for the JSON, markdown and PNG (default %(default)s)")
+    p.add_argument("--name", default="public", help="output names: <name>_benchmark.{json,md}, <name>_<small>.png "
+                   "(default %(default)s; the in-house workloads: --name inhouse)")
     args = p.parse_args(argv)
     from tqdm.auto import tqdm
 
@@ -407,12 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [row for row, _ in results]
     args.out.mkdir(parents=True, exist_ok=True)
     for small in args.small:
-        plot(results, small, args.out)
-        plot(results, small, args.out, axis="cost")
-    (args.out / "public_benchmark.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        plot(results, small, args.out, stem=args.name)
+        plot(results, small, args.out, axis="cost", stem=args.name)
+    (args.out / f"{args.name}_benchmark.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     text = "\n\n".join(f"### {harness.TIERS[s][1]} → {harness.TIERS[harness.LARGE_TIER][1]}\n\n{markdown(rows, s)}"
                        for s in args.small)
-    (args.out / "public_benchmark.md").write_text(text + "\n", encoding="utf-8")
+    (args.out / f"{args.name}_benchmark.md").write_text(text + "\n", encoding="utf-8")
     print(text)
     print(f"wall time {time.perf_counter() - started:.0f} s", flush=True)
     return 0

@@ -107,10 +107,34 @@ def test_report_ranks_every_method_on_the_same_test_split(toy_runs, tmp_path):
 def test_missing_embeddings_leave_out_the_router_rows_and_name_the_command(toy_runs, tmp_path, capsys):
     (toy_runs / TASK.replace("/", "__") / "qwen05.prompt_embedding.npz").unlink()
     assert report.main(["--runs", str(toy_runs), "--tasks", TASK, "--small", "qwen05", "--out", str(tmp_path), "--quiet",
-                        "--resamples", "5"]) == 0
-    (row,) = json.loads((tmp_path / "public_benchmark.json").read_text())
+                        "--resamples", "5", "--name", "inhouse"]) == 0
+    (row,) = json.loads((tmp_path / "inhouse_benchmark.json").read_text())
+    assert (tmp_path / "inhouse_benchmark.md").exists() and (tmp_path / "inhouse_qwen05.png").exists()
     assert "router" not in row["auc"] and "hybrid" not in row["auc"] and "margin" in row["auc"]
     assert "benchmarks.public.embed --tiers qwen05" in capsys.readouterr().err
+
+
+def test_inhouse_workloads_are_split_and_scored_as_their_studies_do():
+    """world_facts: the data set's own calibration/test splits, few-shot completion prompts; RAG: the seeded
+    question list of ``rag_caches`` (first n_fit = fit), chat prompts, scored by the workload's whole-word match."""
+    from benchmarks.public import harness
+    from benchmarks.studies.length_bias import build_records
+    from cascade_core.evaluation.datasets.world_facts import load_world_facts
+    from cascade_core.evaluation.quality import resolve_quality_scorer
+
+    facts = harness.splits("world_facts", 5, 7)
+    assert [r["id"] for r in facts["test"]] == [e.id for e in load_world_facts("test", limit=7)]
+    assert len(facts["fit"]) == 5 and not {r["id"] for r in facts["fit"]} & {r["id"] for r in facts["test"]}
+    assert all(r["prompt"].endswith("A:") for r in facts["fit"])
+    rag = harness.splits("rag", 4, 6)
+    assert rag["fit"] + rag["test"] == build_records(10, harness.RAG_SEED)
+    settings = harness.workload("rag")
+    assert (settings.prompt_format, settings.max_new_tokens) == ("chat", 40)
+    score = resolve_quality_scorer(settings.quality)
+    record = rag["test"][0]
+    assert score(f"The answer is {record['answer']}.", record) == 1.0  # a sentence holding the answer is right
+    assert resolve_quality_scorer(harness.workload("world_facts").quality) is resolve_quality_scorer("auto")
+    assert harness.workload("bigbench/some_task") == harness.BIGBENCH
 
 
 def test_rank_counts_take_the_top_two_per_task():
@@ -140,3 +164,22 @@ def test_collect_and_embed_smoke_run_on_the_real_tiers(bigbench_archive, tmp_pat
         assert np.isfinite(data["embedding"]).all() and len(set(map(tuple, data["embedding"].round(4)))) == 6
     summary = json.loads((runs / "collect_summary.json").read_text())
     assert summary[0]["task"] == TASK and {"smollm2", "qwen05", "qwen15"} <= set(summary[0])
+
+
+@pytest.mark.slow
+def test_inhouse_rag_collects_chat_answers_with_its_token_cap(tmp_path):
+    """``--tasks rag`` on the real tiers: chat prompts, answers up to 40 tokens scored by the workload's own
+    matcher, joined for the one small tier asked for (SmolLM2), embedded for its router."""
+    from benchmarks.public import collect, embed
+    from cascade_core.evaluation.collect import load_cache
+
+    runs = tmp_path / "runs"
+    common = ["--runs", str(runs), "--tasks", "rag", "--fit", "1", "--test", "2", "--threads", "1", "--quiet"]
+    assert collect.main([*common, "--tiers", "smollm2", "qwen15"]) == 0
+    assert embed.main([*common, "--tiers", "smollm2"]) == 0
+    test = load_cache(runs / "rag" / "smollm2.test.cache.jsonl")
+    assert len(test) == 2 and not (runs / "rag" / "qwen05.test.cache.jsonl").exists()
+    rows = [json.loads(line) for line in (runs / "rag" / "smollm2.test.jsonl").read_text().splitlines()]
+    assert {r["format"] for r in rows} == {"chat"} and all(r["usage"][1] <= 40 for r in rows)
+    assert all(e.record["kind"] and e.large_text for e in test)
+    assert set(np.load(runs / "rag" / "smollm2.prompt_embedding.npz")["ids"]) == {e.id for e in test} | {"q0"}

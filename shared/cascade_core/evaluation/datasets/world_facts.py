@@ -71,6 +71,7 @@ __all__ = [
     "is_correct",
     "load_world_facts",
     "normalize_answer",
+    "to_record",
     "write_jsonl",
 ]
 
@@ -341,20 +342,23 @@ def load_world_facts(
 # ---------------------------------------------------------------------------------------------
 
 
+def to_record(example: QAExample) -> dict[str, Any]:
+    """The JSONL record: id, prompt (:func:`few_shot_prompt`), answer, aliases, attribute, difficulty."""
+    return {
+        "id": example.id,
+        "prompt": few_shot_prompt(example),
+        "answer": example.answer,
+        "aliases": list(example.aliases),
+        "attribute": example.attribute,
+        "difficulty": example.difficulty,
+    }
+
+
 def write_jsonl(examples: Iterable[QAExample], path: str | os.PathLike[str]) -> Path:
-    """Write one JSON object per line: id, prompt (:func:`few_shot_prompt`), answer, aliases,
-    attribute, difficulty. UTF-8, parent directories created. Returns the path."""
+    """Write one :func:`to_record` JSON object per line (UTF-8, parent directories created). Returns the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8", newline="\n") as fh:
         for ex in examples:
-            record = {
-                "id": ex.id,
-                "prompt": few_shot_prompt(ex),
-                "answer": ex.answer,
-                "aliases": list(ex.aliases),
-                "attribute": ex.attribute,
-                "difficulty": ex.difficulty,
-            }
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            fh.write(json.dumps(to_record(ex), ensure_ascii=False) + "\n")
     return out
