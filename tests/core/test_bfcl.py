@@ -236,6 +236,57 @@ def test_report_orders_confident_calls_last_and_counts_false_calls(tmp_path):
     assert "| simple_python | 60 |" in text
 
 
+def test_report_adds_the_router_when_every_category_has_prompt_embeddings(tmp_path):
+    """With ``bfcl.embed``'s files, a router fitted on the pooled fit split joins the table: here one embedding
+    direction says whether the small tier will be right, so it orders better than random, and its cost
+    counts the embedding request."""
+    from benchmarks.public.bfcl.embed import embedding_path
+
+    rng = np.random.default_rng(2)
+    categories = ["simple_python", "irrelevance"]
+    for category in categories:
+        ids, vectors = [], []
+        for split in ("fit", "test"):
+            _write_caches(tmp_path, category, split, 60, rng)
+            for line in (tmp_path / category / f"qwen05.{split}.jsonl").open():
+                row = json.loads(line)
+                ids.append(row["id"])
+                vectors.append([2.0 * row["quality"] + rng.normal(0, 0.5), *rng.normal(size=3)])
+        np.savez(embedding_path(tmp_path, category), ids=np.array(ids), embedding=np.array(vectors),
+                 tokens=rng.integers(10, 40, len(ids)), seconds=np.full(5, 0.5))
+    assert report.build(tmp_path, categories[:1], cv=3)["meta"]["router"] is not None
+    (tmp_path / "irrelevance" / "qwen05.prompt_embedding.npz").unlink()
+    assert report.build(tmp_path, categories, cv=3)["meta"]["router"] is None  # one category without: no router
+    np.savez(embedding_path(tmp_path, "irrelevance"), ids=np.array(["test0"]), embedding=np.zeros((1, 4)),
+             tokens=np.array([5]), seconds=np.array([0.5]))
+    with pytest.raises(SystemExit, match="no prompt embedding"):
+        report.build(tmp_path, categories, cv=3)
+
+
+def test_report_router_column_orders_by_the_embedding(tmp_path):
+    from benchmarks.public.bfcl.embed import embedding_path
+
+    rng = np.random.default_rng(4)
+    ids, vectors = [], []
+    for split in ("fit", "test"):
+        _write_caches(tmp_path, "simple_python", split, 80, rng)
+        for line in (tmp_path / "simple_python" / f"qwen05.{split}.jsonl").open():
+            row = json.loads(line)
+            ids.append(row["id"])
+            vectors.append([2.0 * row["quality"] + rng.normal(0, 0.5), *rng.normal(size=3)])
+    np.savez(embedding_path(tmp_path, "simple_python"), ids=np.array(ids), embedding=np.array(vectors),
+             tokens=rng.integers(10, 40, len(ids)), seconds=np.full(5, 0.5))
+    result = report.build(tmp_path, ["simple_python"], cv=3)
+    row = result["rows"]["simple_python"]
+    assert row["auc_df"]["router"] > row["auc_df"]["random"] + 0.02
+    assert row["auc_df"]["router"] <= row["auc_df"]["oracle"] + 1e-9
+    share = row["router_cost_share_95"]
+    assert share is None or 0.5 / 4.0 <= share <= (0.5 + 1.0 + 4.0) / 4.0  # c_r/c_l .. (c_r + c_s + c_l)/c_l
+    text = report.markdown(result["rows"], result["meta"])
+    assert "router AUC-DF" in text and f" {row['auc_df']['router']:.3f} |" in text
+    assert "one embedding request 0.500 s" in text
+
+
 def test_report_refuses_a_fit_split_too_small_to_cross_validate(tmp_path):
     rng = np.random.default_rng(1)
     _write_caches(tmp_path, "simple_python", "fit", 3, rng)

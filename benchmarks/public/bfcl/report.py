@@ -8,7 +8,11 @@ dozen questions per category are too few to fit one per category):
 * **small / large**: BFCL accuracy of each tier alone (an invalid small call counts as wrong);
 * **parse-only**: the cascade keeps every answer whose calls pass the schema check (what peers do);
 * **ToolCallRule**: thresholds on the least sure call's name margin / argument quantile, calibrated on fit;
-* **learned**: the rule over paper A's and the tool-call features chosen by cross-validated AUC-DF on fit.
+* **learned**: the rule over paper A's and the tool-call features chosen by cross-validated AUC-DF on fit;
+* **router** (when ``benchmarks.public.bfcl.embed`` has run): the pre-generation
+  :class:`~cascade_core.decide.router.QueryRouter` over Qwen2.5-Coder-0.5B's embedding of the question's
+  messages and their length, chosen by ``select_router`` (``cascade fit --router``) on fit; a question it
+  keeps still has its small answer's calls schema-checked (invalid ones defer, as in every row).
 
 Columns: accuracy and deferral rate of each operating point; AUC-DF (area under accuracy vs deferral
 rate, every answer ordered by the rule's score, forced deferrals first) of the learned rule, of the
@@ -23,6 +27,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +81,57 @@ def _cost_share(curve: Any, large_acc: float, c_s: float, c_l: float) -> float |
     return None if not reached.size else float((c_s + curve.rates[reached[0]] * c_l) / c_l)
 
 
-def category_row(pairs: Sequence[Pair], thresholds: dict[str, Any], learned: Any) -> dict[str, Any]:
+@dataclass
+class RouterChoice:
+    """The router ``select_router`` chose on the pooled fit split, and the embeddings it scores."""
+
+    router: Any
+    embeddings: dict[tuple[str, str], tuple[np.ndarray, float]]  # (category, id) -> (embedding, prompt tokens)
+    seconds: float  # one embedding request, alone: the router's cost per question
+
+    def scores(self, pairs: Sequence[Pair]) -> np.ndarray:
+        rows = [self.embeddings[p.category, p.id] for p in pairs]
+        return self.router.predict_good(np.stack([e for e, _ in rows]), np.array([t for _, t in rows]))
+
+
+def select_router_choice(runs: Path, categories: Sequence[str], fit: Sequence[Pair], cv: int) -> RouterChoice | None:
+    """The router fitted on the pooled fit split, or None when a category has no embeddings yet."""
+    from benchmarks.public.bfcl.embed import embedding_path
+    from cascade_core.evaluation.router_fit import select_router
+
+    if not all(embedding_path(runs, c).exists() for c in categories):
+        return None
+    embeddings: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
+    seconds: list[float] = []
+    for category in categories:
+        data = np.load(embedding_path(runs, category))
+        embeddings |= {(category, str(i)): (e.astype(np.float64), float(t))
+                       for i, e, t in zip(data["ids"], data["embedding"], data["tokens"], strict=True)}
+        seconds += [float(x) for x in data["seconds"]]
+    missing = [p.id for p in fit if (p.category, p.id) not in embeddings]
+    if missing:
+        raise SystemExit(f"{len(missing)} fit questions have no prompt embedding (e.g. {missing[0]}); rerun "
+                         "benchmarks.public.bfcl.embed with the sample of run")
+    small = np.array([p.small["quality"] for p in fit])
+    large = np.array([p.large["quality"] for p in fit])
+    rows = [embeddings[p.category, p.id] for p in fit]
+    router = select_router(np.stack([e for e, _ in rows]), np.array([t for _, t in rows]), small, large, cv=cv)
+    return RouterChoice(router, embeddings, float(np.mean(seconds)))
+
+
+def _router_cost_share(curve: Any, pairs: Sequence[Pair], large_acc: float, c_r: float, c_s: float, c_l: float) -> float | None:
+    """``(c_r + (1 − routed)·c_s + r·c_l)/c_l`` at the smallest r reaching 95 % of large-only; the routed share is
+    what the router sends away (r minus the kept questions whose calls failed the schema check)."""
+    reached = np.flatnonzero(curve.quality >= 0.95 * large_acc - 1e-12)
+    if not reached.size:
+        return None
+    rate = float(curve.rates[reached[0]])
+    routed = max(0.0, rate - float(np.mean([p.forced for p in pairs])))
+    return float((c_r + (1.0 - routed) * c_s + rate * c_l) / c_l)
+
+
+def category_row(pairs: Sequence[Pair], thresholds: dict[str, Any], learned: Any,
+                 router: RouterChoice | None = None) -> dict[str, Any]:
     """Every number of one category's (or the pooled) test split."""
     from cascade_core.decide.tool_uncertainty import ToolNameMargin
     from cascade_core.evaluation.curves import deferral_curve, oracle_curve, random_curve
@@ -90,6 +145,8 @@ def category_row(pairs: Sequence[Pair], thresholds: dict[str, Any], learned: Any
     curves = {"learned": deferral_curve(learned.scores(pairs), small, large, "learned"),
               "tool_name_margin": deferral_curve(name_margin, small, large, "tool name margin"),
               "parse_only": deferral_curve(forced_scores(np.ones(len(pairs)), pairs), small, large, "parse-only")}
+    if router is not None:
+        curves["router"] = deferral_curve(forced_scores(router.scores(pairs), pairs), small, large, "router")
     c_s = float(np.mean([p.small["seconds"] for p in pairs]))
     c_l = float(np.mean([p.large["seconds"] for p in pairs]))
     row: dict[str, Any] = {
@@ -102,6 +159,9 @@ def category_row(pairs: Sequence[Pair], thresholds: dict[str, Any], learned: Any
         "small_seconds": c_s, "large_seconds": c_l,
         "small_invalid_calls": int(forced.sum()),
     }
+    if router is not None:
+        row["router_cost_share_95"] = _router_cost_share(curves["router"], pairs, float(large.mean()), router.seconds,
+                                                         c_s, c_l)
     if all(p.category in IRRELEVANCE for p in pairs):
         none, every = np.zeros(len(pairs), bool), np.ones(len(pairs), bool)
         row["false_call_rate"] = {"small": _calls_made(pairs, none), "large": _calls_made(pairs, every),
@@ -121,17 +181,21 @@ def _pct(x: float | None) -> str:
 
 
 def markdown(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
+    routed = meta.get("router") is not None
     head = ("| category | n test | small | large | parse-only (defer) | ToolCallRule (defer) | learned AUC-DF "
-            "| name-margin AUC-DF | random / oracle AUC-DF | learned @30 % / @50 % | cost at 95 % of large |")
-    lines = [head, "|" + "---|" * 11]
+            "| name-margin AUC-DF |" + (" router AUC-DF |" if routed else "") + " random / oracle AUC-DF "
+            "| learned @30 % / @50 % | cost at 95 % of large |" + (" router cost at 95 % |" if routed else ""))
+    lines = [head, "|" + "---|" * (11 + 2 * routed)]
     for cat, r in rows.items():
         a = r["auc_df"]
         lines.append(
             f"| {cat} | {r['n']} | {r['small']:.3f} | {r['large']:.3f} "
             f"| {r['parse_only']['accuracy']:.3f} ({_pct(r['parse_only']['deferral'])}) "
             f"| {r['tool_call_rule']['accuracy']:.3f} ({_pct(r['tool_call_rule']['deferral'])}) "
-            f"| {a['learned']:.3f} | {a['tool_name_margin']:.3f} | {a['random']:.3f} / {a['oracle']:.3f} "
-            f"| {r['learned_at_30']:.3f} / {r['learned_at_50']:.3f} | {_pct(r['cost_share_95'])} |")
+            f"| {a['learned']:.3f} | {a['tool_name_margin']:.3f} |" + (f" {a['router']:.3f} |" if routed else "")
+            + f" {a['random']:.3f} / {a['oracle']:.3f} "
+            f"| {r['learned_at_30']:.3f} / {r['learned_at_50']:.3f} | {_pct(r['cost_share_95'])} |"
+            + (f" {_pct(r['router_cost_share_95'])} |" if routed else ""))
     irr = {c: r for c, r in rows.items() if "false_call_rate" in r}
     if irr:
         lines += ["", "| category | calls made that should not have been: small | large | parse-only | ToolCallRule "
@@ -145,6 +209,10 @@ def markdown(rows: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     lines += ["", f"ToolCallRule on fit ({meta['fit_questions']} questions): name_threshold={_num(t['name_threshold'])}, "
               f"arguments_threshold={_num(t['arguments_threshold'])}; learned rule chosen by {meta['cv']}-fold CV: "
               f"{meta['learned']['params']} (held-out AUC-DF {meta['learned']['auc_df']:.3f})."]
+    if routed:
+        lines.append(f"Router chosen by {meta['cv']}-fold CV on fit: C={meta['router']['params']['C']}, "
+                     f"components={meta['router']['params']['embedding_components']}; one embedding request "
+                     f"{meta['router']['seconds']:.3f} s (its cost in the router's cost column).")
     li = meta.get("llamaindex") or {}
     if li.get("n"):
         lines.append(f"CascadeLLM.achat_with_tools (qwen05 → qwen15, parse-only) on {li['n']} test questions: "
@@ -187,12 +255,14 @@ def build(runs: Path, categories: Sequence[str], *, max_loss: float = 0.1, cv: i
     tests = {c: t for c, t in tests.items() if t}
     thresholds = tool_call_thresholds(fit, max_loss)
     learned = select_learned(fit, cv=cv)
-    rows = {c: category_row(t, thresholds, learned) for c, t in tests.items()}
-    rows["all (pooled)"] = category_row([p for t in tests.values() for p in t], thresholds, learned)
+    router = select_router_choice(runs, categories, fit, cv)
+    rows = {c: category_row(t, thresholds, learned, router) for c, t in tests.items()}
+    rows["all (pooled)"] = category_row([p for t in tests.values() for p in t], thresholds, learned, router)
     best = max(learned.table, key=lambda t: t["auc_df"] if t["folds"] else -1)
     meta = {"fit_questions": len(fit), "cv": cv, "max_loss": max_loss,
             "tool_call_rule": {k: thresholds[k] for k in ("name_threshold", "arguments_threshold")},
             "learned": {"params": learned.params, "auc_df": best["auc_df"], "candidates": learned.table},
+            "router": None if router is None else {"params": router.router.get_params(), "seconds": router.seconds},
             "llamaindex": llamaindex_summary(runs, categories), "smollm2": other_small(runs, categories),
             "seconds": {"small": float(sum(p.small["seconds"] for c in categories for s in ("fit", "test")
                                            for p in load_pairs(runs, c, s))),
