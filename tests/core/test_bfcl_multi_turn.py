@@ -226,6 +226,7 @@ def test_report_compares_the_configurations_on_their_common_tasks(tmp_path):
     def row(i: int, config: str, quality: float, large_steps: int) -> str:
         return json.dumps({"id": f"t{i}", "config": config, "quality": quality, "error_type": "" if quality else "x",
                            "steps": 4, "large_steps": large_steps, "force_quit": False, "seconds": 10.0,
+                           "turns": 3, "turns_total": 3, "max_steps": 20,
                            "tokens": {"small": [100, 10], "large": [200 * large_steps, 20]}})
 
     (tmp_path / "large.jsonl").write_text("\n".join(row(i, "large", i % 2, 4) for i in range(4)) + "\n")
@@ -234,7 +235,7 @@ def test_report_compares_the_configurations_on_their_common_tasks(tmp_path):
     summary = json.loads((tmp_path / "figures" / "bfcl_multi_turn.json").read_text())
     assert summary["tasks"] == ["t0", "t1", "t2"] and summary["configs"]["large"]["accuracy"] == pytest.approx(1 / 3)
     assert summary["configs"]["sticky"]["large_step_share"] == 0.5 and not summary["below_floor"]
-    assert "| sticky | 3 | 1.000 | 4.0 | 50% |" in md
+    assert "| sticky | 3 | 1.000 | 4.0 | 50% |" in md and "every turn, at most 20 steps" in md
 
 
 @pytest.mark.slow

@@ -65,8 +65,12 @@ def write_report(folder: Path, figures: Path) -> str:
     }
     large = summary["configs"].get("large")
     summary["below_floor"] = bool(large and large["accuracy"] < FLOOR)
-    md = [f"BFCL multi_turn_base, {len(common)} tasks (small {SMALL}, large {LARGE}; BFCL's multi_turn_checker).",
-          "", _table(summary)]
+    rows = [r for by_id in found.values() for i, r in by_id.items() if i in common]
+    summary["all_turns"] = all(r["turns"] == r["turns_total"] or r["force_quit"] for r in rows)
+    summary["max_steps"] = sorted({r["max_steps"] for r in rows})
+    md = [f"BFCL multi_turn_base, {len(common)} tasks (small {SMALL}, large {LARGE}; BFCL's multi_turn_checker; "
+          f"{'every turn' if summary['all_turns'] else 'shortened tasks (a smoke run)'}, at most "
+          f"{'/'.join(map(str, summary['max_steps']))} steps with calls per turn).", "", _table(summary)]
     if summary["below_floor"]:
         md += ["", f"Large-only solves {large['accuracy']:.1%} of the tasks ({round(large['accuracy'] * large['tasks'])} "
                    f"of {large['tasks']}), under the {FLOOR:.0%} floor: per-step and sticky cascading cannot be "
