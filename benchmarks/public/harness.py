@@ -114,12 +114,12 @@ def splits(task: str, n_fit: int, n_test: int) -> dict[str, list[dict[str, Any]]
 _SERVERS: dict[str, Any] = {}
 
 
-def server(name: str, threads: int) -> Any:
-    """The llama.cpp server of tier ``name`` (started once per process)."""
+def server(name: str, threads: int, n_ctx: int = 4096) -> Any:
+    """The llama.cpp server of tier ``name`` (started once per process, with the first call's ``n_ctx``)."""
     from cascade_core.backends.llamacpp import serve_embedded
 
     if name not in _SERVERS:
-        _SERVERS[name] = serve_embedded(TIERS[name][0], threads=threads, n_ctx=4096)
+        _SERVERS[name] = serve_embedded(TIERS[name][0], threads=threads, n_ctx=n_ctx)
     return _SERVERS[name]
 
 

