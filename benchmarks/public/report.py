@@ -327,7 +327,8 @@ def markdown(rows: list[dict[str, Any]], small: str) -> str:
     lines.append("| small / large accuracy | " + " | ".join(
         f"{r['small_accuracy']:.2f} / {r['large_accuracy']:.2f}" for r in tasks) + " | |")
     counts = rank_counts(tasks)
-    for method in METHODS:
+    shown = [m for m in METHODS if any(m in r["auc"] for r in tasks)]  # e.g. no peer rows on the in-house workloads
+    for method in shown:
         cells = []
         for r in tasks:
             if method not in r["auc"]:
@@ -345,7 +346,7 @@ def markdown(rows: list[dict[str, Any]], small: str) -> str:
     for kind, what in (("compute", "compute: parameters × tokens"), ("price", "stand-in prices")):
         lines += ["", f"Cost at {TARGET:.0%} of large-only accuracy, {what} (share of all-large; — = not reached):", "",
                   f"| method | {' | '.join(short)} |", "|---|" + "---|" * len(tasks)]
-        for method in METHODS:
+        for method in shown:
             if method == "random":
                 continue
             cells = []

@@ -52,3 +52,14 @@ def test_memory_benchmark_children_report_peak_rss(child, capsys):
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["baseline_mb"] > 0 and row["increase_mb"] >= 0
     assert row.get("tokens", 12) > 0 and row.get("calls", 24) == 24
+
+
+def test_routing_benchmark_times_each_path_it_asserts(capsys):
+    """Each timed request took the path it names (routed / deferred / kept: the benchmark asserts it per call)."""
+    from benchmarks.speed import bench_routing
+
+    results = bench_routing.main(["--tiny", "--quiet", "--queries", "3", "--repeats", "1", "--max-new-tokens", "4"])
+    out = capsys.readouterr().out
+    assert "routed:" in out and "deferred, full answer:" in out
+    assert results["routed_over_deferred_margin"] > 0 and results["routed_over_deferred_full"] > 0
+    assert all(math.isfinite(v) for v in results.values())
