@@ -61,10 +61,14 @@ Models = Callable[[], tuple[Any, Any]]
 # -- the tiers and the three configurations ---------------------------------------------------------
 def tier_models(threads: int) -> tuple[Any, Any]:
     """(small, large) ``OpenAIModel`` s on their llama.cpp servers (the small one with top-20 log-probs)."""
+    # the client's own timeout (60 s by default) would cut a cold prefill of a task's ~5k tokens of docs
+    # long before the cascade's 900 s tier timeout: one request may take as long as the tier may
     small = harness.server(SMALL, threads, N_CTX).openai_model(top_k=harness.TOP_K, max_new_tokens=MAX_TOKENS,
-                                                               prompt_format="chat")
+                                                               prompt_format="chat", timeout=LIMITS["small_timeout"],
+                                                               max_retries=0)
     large = harness.server(LARGE, threads, N_CTX).openai_model(top_k=0, max_new_tokens=MAX_TOKENS,
-                                                               prompt_format="chat")
+                                                               prompt_format="chat", timeout=LIMITS["large_timeout"],
+                                                               max_retries=0)
     return small, large
 
 
