@@ -205,3 +205,25 @@ def test_a_failing_sampled_call_defers_or_raises_per_on_small_error(small) -> No
         _cascade(small, on_small_error="raise").invoke("broken: capital of France?")
     with pytest.raises(BackendError):
         asyncio.run(_cascade(small, on_small_error="raise").ainvoke("broken: capital of France?"))
+
+
+# -- the transformers backend (a tiny random model, no download) ------------------------------------------
+
+
+def test_transformers_backend_samples_k_answers_in_one_seeded_call_and_cascades_on_them() -> None:
+    from cascade_core.backends.transformers import TransformersModel
+    from cascade_core.testing import tiny_model, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    small = TransformersModel(tiny_model(tok), tok, top_k=3, max_new_tokens=4, prompt_format="completion")
+    request = Request.from_prompt("the cat", max_new_tokens=4)
+    greedy = small.generate_texts(request, n=1, temperature=0)
+    assert greedy.texts == (small.complete(request).text,)
+    drawn = small.generate_texts(request, n=5, temperature=1.5, seed=3)
+    assert len(drawn.texts) == 5 and drawn.calls == 1 and drawn.usage.input_tokens == 5 * greedy.usage.input_tokens
+    assert drawn == small.generate_texts(request, n=5, temperature=1.5, seed=3)  # seeded: reproducible
+    assert drawn.texts != small.generate_texts(request, n=5, temperature=1.5, seed=4).texts
+    with pytest.raises(ConfigurationError, match="n must be a positive int"):
+        small.generate_texts(request, n=0, temperature=1.0)
+    result = Cascade([small, ScriptedModel("large")], rules=ThresholdRule("sample_agreement", 1.0, k=3, temperature=1.5)).invoke(request)
+    assert len(result.decisions[0].reason) and result.runs[0].usage.input_tokens == 4 * greedy.usage.input_tokens
