@@ -133,8 +133,9 @@ class ChatCascade(BaseChatModel):
         default=None, description="A core DeferralRule (e.g. a learned rule) instead of signal/threshold."
     )
     """A core ``DeferralRule`` (e.g. a learned rule) instead of ``signal``/``threshold``/``signal_params``."""
-    signal: str = Field(default=DEFAULT_SIGNAL, description="Deferral signal: margin, chow_sum, chow_average, chow_quantile or entropy.")
-    """Deferral signal: ``margin``, ``chow_sum``, ``chow_average``, ``chow_quantile`` or ``entropy``."""
+    signal: str = Field(default=DEFAULT_SIGNAL, description="Deferral signal: margin, chow_sum, chow_average, chow_quantile, entropy or sample_agreement.")
+    """Deferral signal: ``margin``, ``chow_sum``, ``chow_average``, ``chow_quantile``, ``entropy`` or ``sample_agreement``
+    (no log-probs needed; ``signal_params={"k": 4, "temperature": 0.7}``, k + 1 small calls per query)."""
     threshold: SkipValidation[float | ThresholdPolicy | None] = Field(
         default=None, description="Defer below this number or ThresholdPolicy; None: 0.3 for margin, required for other signals."
     )

@@ -181,14 +181,14 @@ class CascadeLLM(FunctionCallingLLM):
         default=None, exclude=True, repr=False, description="A core DeferralRule (e.g. a learned rule) instead of signal/threshold."
     )
     signal: str = Field(
-        default=DEFAULT_SIGNAL, description="Deferral signal: margin, chow_sum, chow_average, chow_quantile or entropy."
+        default=DEFAULT_SIGNAL, description="Deferral signal: margin, chow_sum, chow_average, chow_quantile, entropy or sample_agreement."
     )
     threshold: SkipValidation[float | ThresholdPolicy | None] = Field(
         default=None, exclude=True,
         description="Defer below this number or ThresholdPolicy; None: 0.3 for margin, required for other signals.",
     )
     signal_params: dict[str, Any] = Field(
-        default_factory=dict, description="Parameters of the signal (alpha for chow_quantile, labels for a margin)."
+        default_factory=dict, description="Parameters of the signal (alpha for chow_quantile, labels for a margin, k and temperature for sample_agreement)."
     )
     calibration_file: str | Path | None = Field(
         default=None,

@@ -33,6 +33,7 @@ __all__ = [
     "Request",
     "Role",
     "StepsEnd",
+    "TextSamples",
     "TokenAlternative",
     "TokenStep",
     "ToolCall",
@@ -307,6 +308,11 @@ class Generation:
         model_name: Name of the model that generated it.
         embedding: Pooled hidden state (mean over generated tokens of the last layer), if recorded.
         tool_calls: Tool calls parsed from the text, if any.
+        samples: Texts of answers sampled at a temperature > 0 for the same request (what the
+            ``sample_agreement`` signal compares with ``text``); empty unless the rule asked for them.
+            ``steps`` may then be empty too: a rule that needs no log-probs gets the answer as text.
+        sample_usage: The part of ``usage`` spent on ``samples`` (``usage`` counts every call made
+            for this generation: the greedy one and the k sampled ones).
     """
 
     text: str
@@ -316,6 +322,8 @@ class Generation:
     model_name: str = ""
     embedding: np.ndarray | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    samples: tuple[str, ...] = ()
+    sample_usage: Usage = field(default_factory=Usage)
 
     @property
     def logprobs(self) -> np.ndarray:
@@ -352,6 +360,21 @@ class Completion:
     tool_calls: tuple[ToolCall, ...] = ()
     finish_reason: str | None = None
     raw: Any = None
+
+
+@dataclass(frozen=True)
+class TextSamples:
+    """Answers generated as plain text (no log-probs) for one request: what ``generate_texts`` returns.
+
+    Attributes:
+        texts: One answer per generation, stop strings cut.
+        usage: Token usage of all of them together.
+        calls: Model calls made (requests to a server; 1 for a batched local generation of all).
+    """
+
+    texts: tuple[str, ...]
+    usage: Usage = field(default_factory=Usage)
+    calls: int = 1
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 - :class:`SmallModel` (any tier but the last): streams decoding steps with per-token log-probs and
   top-k alternatives, sync and async. Any ``SmallModel`` built on :class:`TokenModelBase` is also
   usable as a :class:`LargeModel`.
+- :class:`TextGenerator` (optional, a small tier judged by sampled answers): ``n`` answers as plain
+  text at a temperature, without log-probs (the ``sample_agreement`` signal).
 - :class:`LargeModel` (the last tier): text in, text + usage out, sync/async, plain or streamed.
   It needs no log-probs, so it can be any API model (the adapters wrap LangChain / LlamaIndex LLMs).
 - :class:`PromptEmbedder` (a pre-generation router's features): a prompt's pooled embedding and its
@@ -22,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from cascade_core.engine.steps import StepAccumulator
 from cascade_core.errors import ConfigurationError
-from cascade_core.types import Completion, CompletionChunk, Request, StepsEnd, TokenStep
+from cascade_core.types import Completion, CompletionChunk, Request, StepsEnd, TextSamples, TokenStep
 
 __all__ = [  # StepsEnd and CompletionChunk live in cascade_core.types
     "BatchPrefillModel",
@@ -32,6 +34,7 @@ __all__ = [  # StepsEnd and CompletionChunk live in cascade_core.types
     "PromptEmbedder",
     "SmallModel",
     "StepsEnd",
+    "TextGenerator",
     "TokenModelBase",
     "iterate_in_thread",
     "prompt_embedder",
@@ -83,6 +86,25 @@ class BatchPrefillModel(Protocol):
 
     def stream_steps_batch(self, requests: Sequence[Request]) -> list[Iterator[TokenStep | StepsEnd]]:
         """One step stream per request, each yielding what ``stream_steps`` would for it."""
+        ...
+
+
+@runtime_checkable
+class TextGenerator(Protocol):
+    """A small tier that can answer as plain text, greedily or sampled (no log-probs involved).
+
+    What a signal that compares answers (``sample_agreement``) needs: the greedy answer
+    (``temperature=0``, ``n=1``) and ``n`` samples at ``temperature > 0``, sample i seeded ``seed + i``
+    so that repeated calls draw the same samples (``seed=None``: the backend's own randomness).
+    Stop strings and ``max_new_tokens`` of the request apply to every answer.
+    """
+
+    def generate_texts(self, request: Request, *, n: int, temperature: float, seed: int | None = None) -> TextSamples:
+        """``n`` answers to ``request`` as text, with the usage of all of them."""
+        ...
+
+    async def agenerate_texts(self, request: Request, *, n: int, temperature: float, seed: int | None = None) -> TextSamples:
+        """Async :meth:`generate_texts`."""
         ...
 
 
@@ -225,6 +247,13 @@ class TokenModelBase:
 
     def count_tokens(self, text: str) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    async def agenerate_texts(self, request: Request, *, n: int, temperature: float, seed: int | None = None) -> TextSamples:
+        """Async ``generate_texts`` (a subclass that defines it): the blocking one in a worker thread."""
+        generate = getattr(self, "generate_texts", None)
+        if generate is None:
+            raise NotImplementedError(f"{type(self).__name__} cannot generate plain-text samples (no generate_texts)")
+        return await asyncio.to_thread(generate, request, n=n, temperature=temperature, seed=seed)
 
     def _prompt_tokens(self, request: Request) -> Callable[[], int]:
         return lambda: self.count_tokens(request.prompt_text)

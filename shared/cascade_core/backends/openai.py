@@ -3,6 +3,10 @@
 As a **small tier** it streams chat completions with ``logprobs=True, top_logprobs=top_k`` and turns
 each token's log-prob and alternatives into a :class:`~cascade_core.types.TokenStep`; the cascade
 closes the HTTP stream after the first token when it defers, so a deferred query costs one token.
+For a signal that compares answers (``sample_agreement``) it answers as plain text instead
+(:meth:`OpenAIModel.generate_texts`: no log-probs asked for — a server without them serves it): the
+greedy answer, then k requests at temperature T with seeds ``seed + i``. They are k separate requests,
+not one with ``n=k``: llama.cpp's server and many others reject or ignore ``n > 1``.
 As a **large tier** it asks for plain completions (no log-probs), with native tool calling.
 
 Example:
@@ -23,6 +27,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from cascade_core.backends.base import TokenModelBase
+from cascade_core.backends.openai_text import PlainTextAnswers
 from cascade_core.backends.openai_wire import (
     ToolCallDeltas,
     api_tool_choice,
@@ -61,7 +66,7 @@ def _import_openai() -> Any:
     return openai
 
 
-class OpenAIModel(TokenModelBase):
+class OpenAIModel(PlainTextAnswers, TokenModelBase):
     """A model served over the OpenAI chat-completions API.
 
     Args:

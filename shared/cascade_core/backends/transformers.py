@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from cascade_core.backends.base import TokenModelBase
+from cascade_core.backends.local_sampling import generate_texts
 from cascade_core.backends.prefill import shared_prefix_groups, split_kv
 from cascade_core.engine.stops import truncate_at_stop
 from cascade_core.errors import BackendError, ConfigurationError, ModelNotAvailableError, require
-from cascade_core.types import Request, StepsEnd, TokenAlternative, TokenStep, Usage
+from cascade_core.types import Request, StepsEnd, TextSamples, TokenAlternative, TokenStep, Usage
 
 if TYPE_CHECKING:
     import torch
@@ -251,6 +252,11 @@ class TransformersModel(TokenModelBase):
     def _forward(self, **kwargs: Any) -> Any:
         with self._lock, torch.inference_mode():
             return self.model(use_cache=True, output_hidden_states=self.record_embedding, **kwargs)
+
+    def generate_texts(self, request: Request, *, n: int, temperature: float, seed: int | None = None) -> TextSamples:
+        """``n`` plain-text answers: greedy (``temperature=0``), or sampled in one batched ``generate``
+        (``do_sample``, ``num_return_sequences=n``; see :mod:`cascade_core.backends.local_sampling`)."""
+        return generate_texts(self, request, n, temperature, seed)
 
     # -- the step stream ---------------------------------------------------------------------------
     def stream_steps(self, request: Request) -> Iterator[TokenStep | StepsEnd]:

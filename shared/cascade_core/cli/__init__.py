@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also record each prompt's pooled embedding before generation (a router's features): the small "
                         "tier's own (no value; local models), or openai:<base_url>#<model> (/v1/embeddings; llama.cpp "
                         "in embedding mode); see docs/routing.md")
+    p.add_argument("--samples", type=int, default=0, metavar="K",
+                   help="also record K small answers sampled at --temperature (for the sample_agreement signal; "
+                        "costs K more small calls per query); default 0: none")
+    p.add_argument("--temperature", type=float, default=0.7, help="--samples: their temperature (default 0.7)")
+    p.add_argument("--sample-seed", type=int, default=0, help="--samples: seed of sample 0 (sample i: seed + i)")
     p.add_argument("--on-error", choices=["stop", "skip"], default="stop", help="on a malformed data line: stop, or skip it")
     p.add_argument("--limit", type=int, help="use only the first N records")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -105,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", required=True, help="calibration sample (collection cache)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--rule", help="a learned rule file")
-    what.add_argument("--signal", default="margin", help="a signal: margin, chow_sum, chow_average, entropy, chow_quantile")
+    what.add_argument("--signal", default="margin", help="a signal: margin, chow_sum, chow_average, entropy, chow_quantile, "
+                                                            "sample_agreement (a cache collected with --samples)")
     p.add_argument("--alpha", type=float, default=0.0, help="alpha of chow_quantile")
     p.add_argument("--router", help="a router file (cascade fit --router): calibrate the route-then-cascade hybrid, both "
                                     "thresholds sharing --deferral-rate (docs/routing.md)")

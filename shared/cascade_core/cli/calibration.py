@@ -21,7 +21,7 @@ from cascade_core.decide.rule_file import SignalRule, load_rule
 from cascade_core.errors import ConfigurationError
 from cascade_core.evaluation.calibration import CalibrationReport, calibrate, evaluate_threshold
 from cascade_core.evaluation.collect import CachedExample, load_cache
-from cascade_core.evaluation.report import measured_costs, qualities, scores_for
+from cascade_core.evaluation.report import measured_costs, qualities, sampling_params, scores_for
 from cascade_core.evaluation.risk_report import realised_risk, wilson_interval
 
 __all__ = ["calibration_rule", "run_threshold_calibration"]
@@ -55,6 +55,12 @@ def calibration_rule(args: argparse.Namespace, cache: list[CachedExample]) -> tu
             params["alpha"] = args.alpha
         if args.signal == "margin" and (labels := _shared_labels(cache)):
             params["labels"] = labels
+        if args.signal == "sample_agreement":  # the deployed rule samples as the calibration data was sampled
+            drawn = sampling_params(cache)
+            if drawn is None:
+                raise ConfigurationError("--signal sample_agreement: the cache has no samples (or mixed ones); collect "
+                                         "it with `cascade collect --samples K --temperature T`")
+            params.update(drawn)
         try:
             rule = SignalRule(args.signal, params)
         except ConfigurationError as err:

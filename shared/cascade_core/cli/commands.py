@@ -16,7 +16,13 @@ from cascade_core.decide.learned.rule import LearnedDeferral, deferral_labels
 from cascade_core.errors import ConfigurationError
 from cascade_core.evaluation.collect import collect, collect_records, load_cache
 from cascade_core.evaluation.quality import resolve_quality_scorer
-from cascade_core.evaluation.report import evaluate_cache, measured_costs, qualities, scores_for
+from cascade_core.evaluation.report import (
+    evaluate_cache,
+    measured_costs,
+    qualities,
+    sample_signals,
+    scores_for,
+)
 
 __all__ = ["run_calibrate", "run_collect", "run_eval", "run_fit", "run_serve"]
 
@@ -25,6 +31,15 @@ logger = logging.getLogger(__name__)
 
 def run_collect(args: argparse.Namespace) -> int:
     resolve_quality_scorer(args.scorer)  # fail before loading models
+    if args.samples:
+        from cascade_core.decide.scorers import SampleAgreement
+
+        try:
+            SampleAgreement(k=args.samples, temperature=args.temperature, seed=args.sample_seed)
+        except ConfigurationError as err:
+            raise ConfigurationError(f"--samples/--temperature/--sample-seed: {err}") from err
+    elif args.samples is not None and args.samples < 0:
+        raise ConfigurationError(f"--samples must be >= 1 (0 or absent: no samples), got {args.samples}")
     stop = tuple(s.encode().decode("unicode_escape") for s in (args.stop or ["\\n"]))
     records = _bigbench_records(args) if args.data.startswith("bigbench:") else None
     tier_options = {"top_k": args.top_k, "max_new_tokens": args.max_new_tokens, "prompt_format": args.prompt_format}
@@ -34,7 +49,8 @@ def run_collect(args: argparse.Namespace) -> int:
 
     options = {"max_new_tokens": args.max_new_tokens, "stop": stop, "quality": args.scorer,
                "record_embedding": args.embedding, "progress": not args.no_progress,
-               "prompt_embedder": prompt_embedder_of(args.prompt_embedding, small)}
+               "prompt_embedder": prompt_embedder_of(args.prompt_embedding, small),
+               "samples": args.samples, "sample_temperature": args.temperature, "sample_seed": args.sample_seed}
     if records is None:
         rows = collect(args.data, small, large, args.out, on_error=args.on_error, limit=args.limit, **options)
     else:
@@ -113,7 +129,7 @@ def run_fit(args: argparse.Namespace) -> int:
         grid += embedding_grid(targets, Cs=EMBEDDING_C if args.C is None else (args.C,), random_state=args.seed)
     selection = select_rule(
         gens, small_q, large_q, cv=args.cv, repeats=args.cv_repeats, learned=grid, margin_labels=labels,
-        labels_per_example=[c.label_tokens for c in cache], seed=args.seed,
+        labels_per_example=[c.label_tokens for c in cache], seed=args.seed, extra_signals=sample_signals(cache),
     )
     selection.rule.save(args.out)
     print(f"{args.cv}-fold cross-validation on {len(cache)} fit examples (held-out AUC-DF, mean ± SE over folds):")
@@ -133,6 +149,9 @@ def _scores(args: argparse.Namespace, cache: list) -> tuple[np.ndarray, str]:
         return scores_for(cache, {rule.name: rule})[rule.name], rule.name
     scores = scores_for(cache)
     name = args.signal if args.signal != "chow_quantile" else f"chow_quantile(alpha={args.alpha:g})"
+    if name == "sample_agreement" and name not in scores:
+        raise ConfigurationError("--signal sample_agreement: the cache has no samples; collect it with "
+                                 "`cascade collect --samples K --temperature T`")
     if name not in scores:
         raise ConfigurationError(f"unknown signal {args.signal!r}; allowed: {sorted(scores)}")
     return scores[name], name

@@ -32,7 +32,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cascade_core.decide.rules import ThresholdRule
-from cascade_core.decide.scorers import Scorer, make_scorer, min_top_k_of
+from cascade_core.decide.scorers import (
+    SamplingPlan,
+    Scorer,
+    make_scorer,
+    min_top_k_of,
+    needs_logprobs_of,
+    sampling_of,
+)
 from cascade_core.errors import ConfigurationError, RuleFileError, require
 from cascade_core.types import Generation
 
@@ -238,6 +245,16 @@ class CalibratedScorer:
     def labels(self) -> Sequence[str] | None:
         """Label first-tokens of the underlying scorer (so the engine records them)."""
         return getattr(self.scorer, "labels", None)
+
+    @property
+    def needs_logprobs(self) -> bool:
+        """Whether the underlying scorer reads token log-probs."""
+        return needs_logprobs_of(self.scorer)
+
+    @property
+    def sampling(self) -> SamplingPlan | None:
+        """The sampled answers the underlying scorer needs, if any."""
+        return sampling_of(self.scorer)
 
     def __call__(self, generation: Generation) -> float:
         return self.probability_map.probability(float(self.scorer(generation)))

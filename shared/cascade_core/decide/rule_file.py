@@ -23,7 +23,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cascade_core.decide.scorers import SCORERS, Scorer, labels_of, make_scorer, min_top_k_of
+from cascade_core.decide.scorers import (
+    SCORERS,
+    SamplingPlan,
+    Scorer,
+    labels_of,
+    make_scorer,
+    min_top_k_of,
+    needs_logprobs_of,
+    sampling_of,
+)
 from cascade_core.errors import CascadeError, RuleFileError
 from cascade_core.types import Generation
 
@@ -75,6 +84,16 @@ class SignalRule:
     @property
     def labels(self) -> tuple[str, ...] | None:
         return tuple(labels_of(self.scorer)) or None
+
+    @property
+    def needs_logprobs(self) -> bool:
+        """Whether the underlying scorer reads token log-probs."""
+        return needs_logprobs_of(self.scorer)
+
+    @property
+    def sampling(self) -> SamplingPlan | None:
+        """The sampled answers the underlying scorer needs, if any."""
+        return sampling_of(self.scorer)
 
     def __call__(self, generation: Generation) -> float:
         return float(self.scorer(generation))

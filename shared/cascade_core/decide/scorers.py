@@ -1,8 +1,11 @@
 """Scorers: named deferral scores computed from a :class:`~cascade_core.types.Generation`.
 
 A scorer wraps a pure signal from :mod:`cascade_core.decide.signals` (or a learned model) and tells the
-engine two things it needs: the score's valid range (to validate thresholds) and whether the
-score is known after the first decoding step (so the engine can stop the small model early).
+engine what it needs: the score's valid range (to validate thresholds), whether the score is
+known after the first decoding step (so the engine can stop the small model early), and —
+declared, optional — how many top-k alternatives it reads (``min_top_k``), whether it reads
+token log-probs at all (``needs_logprobs``, default True) and whether it needs sampled answers
+(``sampling``, a :class:`SamplingPlan`).
 
 Example:
     >>> from cascade_core.decide.scorers import make_scorer
@@ -14,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -29,8 +33,12 @@ __all__ = [
     "ChowSum",
     "Margin",
     "NegativeEntropy",
+    "SampleAgreement",
+    "SamplingPlan",
     "Scorer",
     "make_scorer",
+    "needs_logprobs_of",
+    "sampling_of",
 ]
 
 
@@ -172,20 +180,106 @@ class NegativeEntropy(_SequenceScorer):
         return -signals.mean_token_entropy(generation.top_logprobs)
 
 
+@dataclass(frozen=True)
+class SamplingPlan:
+    """What a sampling scorer asks of the small tier: ``k`` extra answers at ``temperature``.
+
+    Attributes:
+        k: Sampled answers per query (besides the greedy one).
+        temperature: Their sampling temperature (> 0).
+        seed: Seed of the first sample (sample i uses ``seed + i``: reproducible and distinct);
+            ``None`` lets the backend draw its own.
+    """
+
+    k: int
+    temperature: float
+    seed: int | None = 0
+
+
+@dataclass(frozen=True)
+class SampleAgreement:
+    """Sample agreement: the share of k answers sampled at temperature T that agree with the greedy one.
+
+    Needs **no log-probs** — only answer texts — so it judges small tiers served where log-probs are
+    unavailable (many hosted APIs). The cost is stated: **k + 1 small calls per query** (the
+    greedy answer, then k samples; each sample is a full generation), all counted in the small tier's
+    usage. Answers are compared by their normalised first line
+    (:func:`~cascade_core.decide.signals.sample_agreement`). The decision waits for the whole answer and
+    the samples, so a kept answer streams only after them.
+
+    Attributes:
+        k: Samples per query (>= 1).
+        temperature: Their temperature (> 0, at most 2).
+        seed: Seed of sample 0 (sample i: ``seed + i``); ``None``: the backend's own randomness.
+
+    Example:
+        >>> from cascade_core import Cascade, ThresholdRule
+        >>> from cascade_core.testing import ScriptedModel
+        >>> small = ScriptedModel("Paris", samples=[["Paris", "Paris.", "Lyon", "paris"]])
+        >>> cascade = Cascade([small, ScriptedModel("Paris, France")],
+        ...                   rules=ThresholdRule(SampleAgreement(k=4, temperature=0.7), threshold=0.5))
+        >>> result = cascade.invoke("What is the capital of France?")
+        >>> result.tier, result.decision.signal, result.decision.score
+        (0, 'sample_agreement(k=4, temperature=0.7)', 0.75)
+        >>> make_scorer("sample_agreement", k=4, temperature=0.7).sampling
+        SamplingPlan(k=4, temperature=0.7, seed=0)
+    """
+
+    k: int = 4
+    temperature: float = 0.7
+    seed: int | None = 0
+    first_step_only: bool = field(default=False, init=False)
+    min_top_k: int = field(default=0, init=False)
+    needs_logprobs: bool = field(default=False, init=False)
+    score_range: tuple[float, float] = field(default=(0.0, 1.0), init=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ConfigurationError(f"SampleAgreement.k must be an int >= 1 (samples per query), got {self.k!r}")
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or math.isnan(t) or not 0.0 < t <= 2.0:
+            raise ConfigurationError(
+                f"SampleAgreement.temperature must be a number in (0, 2] (0 would repeat the greedy answer), got {t!r}"
+            )
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            raise ConfigurationError(f"SampleAgreement.seed must be a non-negative int or None, got {self.seed!r}")
+        object.__setattr__(self, "temperature", float(t))
+
+    @property
+    def name(self) -> str:
+        return f"sample_agreement(k={self.k}, temperature={self.temperature:g})"
+
+    @property
+    def sampling(self) -> SamplingPlan:
+        """The k samples at temperature T this scorer needs the small tier to draw."""
+        return SamplingPlan(self.k, self.temperature, self.seed)
+
+    def __call__(self, generation: Generation) -> float:
+        if len(generation.samples) < self.k:
+            raise SignalError(
+                f"scorer {self.name!r} needs {self.k} sampled answers; the generation has {len(generation.samples)} "
+                "(a cache collected without `cascade collect --samples`, or a small tier that drew fewer)"
+            )
+        return signals.sample_agreement(generation.text, generation.samples[: self.k])
+
+
 SCORERS: dict[str, Callable[..., Scorer]] = {
     "margin": Margin,
     "chow_sum": ChowSum,
     "chow_average": ChowAverage,
     "chow_quantile": ChowQuantile,
     "entropy": NegativeEntropy,
+    "sample_agreement": SampleAgreement,
 }
 
 
 def make_scorer(name: str | Scorer, **params: Any) -> Scorer:
-    """Build a scorer by name (``margin``, ``chow_sum``, ``chow_average``, ``chow_quantile``, ``entropy``).
+    """Build a scorer by name (``margin``, ``chow_sum``, ``chow_average``, ``chow_quantile``, ``entropy``,
+    ``sample_agreement``).
 
     A scorer object is returned unchanged. ``params`` go to the scorer's constructor
-    (``alpha=`` for ``chow_quantile``; ``kind=``, ``labels=``, ``distinct=`` for ``margin``).
+    (``alpha=`` for ``chow_quantile``; ``kind=``, ``labels=``, ``distinct=`` for ``margin``;
+    ``k=``, ``temperature=``, ``seed=`` for ``sample_agreement``).
     """
     if not isinstance(name, str):
         if isinstance(name, Scorer):
@@ -208,6 +302,17 @@ def min_top_k_of(scorer: Any) -> int:
     """Alternatives per step a scorer needs (its declared ``min_top_k``; 0 when it declares none)."""
     value = getattr(scorer, "min_top_k", 0)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def needs_logprobs_of(scorer: Any) -> bool:
+    """Whether a scorer reads token log-probs (its declared ``needs_logprobs``; True when it declares none)."""
+    return getattr(scorer, "needs_logprobs", True) is not False
+
+
+def sampling_of(scorer: Any) -> SamplingPlan | None:
+    """The sampled answers a scorer needs (its declared ``sampling``), or None."""
+    plan = getattr(scorer, "sampling", None)
+    return plan if isinstance(plan, SamplingPlan) else None
 
 
 def labels_of(scorer: Scorer) -> Sequence[str]:

@@ -7,6 +7,8 @@ References:
        (Chow-Sum, Chow-Average, Chow-Quantile, learned post-hoc deferral).
     B. Ramírez et al., "Optimising Calls to Large Language Models with Uncertainty-Based Two-Tier
        Selection", arXiv 2405.02134 (first-token margin).
+    C. Wang et al., "Self-Consistency Improves Chain of Thought Reasoning in Language Models", ICLR 2023;
+       Manakul et al., "SelfCheckGPT", EMNLP 2023 (agreement of sampled answers; no log-probs needed).
 
 Example:
     >>> import numpy as np
@@ -24,12 +26,13 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from cascade_core.decide.answers import answer_key
 from cascade_core.errors import ConfigurationError, SignalError
 from cascade_core.types import TokenAlternative, TokenStep
 
@@ -42,6 +45,7 @@ __all__ = [
     "margin_from_logprobs",
     "mean_token_entropy",
     "quantile_features",
+    "sample_agreement",
     "step_entropy",
 ]
 
@@ -252,3 +256,29 @@ def mean_token_entropy(top_logprobs: Sequence[ArrayLike]) -> float:
     if not len(top_logprobs):
         return 0.0
     return float(np.mean([step_entropy(t) for t in top_logprobs]))
+
+
+def sample_agreement(answer: str, samples: Sequence[str], *, key: Callable[[str], str] = answer_key) -> float:
+    """Agreement rate of sampled answers with the greedy one (paper C): ``(1/k) Σ_i 1[key(s_i) = key(a)]``.
+
+    ``answer`` is the greedy (temperature 0) answer, ``samples`` the k answers drawn at a temperature
+    T > 0 for the same prompt. Answers are compared by ``key``, by default
+    :func:`~cascade_core.decide.answers.answer_key`: the first non-empty line, casefolded, accents
+    stripped, punctuation as spaces, whitespace collapsed — the normaliser quality scoring uses — so
+    ``"Paris."`` and ``" paris"`` agree, ``"Paris, France"`` does not. The score is in [0, 1], higher
+    = more confident; it needs text only, no log-probs. An empty greedy answer agrees with nothing
+    (score 0). No samples → :class:`~cascade_core.errors.SignalError` (nothing to measure).
+
+    >>> sample_agreement("Paris", ["Paris.", " paris", "Lyon", "Paris, France"])
+    0.5
+    >>> sample_agreement("", ["", ""])
+    0.0
+    """
+    if isinstance(samples, str):
+        raise SignalError("samples must be a sequence of answer texts, not one string")
+    if not len(samples):
+        raise SignalError("sample agreement needs at least one sampled answer; the generation has none")
+    target = key(answer)
+    if not target:
+        return 0.0
+    return float(sum(key(sample) == target for sample in samples) / len(samples))

@@ -27,6 +27,7 @@ from cascade_core.engine.effects import (
     CloseSteps,
     Complete,
     Emit,
+    GenerateTexts,
     NextChunk,
     NextStep,
     OpenChunks,
@@ -261,6 +262,8 @@ class Cascade:
                         limits.close(effect.tier, open_streams.pop(effect.tier, None))
                     elif isinstance(effect, Complete):
                         value = limits.call(effect.tier, self.tiers[effect.tier].model.complete, effect.request)
+                    elif isinstance(effect, GenerateTexts):
+                        value = limits.call(effect.tier, _generate_texts, self.tiers[effect.tier].model, effect)
                     elif isinstance(effect, Route):
                         assert self.route_stage is not None
                         value = limits.call(0, self.route_stage.score, effect.request)
@@ -301,6 +304,9 @@ class Cascade:
                         await _aclose(open_streams.pop(effect.tier, None))
                     elif isinstance(effect, Complete):
                         value = await limits.call(effect.tier, self.tiers[effect.tier].model.acomplete(effect.request))
+                    elif isinstance(effect, GenerateTexts):
+                        value = await limits.call(effect.tier, self.tiers[effect.tier].model.agenerate_texts(
+                            effect.request, n=effect.n, temperature=effect.temperature, seed=effect.seed))
                     elif isinstance(effect, Route):
                         assert self.route_stage is not None
                         value = await limits.call(0, self.route_stage.ascore(effect.request))
@@ -424,6 +430,10 @@ def _final(chunks: Iterator[CascadeChunk]) -> CascadeResult:
         result = chunk.result or result
     assert result is not None
     return result
+
+
+def _generate_texts(model: Any, effect: GenerateTexts) -> Any:
+    return model.generate_texts(effect.request, n=effect.n, temperature=effect.temperature, seed=effect.seed)
 
 
 def _open(open_stream: Any, request: Request) -> Any:

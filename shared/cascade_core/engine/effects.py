@@ -16,6 +16,9 @@ Effect              The driver does                                        and s
                                                                             or :data:`END` when exhausted
 :class:`CloseSteps` close that step stream (stops generation); no error     ``None``
                     if it was never opened
+:class:`GenerateTexts` ``n`` answers of tier ``tier`` as plain text, no      a :class:`~cascade_core.types.TextSamples`
+                    log-probs (``generate_texts`` / ``agenerate_texts``):
+                    the greedy one (temperature 0) or k samples
 :class:`Complete`   ask the last tier for a whole answer (``complete`` /    a :class:`~cascade_core.types.Completion`
                     ``acomplete``)
 :class:`OpenChunks` open the last tier's answer stream (``stream`` /         ``None``
@@ -45,8 +48,8 @@ from cascade_core.engine.result import CascadeChunk
 from cascade_core.types import Request
 
 __all__ = [
-    "END", "CloseSteps", "Complete", "Effect", "Emit", "NextChunk", "NextStep", "OpenChunks", "OpenSteps", "Route",
-    "RouteScore",
+    "END", "CloseSteps", "Complete", "Effect", "Emit", "GenerateTexts", "NextChunk", "NextStep", "OpenChunks", "OpenSteps",
+    "Route", "RouteScore",
 ]
 
 
@@ -109,6 +112,21 @@ class CloseSteps:
 
 
 @dataclass(frozen=True)
+class GenerateTexts:
+    """Ask small tier ``tier`` for ``n`` plain-text answers to ``request``; send back its TextSamples.
+
+    ``temperature`` 0 is the greedy answer (``n`` = 1); above 0, ``n`` samples, sample i seeded
+    ``seed + i`` (``seed`` None: the backend's own randomness). No log-probs are asked for.
+    """
+
+    tier: int
+    request: Request
+    n: int
+    temperature: float
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
 class Complete:
     """Ask tier ``tier`` for a whole answer to ``request``; send back its Completion."""
 
@@ -138,4 +156,4 @@ class Emit:
     chunk: CascadeChunk
 
 
-Effect = Route | OpenSteps | NextStep | CloseSteps | Complete | OpenChunks | NextChunk | Emit
+Effect = Route | OpenSteps | NextStep | CloseSteps | GenerateTexts | Complete | OpenChunks | NextChunk | Emit

@@ -5,6 +5,11 @@ A sub-generator of :func:`cascade_core.engine.machine.plan`, yielding the same e
 for a kept answer. A rule that decides on the first step (first-token margin) is applied right
 after it: a deferral closes the stream at once; a kept answer is streamed from there on (when no
 answer check needs the whole text). Other rules and any answer check see the full generation.
+
+A rule whose scorer reads no log-probs gets the answer as plain text instead of a step stream
+(``GenerateTexts``), and a scorer that needs sampled answers (``sample_agreement``) gets its k samples
+after it (:mod:`~cascade_core.engine.sampling`); such a rule decides on the whole answer and its
+samples, so a kept answer is emitted after the decision.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from cascade_core.engine.effects import END, CloseSteps, Effect, Emit, NextStep,
 from cascade_core.engine.plan_state import Fallback, PlanState, TierView
 from cascade_core.engine.result import CascadeChunk, CascadeResult, Decision, TierRun
 from cascade_core.engine.routing import fit_small_request, skip_reason
+from cascade_core.engine.sampling import add_samples, rule_needs_logprobs, rule_sampling, text_generation
 from cascade_core.engine.steps import StepAccumulator
 from cascade_core.engine.sticky import STICKY_KEY
 from cascade_core.engine.tool_calls import render_for_text_model
@@ -71,7 +77,7 @@ def small_tier(state: PlanState, index: int, media: frozenset[str]) -> Generator
     pull = StepPull(StepAccumulator(state.request.stop))
     started = time.perf_counter()
     try:
-        yield from pull_steps(index, tier, request, pull, rule=rule, live=state.stream_live)
+        generation = yield from _generate(state, index, request, pull)
     except (ConfigurationError, InvalidRequestError):
         raise
     except Exception as err:
@@ -82,10 +88,8 @@ def small_tier(state: PlanState, index: int, media: frozenset[str]) -> Generator
         state.runs.append(TierRun(index, tier.model_name, Usage(), time.perf_counter() - started, 0.0))
         state.decisions.append(Decision(index, True, None, None, "error", f"tier {index} failed: {type(err).__name__}: {err}"))
         return None
-    yield CloseSteps(index)
-    generation = pull.steps.generation(tier.model_name, lambda: tier.count_tokens(request.prompt_text), early=pull.early)
     state.runs.append(TierRun(index, tier.model_name, generation.usage, time.perf_counter() - started, tier.cost(generation.usage)))
-    if not generation.steps:
+    if not generation.steps and not generation.text:
         state.decisions.append(Decision(index, True, None, None, "empty", f"tier {index} produced no tokens; deferring"))
         return None
     state.fallback = Fallback(index, request, generation)
@@ -93,11 +97,27 @@ def small_tier(state: PlanState, index: int, media: frozenset[str]) -> Generator
     if kept is None:
         return None
     if state.streaming and not pull.emitted:
-        for piece in pull.steps.pieces:
+        for piece in pull.steps.pieces if kept.steps else (kept.text,):
             yield Emit(CascadeChunk(piece, index))
     result = state.result(kept.text, index, generation=kept)
     yield Emit(CascadeChunk("", index, result=result))
     return result
+
+
+def _generate(state: PlanState, index: int, request: Request, pull: StepPull) -> Generator[Effect, Any, Generation]:
+    """Tier ``index``'s generation: its step stream read into ``pull`` (and closed), or — for a rule that
+    reads no log-probs — its answer as text; then the samples the rule's scorer needs, if any."""
+    rule, tier = state.rules[index], state.tiers[index]
+    if rule_needs_logprobs(rule):
+        yield from pull_steps(index, tier, request, pull, rule=rule, live=state.stream_live)
+        yield CloseSteps(index)
+        generation = pull.steps.generation(tier.model_name, lambda: tier.count_tokens(request.prompt_text), early=pull.early)
+    else:
+        generation = yield from text_generation(index, tier.model_name, request)
+    plan = rule_sampling(rule)
+    if plan is not None and (generation.steps or generation.text) and generation.complete:
+        generation = yield from add_samples(index, request, generation, plan)
+    return generation
 
 
 def pull_steps(

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cascade_core.backends.base import LargeModel, SmallModel
+from cascade_core.backends.base import LargeModel, SmallModel, TextGenerator
 from cascade_core.cost import Pricing, count_tokens
 from cascade_core.decide.rules import DeferralRule
-from cascade_core.decide.scorers import min_top_k_of
+from cascade_core.decide.scorers import min_top_k_of, needs_logprobs_of, sampling_of
 from cascade_core.engine.context import check_context_window
 from cascade_core.errors import ConfigurationError
 
@@ -65,7 +65,8 @@ class Tier:
 
 def check_tiers(tiers: Sequence[Tier], rules: Sequence[Any]) -> None:
     """Raise :class:`ConfigurationError` unless every rule is a rule, every tier but the last gives
-    log-probs with enough alternatives for its rule's signal, and the last tier can answer."""
+    log-probs with enough alternatives for its rule's signal (or, for a signal that compares
+    answers, can generate plain-text answers), and the last tier can answer."""
     for i, rule in enumerate(rules):
         if not isinstance(rule, DeferralRule):
             raise ConfigurationError(f"rules[{i}] must be a DeferralRule such as ThresholdRule, got {rule!r}")
@@ -84,6 +85,12 @@ def check_tiers(tiers: Sequence[Tier], rules: Sequence[Any]) -> None:
             )
         if getattr(scorer, "needs_embedding", False):
             _check_embedding(i, tier, scorer)
+        if (sampling_of(scorer) is not None or not needs_logprobs_of(scorer)) and not isinstance(tier.model, TextGenerator):
+            raise ConfigurationError(
+                f"signal {getattr(scorer, 'name', type(scorer).__name__)!r} compares plain-text answers (greedy and "
+                f"sampled), but tier {i} ({tier.display_name}) has no generate_texts/agenerate_texts: use an "
+                "OpenAIModel, a TransformersModel or a ScriptedModel small tier"
+            )
     if not isinstance(tiers[-1].model, LargeModel):
         raise ConfigurationError(
             f"last tier ({tiers[-1].display_name}) must provide complete/acomplete/stream/astream"

@@ -8,8 +8,11 @@ The cache is JSONL, one line per example: the small model's :class:`~cascade_cor
 (tokens, log-probs, top-k, optional pooled embedding), both answers, their qualities and the
 seconds each tier took; with a prompt embedder (``cascade collect --prompt-embedding``) also the
 prompt's pooled embedding, its token count and the seconds that prefill took — what a
-pre-generation :class:`~cascade_core.decide.router.QueryRouter` is fitted on. Caches without those
-fields (older ones) load unchanged. It is resumable: ids already cached are skipped, and a last line cut off
+pre-generation :class:`~cascade_core.decide.router.QueryRouter` is fitted on; with samples
+(``cascade collect --samples K --temperature T``) also k answers sampled at temperature T
+(``small.samples``, their usage as ``small.sample_usage`` and their seconds as ``sample_seconds``),
+so the ``sample_agreement`` signal can be scored offline beside the log-prob signals of the same greedy
+answer. Caches without those fields (older ones) load unchanged. It is resumable: ids already cached are skipped, and a last line cut off
 by a crash is dropped. Steps are recorded as the cascade engine sees them: up to and including
 the token that completes a stop string.
 
@@ -29,7 +32,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,7 +40,8 @@ import numpy as np
 
 from cascade_core.backends.base import LargeModel, PromptEmbedder, SmallModel
 from cascade_core.engine.steps import read_steps
-from cascade_core.errors import DataFormatError, require
+from cascade_core.engine.stops import truncate_at_stop
+from cascade_core.errors import ConfigurationError, DataFormatError, require
 from cascade_core.evaluation.quality import QualityScorer, resolve_quality_scorer
 from cascade_core.types import Generation, Request, TokenAlternative, TokenStep, Usage
 
@@ -53,6 +57,7 @@ __all__ = [
     "read_jsonl",
     "resume_cache",
     "run_large",
+    "run_samples",
     "run_small",
 ]
 
@@ -73,7 +78,10 @@ def generation_to_dict(generation: Generation) -> dict[str, Any]:
         "finish_reason": generation.finish_reason,
         "model_name": generation.model_name,
         "embedding": None if generation.embedding is None else np.asarray(generation.embedding, dtype=np.float64).tolist(),
-    }
+    } | ({} if not generation.samples else {
+        "samples": list(generation.samples),
+        "sample_usage": [generation.sample_usage.input_tokens, generation.sample_usage.output_tokens],
+    })
 
 
 def generation_from_dict(data: dict[str, Any]) -> Generation:
@@ -83,6 +91,9 @@ def generation_from_dict(data: dict[str, Any]) -> Generation:
         for tok, lp, top, token_id, text in data["steps"]
     )
     emb = data.get("embedding")
+    samples = data.get("samples") or []
+    if not isinstance(samples, list) or not all(isinstance(t, str) for t in samples):
+        raise DataFormatError("a generation's 'samples' must be a list of answer texts")
     return Generation(
         text=data["text"],
         steps=steps,
@@ -90,6 +101,8 @@ def generation_from_dict(data: dict[str, Any]) -> Generation:
         finish_reason=data.get("finish_reason", "stop"),
         model_name=data.get("model_name", ""),
         embedding=None if emb is None else np.asarray(emb, dtype=np.float64),
+        samples=tuple(samples),
+        sample_usage=Usage(*data.get("sample_usage", (0, 0))),
     )
 
 
@@ -113,6 +126,10 @@ class CachedExample:
     """The prompt's length in the small model's tokens, counted with the prompt embedding."""
     prompt_seconds: float = 0.0
     """Seconds the prompt embedding took (the router's own latency)."""
+    sample_seconds: float = 0.0
+    """Seconds the small tier's sampled answers took (``small.samples``; not in ``small_seconds``)."""
+    sampling: dict[str, Any] | None = None
+    """How ``small.samples`` were drawn: ``{"k", "temperature", "seed"}`` (the ``sample_agreement`` parameters)."""
 
     def to_json(self) -> str:
         router = {} if self.prompt_embedding is None else {
@@ -131,7 +148,7 @@ class CachedExample:
                 "small_seconds": self.small_seconds,
                 "large_seconds": self.large_seconds,
                 "label_tokens": None if self.label_tokens is None else list(self.label_tokens),
-            },
+            } | ({"sample_seconds": self.sample_seconds, "sampling": self.sampling} if self.small.samples else {}),
             ensure_ascii=False,
         )
 
@@ -161,7 +178,17 @@ class CachedExample:
             prompt_embedding=None if embedding is None else tuple(float(v) for v in embedding),
             prompt_tokens=tokens,
             prompt_seconds=float(data.get("prompt_seconds", 0.0)),
+            sample_seconds=float(data.get("sample_seconds", 0.0)),
+            sampling=_sampling(data.get("sampling"), data.get("id")),
         )
+
+
+def _sampling(value: Any, example_id: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"k", "temperature", "seed"}:
+        raise DataFormatError(f"id {example_id!r}: 'sampling' must be an object with k, temperature and seed")
+    return dict(value)
 
 
 def read_jsonl(path: str | os.PathLike[str], *, on_error: OnError = "stop") -> Iterator[tuple[int, dict[str, Any]]]:
@@ -257,6 +284,21 @@ def run_small(small: SmallModel, request: Request) -> Generation:
     return steps.generation(small.model_name, lambda: small.count_tokens(request.prompt_text))
 
 
+def run_samples(small: SmallModel, request: Request, generation: Generation, k: int, temperature: float,
+                seed: int | None = 0) -> Generation:
+    """``generation`` with ``k`` answers of ``small`` sampled at ``temperature`` (as the cascade adds them:
+    sample i seeded ``seed + i``, their usage added to the generation's)."""
+    from cascade_core.decide.scorers import SampleAgreement
+
+    SampleAgreement(k=k, temperature=temperature, seed=seed)  # validates k, temperature and seed
+    generate = getattr(small, "generate_texts", None)
+    if generate is None:
+        raise ConfigurationError(f"small tier {small.model_name} cannot sample plain-text answers (no generate_texts)")
+    reply = generate(request, n=k, temperature=temperature, seed=seed)
+    texts = tuple(truncate_at_stop(t, request.stop) if request.stop else t for t in reply.texts)
+    return replace(generation, samples=texts, usage=generation.usage + reply.usage, sample_usage=reply.usage)
+
+
 def run_large(large: LargeModel, request: Request) -> tuple[str, Usage]:
     """The large tier's answer text and usage for ``request`` (its stream, collected)."""
     text, usage = "", Usage()
@@ -288,13 +330,20 @@ def collect_records(
     quality: str | QualityScorer = "auto",
     record_embedding: bool = False,
     prompt_embedder: PromptEmbedder | None = None,
+    samples: int = 0,
+    sample_temperature: float = 0.7,
+    sample_seed: int | None = 0,
     progress: bool = True,
 ) -> list[CachedExample]:
     """Run both tiers over ``records`` (skipping ids already in ``cache_path``) and return every
     record's :class:`CachedExample` in data order; new entries are appended to the cache as they finish.
 
-    ``prompt_embedder``: also record each prompt's pooled embedding and token count (a router's features)."""
+    ``prompt_embedder``: also record each prompt's pooled embedding and token count (a router's features).
+    ``samples``: also record that many small answers sampled at ``sample_temperature`` (sample i seeded
+    ``sample_seed + i``), for the ``sample_agreement`` signal."""
     scorer = resolve_quality_scorer(quality)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+        raise ConfigurationError(f"samples must be a non-negative int (0: none), got {samples!r}")
     records = list(records)
     if record_embedding:
         small = _recording_embedding(small)
@@ -319,6 +368,11 @@ def collect_records(
             t0 = time.perf_counter()
             generation = run_small(small, request)
             t1 = time.perf_counter()
+            if samples:
+                generation = run_samples(small, request.replace(first_step_tokens=()), generation, samples,
+                                         sample_temperature, sample_seed)
+            t_samples = time.perf_counter() - t1
+            t1 = time.perf_counter()
             large_text, large_usage = run_large(large, request.replace(first_step_tokens=()))
             t2 = time.perf_counter()
             entry = CachedExample(
@@ -328,7 +382,9 @@ def collect_records(
                 large_text=large_text,
                 small_quality=float(scorer(generation.text, record)),
                 large_quality=float(scorer(large_text, record)),
-                small_seconds=t1 - t0,
+                small_seconds=t1 - t0 - t_samples,
+                sample_seconds=t_samples,
+                sampling={"k": samples, "temperature": float(sample_temperature), "seed": sample_seed} if samples else None,
                 large_seconds=t2 - t1,
                 label_tokens=label_tokens,
                 large_usage=large_usage,

@@ -16,6 +16,9 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from cascade_core.decide.answers import LETTER_FOLDS as _LETTER_FOLDS
+from cascade_core.decide.answers import answer_tokens, normalize_answer
+from cascade_core.decide.answers import first_line as _first_line
 from cascade_core.errors import ConfigurationError
 
 __all__ = [
@@ -36,39 +39,6 @@ QualityScorer = Callable[[str, Mapping[str, Any]], float]
 class _HasAliases(Protocol):
     @property
     def aliases(self) -> tuple[str, ...]: ...
-
-
-# Letters that NFKD does not decompose into base letter + combining mark.
-_LETTER_FOLDS = str.maketrans(
-    {"đ": "d", "ð": "d", "ł": "l", "ø": "o", "æ": "ae", "œ": "oe", "ß": "ss", "þ": "th", "ı": "i"}
-)
-_APOSTROPHES = frozenset("'’ʼʻ`´")
-
-
-def _tokens(text: str, *, join_apostrophes: bool) -> tuple[str, ...]:
-    text = unicodedata.normalize("NFKD", text.casefold()).translate(_LETTER_FOLDS)
-    out = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if cat.startswith("M"):  # combining accent
-            continue
-        if ch in _APOSTROPHES or (join_apostrophes and ch in "-."):
-            out.append("" if join_apostrophes else " ")
-        elif cat[0] in "LN" and cat != "Lm":
-            out.append(ch)
-        else:
-            out.append(" ")
-    tokens = "".join(out).split()
-    return tuple("saint" if t == "st" else t for t in tokens)
-
-
-def normalize_answer(text: str) -> str:
-    """Casefold, strip accents, turn punctuation into spaces, collapse whitespace.
-
-    ``"St. John's"`` → ``"saint john s"``; ``"Bogotá"`` → ``"bogota"``; ``"+33"`` → ``"33"``.
-    (The abbreviation "st" is read as "saint".)
-    """
-    return " ".join(_tokens(text, join_apostrophes=False))
 
 
 def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
@@ -92,8 +62,8 @@ def is_correct(prediction: str, example: _HasAliases) -> bool:
         return False
     first = lines[0]
     for join in (False, True):
-        pred = _tokens(first, join_apostrophes=join)
-        if any(_contains(pred, _tokens(alias, join_apostrophes=join)) for alias in example.aliases):
+        pred = answer_tokens(first, join_apostrophes=join)
+        if any(_contains(pred, answer_tokens(alias, join_apostrophes=join)) for alias in example.aliases):
             return True
     return False
 
@@ -110,11 +80,6 @@ def slug(key: str) -> str:
 
 
 # -- answer scorers ------------------------------------------------------------------------------------
-
-
-def _first_line(text: str) -> str:
-    lines = [line for line in str(text).strip().splitlines() if line.strip()]
-    return lines[0].strip() if lines else ""
 
 
 def _norm(text: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from cascade_core.decide.scorers import Scorer, make_scorer
 from cascade_core.errors import ConfigurationError
 from cascade_core.evaluation.collect import CachedExample
 from cascade_core.evaluation.curves import (
@@ -32,7 +33,7 @@ from cascade_core.evaluation.curves import (
 )
 from cascade_core.evaluation.quality import QualityScorer
 
-__all__ = ["EvalReport", "evaluate_cache", "grouped_auc", "measured_costs", "scores_for"]
+__all__ = ["EvalReport", "evaluate_cache", "grouped_auc", "measured_costs", "sample_signals", "sampling_params", "scores_for"]
 
 
 def measured_costs(examples: Sequence[CachedExample]) -> tuple[float, float]:
@@ -51,11 +52,26 @@ def qualities(examples: Sequence[CachedExample], rescore: QualityScorer | None =
     return np.array(small), np.array(large)
 
 
+def sampling_params(examples: Sequence[CachedExample]) -> dict[str, Any] | None:
+    """The ``sample_agreement`` parameters (k, temperature, seed) the cache's samples were drawn with,
+    when every example has samples drawn the same way (``cascade collect --samples``); else None."""
+    settings = {None if e.sampling is None or not e.small.samples else tuple(sorted(e.sampling.items())) for e in examples}
+    only = settings.pop() if len(settings) == 1 else None
+    return None if only is None else dict(only)
+
+
+def sample_signals(examples: Sequence[CachedExample]) -> dict[str, Scorer]:
+    """``{"sample_agreement": SampleAgreement(...)}`` when the cache has samples (:func:`sampling_params`), else {}."""
+    params = sampling_params(examples)
+    return {} if params is None else {"sample_agreement": make_scorer("sample_agreement", **params)}
+
+
 def scores_for(examples: Sequence[CachedExample], rules: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """Confidence scores of every default signal and every learned rule for cached examples."""
+    """Confidence scores of every default signal (``sample_agreement`` too when the cache has samples)
+    and every learned rule for cached examples."""
     gens = [e.small for e in examples]
     labels = [e.label_tokens for e in examples]
-    out = signal_scores(gens, default_signals(), labels_per_example=labels)
+    out = signal_scores(gens, default_signals() | sample_signals(examples), labels_per_example=labels)
     for name, rule in (rules or {}).items():
         if not hasattr(rule, "predict_confidence"):  # a single-signal rule file: score one by one
             out[name] = signal_scores(gens, {name: rule})[name]

@@ -186,6 +186,7 @@ def select_rule(
     margin_labels: Sequence[str] | None = None,
     labels_per_example: Sequence[Sequence[str] | None] | None = None,
     seed: int = 0,
+    extra_signals: Mapping[str, Any] | None = None,
 ) -> Selection:
     """Compare candidates by ``cv``-fold cross-validated AUC-DF and fit the winner on everything.
 
@@ -196,10 +197,12 @@ def select_rule(
         cv: Folds (>= 2).
         repeats: Repetitions of the k-fold split with different shuffles.
         learned: LearnedDeferral parameter sets to compare (default :func:`learned_grid`); ``[]``: signals only.
-        signals: Names of :func:`~cascade_core.evaluation.curves.default_signals` to compare (default all).
+        signals: Names of :func:`~cascade_core.evaluation.curves.default_signals` (and ``extra_signals``) to
+            compare (default all).
         margin_labels: Class-label first tokens (the margin signal and feature use them).
         labels_per_example: Per-example label tokens for the margin signal (classification caches).
         seed: Seed of the fold shuffles.
+        extra_signals: More named signals to compare (``sample_agreement`` for a cache with samples).
 
     Raises:
         ConfigurationError: too few examples for ``cv`` folds, bad ``cv``/``repeats``, unknown signal.
@@ -208,7 +211,7 @@ def select_rule(
     large = np.asarray(large_quality, dtype=np.float64).reshape(-1)
     n = len(generations)
     _check_sizes(n, small, large, cv, repeats)
-    all_signals = default_signals(list(margin_labels) if margin_labels else None)
+    all_signals = {**default_signals(list(margin_labels) if margin_labels else None), **dict(extra_signals or {})}
     wanted = list(all_signals) if signals is None else list(signals)
     unknown = [s for s in wanted if s not in all_signals]
     if unknown:
@@ -300,6 +303,8 @@ def _finish(
         scorer = all_signals[winner_name]
         signal = "chow_quantile" if winner_name.startswith("chow_quantile") else winner_name
         params: dict[str, Any] = {"alpha": scorer.alpha} if signal == "chow_quantile" else {}
+        if signal == "sample_agreement":
+            params = {"k": scorer.k, "temperature": scorer.temperature, "seed": scorer.seed}
         if signal == "margin" and getattr(scorer, "labels", None):
             params["labels"] = list(scorer.labels)
         rule: Any = SignalRule(signal, params)

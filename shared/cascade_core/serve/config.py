@@ -111,7 +111,7 @@ class RuleConfig:
 
     Attributes:
         signal: A signal name (``margin``, ``chow_sum``, ``chow_average``, ``chow_quantile``, ``entropy``).
-        signal_params: Parameters of the signal (``alpha``, ``labels``, ``kind``).
+        signal_params: Parameters of the signal (``alpha``, ``labels``, ``kind``; ``k``, ``temperature``, ``seed`` of ``sample_agreement``).
         rule_file: A learned rule saved by ``cascade fit`` (instead of ``signal``).
         threshold: A fixed threshold.
         dynamic: Parameters of :class:`~cascade_core.decide.thresholds.DynamicBudgetThreshold` (instead of ``threshold``).
@@ -283,7 +283,7 @@ def _rule(raw: Any, path: str, source: str, base_dir: Path) -> RuleConfig:
     rule_file = table.get("rule_file", str)
     if signal is not None and rule_file is not None:
         table.fail("give either signal or rule_file, not both")
-    params = {key: table.get(key, (int, float, str, list)) for key in ("alpha", "labels", "kind") if key in table.data}
+    params = {key: table.get(key, (int, float, str, list)) for key in ("alpha", "labels", "kind", "k", "temperature", "seed") if key in table.data}
     threshold = table.get("threshold", (int, float))
     calibration = table.get("calibration_file", str)
     dynamic = table.get("dynamic", Mapping)

@@ -21,7 +21,7 @@ from typing import Any
 from cascade_core.backends.base import TokenModelBase
 from cascade_core.errors import BackendError, ConfigurationError, require
 from cascade_core.testing.distribution import scripted_top_k
-from cascade_core.types import Request, StepsEnd, TokenAlternative, TokenStep, Usage
+from cascade_core.types import Request, StepsEnd, TextSamples, TokenAlternative, TokenStep, Usage
 
 __all__ = ["ScriptedModel", "tiny_model", "tiny_tokenizer"]
 
@@ -36,9 +36,15 @@ class ScriptedModel(TokenModelBase):
         name: Model name.
         top_k: Alternatives recorded per step.
         fail: Raise :class:`BackendError` instead of answering (to test error handling).
+        samples: For :meth:`generate_texts` at a temperature > 0: one list of sampled answers per
+            sampling call, used in turn (cycled; a list shorter than the ``n`` asked for is cycled too).
+            ``None``: every sample repeats the current answer.
+        fail_samples: Raise :class:`BackendError` on sampling calls only.
 
     Attributes:
-        calls: Requests received, in order. ``steps_served`` counts steps actually produced.
+        calls: Requests received, in order (greedy answers: step streams and temperature-0 texts).
+            ``steps_served`` counts steps actually produced; ``sample_calls`` the sampling calls'
+            ``(request, n, temperature, seed)``.
     """
 
     def __init__(
@@ -50,6 +56,8 @@ class ScriptedModel(TokenModelBase):
         name: str = "scripted",
         top_k: int = 5,
         fail: bool = False,
+        samples: Sequence[Sequence[str]] | None = None,
+        fail_samples: bool = False,
     ) -> None:
         confs = [confidence] if isinstance(confidence, (int, float)) else list(confidence)
         if not confs or any(not 0.0 < c <= 1.0 for c in [*confs, token_confidence]):
@@ -60,6 +68,11 @@ class ScriptedModel(TokenModelBase):
         self.model_name = name
         self.top_k = top_k
         self.fail = fail
+        if samples is not None and (isinstance(samples, str) or any(isinstance(s, str) or not s for s in samples) or not samples):
+            raise ConfigurationError("ScriptedModel.samples must be a non-empty list of non-empty lists of answers")
+        self.samples = None if samples is None else [list(s) for s in samples]
+        self.fail_samples = fail_samples
+        self.sample_calls: list[tuple[Any, int, float, int | None]] = []
         self.calls: list[Any] = []
         self.steps_served = 0
         self._lock = threading.Lock()
@@ -87,6 +100,31 @@ class ScriptedModel(TokenModelBase):
             yield self._step(token, confidence if i == 0 else self.token_confidence)
         prompt = request.prompt_text if request is not None else ""
         yield StepsEnd(Usage(self.count_tokens(prompt), len(tokens[:limit])), "stop")
+
+
+    def generate_texts(self, request: Request, *, n: int, temperature: float, seed: int | None = None) -> TextSamples:
+        """The scripted answer as text (temperature 0), or ``n`` scripted samples (temperature > 0)."""
+        prompt = self.count_tokens(request.prompt_text) if request is not None else 0
+        if temperature == 0:
+            with self._lock:
+                index = len(self.calls)
+                self.calls.append(request)
+            if self.fail:
+                raise BackendError(f"{self.model_name}: scripted failure")
+            texts = [self.answers[index % len(self.answers)]] * n
+        else:
+            with self._lock:
+                index = len(self.sample_calls)
+                self.sample_calls.append((request, n, temperature, seed))
+                current = self.answers[(len(self.calls) - 1) % len(self.answers)] if self.calls else self.answers[0]
+            if self.fail or self.fail_samples:
+                raise BackendError(f"{self.model_name}: scripted sampling failure")
+            script = self.samples[index % len(self.samples)] if self.samples is not None else [current]
+            texts = [script[i % len(script)] for i in range(n)]
+        limit = request.max_new_tokens if request is not None and request.max_new_tokens else None
+        texts = ["".join(re.findall(r"\s*\S+|\s+", t)[:limit]) for t in texts]
+        usage = Usage(prompt * n, sum(self.count_tokens(t) for t in texts))
+        return TextSamples(tuple(texts), usage, calls=n)
 
 
 _TINY_CORPUS = (
