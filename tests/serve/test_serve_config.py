@@ -221,3 +221,11 @@ def test_cascade_serve_bad_config_exits_2_naming_the_key(tmp_path, capsys):
     config.write_text('[cascades.qa]\ntiers = ["embedded", "embedded"]\nrule = { signal = "margin", threshold = 7 }\n')
     assert main(["serve", "--config", str(config)]) == 2
     assert "cascades.qa.rule: threshold for margin=7.0 is outside" in capsys.readouterr().err
+
+
+def test_a_sample_agreement_rule_takes_its_k_temperature_and_seed(tmp_path):
+    doc = _doc(rule={"signal": "sample_agreement", "k": 3, "temperature": 0.9, "seed": 5, "threshold": 0.6})
+    rule = build_cascades(parse_config(doc, base_dir=tmp_path))["qa"].rules[0]
+    assert rule.scorer.name == "sample_agreement(k=3, temperature=0.9)" and rule.scorer.sampling.seed == 5
+    with pytest.raises(ConfigurationError, match="k must be an int >= 1"):
+        parse_config(_doc(rule={"signal": "sample_agreement", "k": 0, "threshold": 0.6}), base_dir=tmp_path)
