@@ -33,12 +33,9 @@ from numpy.typing import ArrayLike
 
 from cascade_core.decide.rules import ThresholdRule
 from cascade_core.decide.scorers import (
-    SamplingPlan,
     Scorer,
+    WrappedScorer,
     make_scorer,
-    min_top_k_of,
-    needs_logprobs_of,
-    sampling_of,
 )
 from cascade_core.errors import ConfigurationError, RuleFileError, require
 from cascade_core.types import Generation
@@ -199,7 +196,7 @@ class ProbabilityMap:
         return cls.from_dict(data, source=source)
 
 
-class CalibratedScorer:
+class CalibratedScorer(WrappedScorer):
     """A scorer whose value is the calibrated probability that the small answer is correct.
 
     Args:
@@ -229,32 +226,13 @@ class CalibratedScorer:
         return f"p_correct[{self.scorer.name}]"
 
     @property
-    def first_step_only(self) -> bool:
-        return bool(self.scorer.first_step_only)
-
-    @property
     def score_range(self) -> tuple[float, float]:
         return (0.0, 1.0)
-
-    @property
-    def min_top_k(self) -> int:
-        """Alternatives per step the underlying scorer needs."""
-        return min_top_k_of(self.scorer)
 
     @property
     def labels(self) -> Sequence[str] | None:
         """Label first-tokens of the underlying scorer (so the engine records them)."""
         return getattr(self.scorer, "labels", None)
-
-    @property
-    def needs_logprobs(self) -> bool:
-        """Whether the underlying scorer reads token log-probs."""
-        return needs_logprobs_of(self.scorer)
-
-    @property
-    def sampling(self) -> SamplingPlan | None:
-        """The sampled answers the underlying scorer needs, if any."""
-        return sampling_of(self.scorer)
 
     def __call__(self, generation: Generation) -> float:
         return self.probability_map.probability(float(self.scorer(generation)))

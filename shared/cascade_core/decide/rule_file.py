@@ -25,13 +25,10 @@ from typing import Any
 
 from cascade_core.decide.scorers import (
     SCORERS,
-    SamplingPlan,
     Scorer,
+    WrappedScorer,
     labels_of,
     make_scorer,
-    min_top_k_of,
-    needs_logprobs_of,
-    sampling_of,
 )
 from cascade_core.errors import CascadeError, RuleFileError
 from cascade_core.types import Generation
@@ -45,7 +42,7 @@ SIGNAL_FORMAT_VERSION = 1
 MAX_RULE_FILE_BYTES = 32 * 1024 * 1024
 
 
-class SignalRule:
+class SignalRule(WrappedScorer):
     """A single named signal chosen by ``cascade fit``, as a scorer (delegates to :func:`make_scorer`).
 
     Args:
@@ -70,30 +67,12 @@ class SignalRule:
         return self.scorer.name
 
     @property
-    def first_step_only(self) -> bool:
-        return bool(self.scorer.first_step_only)
-
-    @property
     def score_range(self) -> tuple[float, float]:
         return self.scorer.score_range
 
     @property
-    def min_top_k(self) -> int:
-        return min_top_k_of(self.scorer)
-
-    @property
     def labels(self) -> tuple[str, ...] | None:
         return tuple(labels_of(self.scorer)) or None
-
-    @property
-    def needs_logprobs(self) -> bool:
-        """Whether the underlying scorer reads token log-probs."""
-        return needs_logprobs_of(self.scorer)
-
-    @property
-    def sampling(self) -> SamplingPlan | None:
-        """The sampled answers the underlying scorer needs, if any."""
-        return sampling_of(self.scorer)
 
     def __call__(self, generation: Generation) -> float:
         return float(self.scorer(generation))

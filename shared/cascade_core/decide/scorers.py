@@ -36,6 +36,7 @@ __all__ = [
     "SampleAgreement",
     "SamplingPlan",
     "Scorer",
+    "WrappedScorer",
     "make_scorer",
     "needs_logprobs_of",
     "sampling_of",
@@ -296,6 +297,33 @@ def make_scorer(name: str | Scorer, **params: Any) -> Scorer:
         return SCORERS[key](**params)
     except TypeError as err:
         raise ConfigurationError(f"invalid parameters for signal {name!r}: {err}") from err
+
+
+class WrappedScorer:
+    """What a scorer that wraps another (``self.scorer``) passes through unchanged: whether it decides on
+    the first step, the alternatives per step, log-prob use and the sampled answers it needs. The
+    wrapper defines ``name``, ``score_range``, ``labels`` and ``__call__`` itself."""
+
+    scorer: Scorer
+
+    @property
+    def first_step_only(self) -> bool:
+        return bool(self.scorer.first_step_only)
+
+    @property
+    def min_top_k(self) -> int:
+        """Alternatives per step the underlying scorer needs."""
+        return min_top_k_of(self.scorer)
+
+    @property
+    def needs_logprobs(self) -> bool:
+        """Whether the underlying scorer reads token log-probs."""
+        return needs_logprobs_of(self.scorer)
+
+    @property
+    def sampling(self) -> SamplingPlan | None:
+        """The sampled answers the underlying scorer needs, if any."""
+        return sampling_of(self.scorer)
 
 
 def min_top_k_of(scorer: Any) -> int:
