@@ -75,10 +75,16 @@ def _calls_made(pairs: Sequence[Pair], defer: np.ndarray, *, attempts: bool = Fa
                           for r in rows]))
 
 
+def _rate_reaching(curve: Any, large_acc: float) -> float | None:
+    """The smallest deferral rate whose accuracy reaches 95 % of large-only (None: never)."""
+    reached = np.flatnonzero(curve.quality >= 0.95 * large_acc - 1e-12)
+    return float(curve.rates[reached[0]]) if reached.size else None
+
+
 def _cost_share(curve: Any, large_acc: float, c_s: float, c_l: float) -> float | None:
     """``(c_s + r·c_l)/c_l`` at the smallest deferral rate r whose accuracy reaches 95 % of large-only."""
-    reached = np.flatnonzero(curve.quality >= 0.95 * large_acc - 1e-12)
-    return None if not reached.size else float((c_s + curve.rates[reached[0]] * c_l) / c_l)
+    rate = _rate_reaching(curve, large_acc)
+    return None if rate is None else float((c_s + rate * c_l) / c_l)
 
 
 @dataclass
@@ -122,10 +128,9 @@ def select_router_choice(runs: Path, categories: Sequence[str], fit: Sequence[Pa
 def _router_cost_share(curve: Any, pairs: Sequence[Pair], large_acc: float, c_r: float, c_s: float, c_l: float) -> float | None:
     """``(c_r + (1 − routed)·c_s + r·c_l)/c_l`` at the smallest r reaching 95 % of large-only; the routed share is
     what the router sends away (r minus the kept questions whose calls failed the schema check)."""
-    reached = np.flatnonzero(curve.quality >= 0.95 * large_acc - 1e-12)
-    if not reached.size:
+    rate = _rate_reaching(curve, large_acc)
+    if rate is None:
         return None
-    rate = float(curve.rates[reached[0]])
     routed = max(0.0, rate - float(np.mean([p.forced for p in pairs])))
     return float((c_r + (1.0 - routed) * c_s + rate * c_l) / c_l)
 
